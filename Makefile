@@ -1,0 +1,50 @@
+# cnnlab: the everyday commands. `make train` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: install train sweep test test-all bench lint format typecheck clean
+
+# Create the virtual environment and install cnnlab with the exact tested versions.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[dev,interpret]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Train LeNet-5 on the embedded handwritten digits (the default config).
+train: install
+	$(VENV)/bin/cnnlab train
+
+# A small example sweep: three learning rates x two batch sizes, short runs.
+sweep: install
+	$(VENV)/bin/cnnlab train -m optimizer.lr=3e-4,1e-3,3e-3 data.batch_size=32,64 trainer.max_epochs=5
+
+# The fast suite; `make test-all` adds the slow tests.
+test: install
+	$(VENV)/bin/pytest -q
+
+test-all: install
+	$(VENV)/bin/pytest -q -m ''
+
+bench: install
+	$(PY) benchmarks/run.py
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: install
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf outputs/runs outputs/multiruns build dist .pytest_cache .ruff_cache .mypy_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

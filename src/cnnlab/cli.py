@@ -1,0 +1,74 @@
+"""``cnnlab <task> [overrides]``: one console script, one Hydra app per task.
+
+The dispatcher only picks the task; everything heavy is imported by the task
+itself, so ``cnnlab --help`` and ``cnnlab train --cfg job`` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cnnlab.config import config_dir
+
+# Task name -> (one-line description, Hydra config name or None for a plain command).
+TASKS: dict[str, tuple[str, str | None]] = {
+    "train": ("train a network, then test its best checkpoint", "train"),
+    "eval": ("evaluate a checkpoint on the test split: cnnlab eval ckpt_path=...", "eval"),
+    "predict": ("classify image files: cnnlab predict ckpt_path=... input=PATH", "predict"),
+    "reproduce": ("re-run a run from its folder and compare: cnnlab reproduce RUN_DIR", None),
+}
+
+# Lightning's DDP launcher re-runs ``sys.argv`` for the other ranks. The task name is
+# not part of what Hydra parses, so it travels to those processes in the environment.
+TASK_ENV = "CNNLAB_TASK"
+
+
+def main(argv: Sequence[str] | None = None) -> Any:
+    """Run ``cnnlab <task> [args]``; ``argv`` defaults to ``sys.argv[1:]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in TASKS:
+        task, rest = args[0], args[1:]
+    elif os.environ.get(TASK_ENV) in TASKS and "LOCAL_RANK" in os.environ:
+        task, rest = os.environ[TASK_ENV], args  # a DDP rank started by Lightning
+    elif not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    else:
+        print(f"cnnlab: unknown task {args[0]!r}\n\n{_usage()}", file=sys.stderr)
+        raise SystemExit(2)
+
+    if TASKS[task][1] is None:
+        from cnnlab.tasks.reproduce import reproduce_main
+
+        raise SystemExit(reproduce_main(rest))
+
+    os.environ[TASK_ENV] = task
+    sys.argv = [sys.argv[0], *rest]
+    return _hydra_app(task)()
+
+
+def _usage() -> str:
+    width = max(map(len, TASKS))
+    lines = [f"  {name:<{width}}  {help_}" for name, (help_, _) in TASKS.items()]
+    return (
+        "usage: cnnlab <task> [hydra overrides and flags]\n\ntasks:\n"
+        + "\n".join(lines)
+        + "\n\n`cnnlab <task> --help` shows a task's config groups and Hydra's flags."
+    )
+
+
+def _hydra_app(task: str) -> Callable[[], Any]:
+    import hydra
+
+    config_name = TASKS[task][1]
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
+    def app(cfg: Any) -> Any:
+        from cnnlab.tasks import run_task
+
+        return run_task(task, cfg)
+
+    return app  # type: ignore[no-any-return]
