@@ -1,0 +1,237 @@
+"""The run manifest, ``run.json``: everything needed to know what a run was and to redo it.
+
+A task writes it twice: with status ``running`` when the run starts (so a crash still leaves a
+record) and with the final status at the end. Secrets are masked before anything is written
+(see :mod:`cnnlab.runs.scrub`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import cnnlab
+from cnnlab.runs.git import git_state
+from cnnlab.runs.scrub import scrub_secrets
+
+__all__ = [
+    "PACKAGES",
+    "RunStatus",
+    "build_manifest",
+    "hardware_info",
+    "package_versions",
+    "platform_info",
+    "write_json_atomic",
+]
+
+# Distributions whose versions decide whether a run reproduces.
+PACKAGES = (
+    "torch",
+    "pytorch-lightning",
+    "torchmetrics",
+    "hydra-core",
+    "omegaconf",
+    "optuna",
+    "wandb",
+    "kornia",
+    "numpy",
+)
+
+
+class RunStatus(StrEnum):
+    """Where a run stands; stored as its string value."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+def build_manifest(
+    cfg: DictConfig | Mapping[str, Any],
+    *,
+    overrides: Sequence[str],
+    command: Sequence[str],
+    seed: int | None,
+    start: datetime,
+    end: datetime | None,
+    status: str,
+    timings: Mapping[str, Any],
+    error: str | None,
+    source_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Assemble the content of ``run.json``, with secrets masked.
+
+    Args:
+        cfg: The composed config; stored resolved as a plain dict (unresolved if an
+            interpolation cannot be resolved here, with ``config_resolved: false``).
+        overrides: The Hydra overrides of the run (``task`` overrides).
+        command: The command line, ``sys.argv`` style.
+        seed: The global seed the run used.
+        start: When the run started.
+        end: When it ended; ``None`` while running.
+        status: One of :class:`RunStatus` (``running``, ``completed``, ``failed``,
+            ``interrupted``).
+        timings: Measured times and rates, e.g. ``fit_s``, ``samples_per_s``.
+        error: The one-line error of a failed run.
+        source_dir: Folder whose git repository is recorded (default: where the cnnlab package
+            was imported from).
+
+    Returns:
+        A JSON-serialisable dict. Secret-keyed values and the values of secret environment
+        variables (``WANDB_API_KEY``) appear as ``"***"`` anywhere in it, the git diff included.
+
+    Raises:
+        ValueError: If ``status`` is not a :class:`RunStatus` value.
+    """
+    try:
+        run_status = RunStatus(status)
+    except ValueError:
+        choices = [s.value for s in RunStatus]
+        raise ValueError(f"run status must be one of {choices}, got {status!r}") from None
+    config, resolved = _plain_config(cfg)
+    manifest = {
+        "cnnlab_version": cnnlab.__version__,
+        "status": run_status.value,
+        "seed": seed,
+        "start": _iso(start),
+        "end": _iso(end) if end is not None else None,
+        "duration_s": (end - start).total_seconds() if end is not None else None,
+        "timings": dict(timings),
+        "error": error,
+        "command": list(command),
+        "overrides": list(overrides),
+        "config_resolved": resolved,
+        "config": config,
+        "packages": package_versions(),
+        "platform": platform_info(),
+        "hardware": hardware_info(),
+        "git": git_state(source_dir),
+    }
+    return scrub_secrets(manifest)
+
+
+def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
+    """Return the installed version of each distribution, ``None`` for one not installed."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def platform_info() -> dict[str, str]:
+    """Return the Python version and implementation, the OS and the machine type."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+
+
+def hardware_info() -> dict[str, Any]:
+    """Return CPU count, usable CPUs, total memory and the CUDA devices torch can see."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "memory_bytes": _total_memory(),
+        "cuda_devices": _cuda_devices(),
+    }
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented JSON so that ``path`` is never seen half-written.
+
+    The JSON goes to a temporary file beside ``path``, is flushed to disk, and then replaces
+    ``path`` in one rename. On any error the temporary file is removed and an existing
+    ``path`` is left as it was. Paths, dates and enums are written as strings.
+
+    Args:
+        path: The file to write; missing parent folders are created.
+        data: A JSON-serialisable structure.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        # os.open with 0o666 lets the umask decide the mode, as for any ordinary file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, default=_json_default)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return target
+
+
+def _plain_config(cfg: DictConfig | Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+    try:
+        return OmegaConf.to_container(node, resolve=True), True  # type: ignore[return-value]
+    except OmegaConfBaseException:
+        # e.g. ${hydra:...} outside a Hydra app: keep the record rather than lose the run.
+        return OmegaConf.to_container(node, resolve=False), False  # type: ignore[return-value]
+
+
+def _iso(moment: datetime) -> str:
+    # A naive time is taken as local time and written with its UTC offset.
+    return moment.astimezone().isoformat() if moment.tzinfo is None else moment.isoformat()
+
+
+def _total_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _cuda_devices() -> list[str]:
+    # Imported here: reading a run folder must not pay for torch.
+    try:
+        import torch
+    except ImportError:
+        return []
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    # numpy and torch scalars
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")

@@ -1,0 +1,164 @@
+"""Reading a finished run folder back, and comparing the metrics of two runs.
+
+``cnnlab reproduce RUN_DIR`` loads the run with :func:`load_run`, re-runs it with the same
+overrides, and reports :func:`compare_metrics` of the two ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnlab.errors import DataError
+
+__all__ = ["RunRecord", "compare_metrics", "load_run"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run folder says about its run.
+
+    Attributes:
+        dir: The run folder.
+        manifest: The content of ``run.json``.
+        metrics: The content of ``metrics.json``: flat metric names to numbers.
+        overrides: The Hydra overrides that made the run (``.hydra/overrides.yaml``, or the
+            manifest's ``overrides`` when the folder has no ``.hydra/``).
+    """
+
+    dir: Path
+    manifest: dict[str, Any]
+    metrics: dict[str, float]
+    overrides: list[str] = field(default_factory=list)
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
+    """Read a run folder written by ``cnnlab train``.
+
+    Args:
+        run_dir: The folder holding ``run.json`` and ``metrics.json``.
+
+    Returns:
+        The run's :class:`RunRecord`.
+
+    Raises:
+        DataError: Naming the folder or file when the folder is missing or not a folder, or
+            ``run.json``, ``metrics.json`` or ``.hydra/overrides.yaml`` is missing, unreadable,
+            not valid JSON/YAML or of the wrong shape.
+    """
+    folder = Path(run_dir)
+    if not folder.exists():
+        raise DataError(folder, "run folder does not exist")
+    if not folder.is_dir():
+        raise DataError(folder, "not a folder; expected a run folder holding run.json")
+    manifest_path = folder / "run.json"
+    if not manifest_path.is_file():
+        raise DataError(manifest_path, "missing; is this a cnnlab run folder?")
+    manifest = _read_json_object(manifest_path)
+    metrics_path = folder / "metrics.json"
+    if not metrics_path.is_file():
+        status = manifest.get("status")
+        why = f"the run's status is {status!r}" if status != "completed" else "it was removed"
+        raise DataError(metrics_path, f"missing, so there are no final metrics ({why})")
+    metrics = _metrics(metrics_path, _read_json_object(metrics_path))
+    return RunRecord(folder, manifest, metrics, _overrides(folder, manifest, manifest_path))
+
+
+def compare_metrics(
+    expected: Mapping[str, float],
+    actual: Mapping[str, float],
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+) -> list[str]:
+    """List how two sets of final metrics differ.
+
+    Values match when ``|actual - expected| <= atol + rtol * |expected|`` (the default
+    tolerances of zero ask for identical numbers). Two NaNs match, as do equal infinities.
+
+    Example:
+        >>> for line in compare_metrics({"acc": 0.97, "loss": 0.1}, {"acc": 0.96}):
+        ...     print(line)
+        acc: expected 0.97, got 0.96 (difference -0.01)
+        loss: missing (expected 0.1)
+
+    Args:
+        expected: The original run's metrics.
+        actual: The new run's metrics.
+        rtol: Relative tolerance, ``>= 0``.
+        atol: Absolute tolerance, ``>= 0``.
+
+    Returns:
+        One line per difference, sorted by metric name: missing metrics, metrics the original
+        run did not have, and values that differ (with both values). Empty when they match.
+
+    Raises:
+        ValueError: If a tolerance is negative or NaN.
+    """
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if not tol >= 0:
+            raise ValueError(f"{name} must be >= 0, got {tol!r}")
+    differences = []
+    for key in sorted(set(expected) | set(actual)):
+        if key not in actual:
+            differences.append(f"{key}: missing (expected {expected[key]!r})")
+        elif key not in expected:
+            differences.append(f"{key}: not in the original run (got {actual[key]!r})")
+        else:
+            want, got = float(expected[key]), float(actual[key])
+            if not _close(want, got, rtol, atol):
+                delta = got - want
+                note = f" (difference {delta:+.3g})" if math.isfinite(delta) else ""
+                differences.append(f"{key}: expected {want!r}, got {got!r}{note}")
+    return differences
+
+
+def _close(want: float, got: float, rtol: float, atol: float) -> bool:
+    if math.isnan(want) or math.isnan(got):
+        return math.isnan(want) and math.isnan(got)
+    if want == got:  # also equal infinities
+        return True
+    return abs(got - want) <= atol + rtol * abs(want)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot be read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON ({exc}); the file is corrupt or truncated") from exc
+    if not isinstance(data, dict):
+        raise DataError(path, f"expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _metrics(path: Path, data: dict[str, Any]) -> dict[str, float]:
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise DataError(path, f"metric {key!r} is not a number: {value!r}")
+    return {key: float(value) for key, value in data.items()}
+
+
+def _overrides(folder: Path, manifest: dict[str, Any], manifest_path: Path) -> list[str]:
+    hydra_file = folder / ".hydra" / "overrides.yaml"
+    if hydra_file.is_file():
+        try:
+            data = yaml.safe_load(hydra_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise DataError(hydra_file, f"not valid YAML ({exc})") from exc
+        source: Path = hydra_file
+    else:
+        data, source = manifest.get("overrides", []), manifest_path
+    # Hydra writes an empty file as `[]`; an empty file read by hand gives None.
+    data = [] if data is None else data
+    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        raise DataError(source, f"overrides must be a list of strings, found {data!r}")
+    return list(data)

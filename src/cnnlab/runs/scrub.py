@@ -1,0 +1,114 @@
+"""Removing secrets from anything cnnlab writes: run manifests, config dumps, logs.
+
+Two rules, both applied by :func:`scrub_secrets`:
+
+* a mapping entry whose key looks secret (``api_key``, ``token``, ``password``, ``secret``,
+  any case, anywhere in the key) has its value replaced by ``"***"``; the same holds for
+  ``key=value`` and ``key: value`` text inside strings (command lines, overrides, diffs);
+* the values of secret-looking environment variables, ``WANDB_API_KEY`` above all, are
+  replaced by ``"***"`` wherever they occur in any string.
+
+Matching is deliberately broad (``tokenizer`` counts as secret-looking): hiding a harmless
+value costs little, leaking a key costs a lot.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["MASK", "SECRET_KEY_PATTERN", "env_secrets", "scrub_secrets", "scrub_text"]
+
+MASK = "***"
+
+# A key (config key, env var name, CLI flag) that holds a secret.
+SECRET_KEY_PATTERN = re.compile(r"api[_\-]?key|token|passw(?:or)?d|secret", re.IGNORECASE)
+
+# `name=value`, `name: value`, `"name": "value"` in free text, where the name looks secret.
+_ASSIGNMENT = re.compile(
+    r"""(?P<lead>[\w.\-]*(?:api[_\-]?key|token|passw(?:or)?d|secret)[\w.\-]*["']?\s*[=:]\s*["']?)"""
+    r"""(?P<value>\$\{[^}]*\}|[^\s"',;}\]]+)""",
+    re.IGNORECASE,
+)
+
+# Secret-looking env vars shorter than this are left alone: values such as "0" or "false"
+# would otherwise be masked all over the text. WANDB_API_KEY is always masked.
+_MIN_ENV_SECRET_LEN = 8
+_ALWAYS_MASKED_ENV = ("WANDB_API_KEY",)
+
+
+def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return the secret values found in the environment, longest first.
+
+    Args:
+        environ: Variables to look at (default: ``os.environ``).
+
+    Returns:
+        The value of ``WANDB_API_KEY`` if set, and of every other variable whose name looks
+        secret and whose value has at least 8 characters.
+    """
+    environ = os.environ if environ is None else environ
+    found = {
+        value
+        for name, value in environ.items()
+        if value
+        and (
+            name in _ALWAYS_MASKED_ENV
+            or (SECRET_KEY_PATTERN.search(name) and len(value) >= _MIN_ENV_SECRET_LEN)
+        )
+    }
+    # Longest first, so a secret that contains another is masked whole.
+    return sorted(found, key=len, reverse=True)
+
+
+def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Mask secret assignments and known secret values in a string.
+
+    Example:
+        >>> scrub_text("logger.wandb.api_key=abc123 seed=1")
+        'logger.wandb.api_key=*** seed=1'
+
+    Args:
+        text: Any text: a command line, an override, a diff.
+        secrets: Literal values to mask wherever they occur.
+
+    Returns:
+        The text with each secret replaced by ``***``.
+    """
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return _ASSIGNMENT.sub(lambda m: m["lead"] + MASK, text)
+
+
+def scrub_secrets(data: Any, secrets: Iterable[str] | None = None) -> Any:
+    """Return a copy of a JSON-like structure with every secret masked.
+
+    Args:
+        data: Nested dicts, lists, tuples and scalars.
+        secrets: Literal values to mask (default: :func:`env_secrets` of ``os.environ``).
+
+    Returns:
+        The same structure (tuples become lists) with secret-keyed values and secret text
+        replaced by ``***``. ``None`` values under secret keys stay ``None``: they hide nothing.
+    """
+    values = env_secrets() if secrets is None else sorted(set(secrets), key=len, reverse=True)
+    return _scrub(data, [v for v in values if v])
+
+
+def _scrub(data: Any, secrets: list[str]) -> Any:
+    if isinstance(data, Mapping):
+        return {
+            _scrub(key, secrets): (
+                MASK
+                if isinstance(key, str) and SECRET_KEY_PATTERN.search(key) and value is not None
+                else _scrub(value, secrets)
+            )
+            for key, value in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [_scrub(item, secrets) for item in data]
+    if isinstance(data, str):
+        return scrub_text(data, secrets)
+    return data
