@@ -1,0 +1,14 @@
+"""Networks, all built from the layer factory in :mod:`cnnlab.models.layers`.
+
+One module per architecture family; each registers its builders with
+:func:`register_model`, and configs build them by name through
+:func:`build_model`. Importing this package imports every family so that the
+registry is complete.
+"""
+
+from __future__ import annotations
+
+from cnnlab.models import lenet, simple_cnn  # noqa: F401 - registers the builders
+from cnnlab.models.registry import build_model, image_hw, list_models, register_model
+
+__all__ = ["build_model", "image_hw", "list_models", "register_model"]

@@ -1,0 +1,117 @@
+"""Reading layer specs: a name, a mapping ``{name: ..., <params>}``, or None.
+
+Every factory in :mod:`cnnlab.models.layers` takes its spec straight from a config
+group (``norm``, ``activation``, ``init``, ``dropout``), so the checks here raise
+:class:`~cnnlab.errors.ConfigError` naming the group's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from cnnlab.errors import ConfigError
+
+#: What a layer argument may be: a name, a mapping with a ``name`` and parameters,
+#: a class or ``functools.partial`` (passed through), or None (the factory's default).
+LayerSpec: TypeAlias = str | Mapping[str, Any] | Callable[..., Any] | None
+
+#: A parameter's accepted Python types, in the order they are tried.
+ParamTypes: TypeAlias = tuple[type, ...]
+
+FLOAT: ParamTypes = (float, int)
+INT: ParamTypes = (int,)
+BOOL: ParamTypes = (bool,)
+STR: ParamTypes = (str,)
+
+
+def plain(value: Any) -> Any:
+    """Return ``value`` with OmegaConf containers turned into dicts and lists.
+
+    Args:
+        value: Anything; DictConfig/ListConfig values are resolved and converted.
+
+    Returns:
+        The same value made of plain Python containers.
+    """
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def canonical(name: str) -> str:
+    """Lower-case a layer name and accept ``-`` for ``_`` (``Leaky-ReLU`` -> ``leaky_relu``)."""
+    return name.strip().lower().replace("-", "_")
+
+
+def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str, Any]]:
+    """Split a spec into its canonical name and its parameters.
+
+    Args:
+        spec: A name, or a mapping with a ``name`` key and parameters.
+        group: The config group, used in error keys (``norm``, ``activation``...).
+
+    Returns:
+        ``(name, params)``; parameters set to None are dropped so that the
+        factory's default applies (a YAML ``null`` means "use the default").
+
+    Raises:
+        ConfigError: ``<group>.name`` when the name is missing or not a string,
+            ``<group>`` when the spec is neither a string nor a mapping.
+    """
+    if isinstance(spec, str):
+        return canonical(spec), {}
+    if isinstance(spec, Mapping):
+        params = dict(plain(spec)) if isinstance(spec, DictConfig) else dict(spec)
+        name = params.pop("name", None)
+        if not isinstance(name, str):
+            raise ConfigError(f"{group}.name", f"must be a string naming the {group}, got {name!r}")
+        return canonical(name), {k: v for k, v in params.items() if v is not None}
+    raise ConfigError(
+        group, f"expected a name or a mapping with a 'name' key, got {type(spec).__name__}"
+    )
+
+
+def unknown_name(group: str, name: str, choices: Mapping[str, Any]) -> ConfigError:
+    """The error for a name that is not in a factory's table; lists the choices."""
+    return ConfigError(
+        f"{group}.name", f"unknown {group} {name!r}; choose from {', '.join(sorted(choices))}"
+    )
+
+
+def check_params(
+    group: str, name: str, params: Mapping[str, Any], allowed: Mapping[str, ParamTypes]
+) -> dict[str, Any]:
+    """Check that every parameter is known for this layer and has an accepted type.
+
+    Args:
+        group: The config group (for the error key).
+        name: The layer name (for the message).
+        params: The parameters read from the spec.
+        allowed: Parameter name -> accepted types (ints are accepted for floats).
+
+    Returns:
+        The parameters, with ints given for floats converted to float.
+
+    Raises:
+        ConfigError: ``<group>.<param>`` for an unknown parameter or a wrong type.
+    """
+    checked: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in allowed:
+            options = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(
+                f"{group}.{key}",
+                f"is not a parameter of {group} {name!r} (its parameters: {options})",
+            )
+        types = allowed[key]
+        # bool is an int subclass; a YAML `true` must not pass as a number.
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"{group}.{key}", f"must be {expected}, got {value!r}")
+        if float in types and isinstance(value, int):
+            value = float(value)
+        checked[key] = value
+    return checked

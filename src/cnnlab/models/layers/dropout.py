@@ -1,0 +1,98 @@
+"""Dropout from the ``dropout`` group: ``{name, rate, spatial}``.
+
+Architectures place dropout at two kinds of site:
+
+- before fully connected layers (where the papers put it): units are dropped
+  with :class:`torch.nn.Dropout` (Srivastava et al. 2014);
+- after conv stages: only with ``spatial: true``, whole feature maps are dropped
+  with :class:`torch.nn.Dropout2d` (Tompson et al. 2015). Dropping single pixels
+  of a feature map barely regularises, since neighbours carry the same signal,
+  so conv sites stay off when ``spatial`` is false.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import partial
+
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.models.layers._spec import (
+    BOOL,
+    FLOAT,
+    LayerSpec,
+    ParamTypes,
+    check_params,
+    split_spec,
+)
+
+__all__ = ["dropout_names", "get_dropout"]
+
+# name -> the defaults it stands for; `rate` and `spatial` given in the spec win.
+_DROPOUTS: dict[str, dict[str, float | bool]] = {
+    "none": {"rate": 0.0, "spatial": False},
+    "standard": {"rate": 0.5, "spatial": False},
+    "spatial": {"rate": 0.1, "spatial": True},
+}
+_PARAMS: dict[str, ParamTypes] = {"rate": FLOAT, "spatial": BOOL}
+
+
+def dropout_names() -> list[str]:
+    """Return the dropout names :func:`get_dropout` accepts."""
+    return sorted(_DROPOUTS)
+
+
+def get_dropout(spec: LayerSpec | float, *, conv: bool = False) -> Callable[[], nn.Module]:
+    """Return a factory for the dropout layer at one kind of site.
+
+    Example:
+        >>> spec = {"name": "spatial", "rate": 0.2, "spatial": True}
+        >>> get_dropout(spec)(), get_dropout(spec, conv=True)()
+        (Dropout(p=0.2, inplace=False), Dropout2d(p=0.2, inplace=False))
+
+    Args:
+        spec: A mapping ``{name: none|standard|spatial, rate: float, spatial: bool}``
+            (the name supplies defaults for missing keys), a name, a rate, or None
+            (no dropout).
+        conv: The site follows a conv stage (see the module docstring) rather than
+            preceding an FC layer.
+
+    Returns:
+        ``factory() -> nn.Module``; :class:`torch.nn.Identity` when nothing is dropped.
+
+    Raises:
+        ConfigError: ``dropout.rate`` for a rate outside [0, 1) or a rate given with
+            ``none``; ``dropout.spatial`` when it contradicts the name;
+            ``dropout.name`` for an unknown name.
+    """
+    if spec is None:
+        return nn.Identity
+    if isinstance(spec, bool):
+        raise ConfigError("dropout", f"expected a rate, a name or a mapping, got {spec!r}")
+    if isinstance(spec, int | float):
+        spec = {"name": "standard", "rate": float(spec)}
+    if callable(spec) and not isinstance(spec, Mapping):
+        return spec
+    name, params = split_spec(spec, "dropout")
+    if name not in _DROPOUTS:
+        raise ConfigError(
+            "dropout.name", f"unknown dropout {name!r}; choose from {', '.join(sorted(_DROPOUTS))}"
+        )
+    params = {**_DROPOUTS[name], **check_params("dropout", name, params, _PARAMS)}
+    rate, spatial = params["rate"], params["spatial"]
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError("dropout.rate", f"must be in [0, 1), got {rate}")
+    if name == "none" and rate > 0:
+        raise ConfigError(
+            "dropout.rate", f"dropout 'none' drops nothing, got rate {rate}; use dropout=standard"
+        )
+    if name != "none" and spatial != _DROPOUTS[name]["spatial"]:
+        raise ConfigError(
+            "dropout.spatial",
+            f"dropout {name!r} has spatial={_DROPOUTS[name]['spatial']}, got {spatial}; "
+            f"use dropout={'spatial' if spatial else 'standard'}",
+        )
+    if rate == 0.0 or (conv and not spatial):
+        return nn.Identity
+    return partial(nn.Dropout2d if conv else nn.Dropout, p=rate)

@@ -1,0 +1,70 @@
+"""Activation factory: every name, inplace, parameters and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.models.layers import act_names, get_act
+
+# name -> (class, built in place by default)
+ACTS = {
+    "none": (nn.Identity, False),
+    "relu": (nn.ReLU, True),
+    "relu6": (nn.ReLU6, True),
+    "leaky_relu": (nn.LeakyReLU, True),
+    "elu": (nn.ELU, True),
+    "gelu": (nn.GELU, False),
+    "silu": (nn.SiLU, True),
+    "hardswish": (nn.Hardswish, True),
+    "tanh": (nn.Tanh, False),
+    "sigmoid": (nn.Sigmoid, False),
+}
+
+
+def test_table_covers_every_name() -> None:
+    assert sorted(ACTS) == act_names()
+
+
+@pytest.mark.parametrize("name", sorted(ACTS))
+def test_each_name_builds_its_layer(name: str) -> None:
+    cls, inplace = ACTS[name]
+    layer = get_act(name)()
+    assert type(layer) is cls
+    assert getattr(layer, "inplace", False) is inplace
+    assert getattr(get_act(name, inplace=False)(), "inplace", False) is False
+    x = torch.linspace(-3, 3, 7)
+    assert torch.allclose(get_act(name, inplace=False)()(x), cls()(x))
+
+
+def test_parameters_reach_the_layer() -> None:
+    assert get_act({"name": "Leaky-ReLU", "negative_slope": 0.2})().negative_slope == 0.2
+    assert get_act({"name": "elu", "alpha": 2})().alpha == 2.0
+    assert get_act({"name": "gelu", "approximate": "tanh"})().approximate == "tanh"
+
+
+def test_none_and_classes_pass_through() -> None:
+    assert get_act(None) is nn.Identity
+    assert get_act(nn.Mish) is nn.Mish
+
+
+def test_unknown_name_lists_choices() -> None:
+    with pytest.raises(ConfigError, match=r"^activation\.name: unknown activation 'swish'.*silu"):
+        get_act("swish")
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [
+        ({"name": "relu", "negative_slope": 0.1}, "activation.negative_slope"),
+        ({"name": "elu", "alpha": "big"}, "activation.alpha"),
+        ({"name": "gelu", "approximate": "fast"}, "activation.approximate"),
+        ({"name": 5}, "activation.name"),
+    ],
+)
+def test_bad_specs_name_their_key(spec: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        get_act(spec)
+    assert err.value.key == key
