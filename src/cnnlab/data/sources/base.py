@@ -1,0 +1,176 @@
+"""What every data source returns, and the small helpers the sources share.
+
+A source turns files (or a generator) into :class:`SourceData`: uint8 images
+``[N, C, H, W]`` and int64 labels ``[N]`` per split, held in memory, or a
+disk-backed dataset for image folders. The data module does the rest
+(validation split, statistics, loaders), so a source stays a plain reader.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from cnnlab.errors import ConfigError
+
+# One in-memory split: uint8 images [N, C, H, W] and int64 labels [N].
+TensorSplit = tuple[Tensor, Tensor]
+
+# Images are resized in chunks so a 60k-image set never needs one huge float copy.
+_RESIZE_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """The splits of one data set as a source delivers them.
+
+    Attributes:
+        train: The training split: a ``(images, labels)`` pair of tensors, or a
+            disk-backed dataset with a ``labels`` tensor (image folders).
+        test: The test split, same kind as ``train``.
+        val: The validation split when the data set ships one; ``None`` lets the
+            data module carve it from ``train``.
+        classes: Class names, index ``i`` naming label ``i``.
+    """
+
+    train: Any
+    test: Any
+    val: Any | None
+    classes: list[str]
+
+
+class Source(ABC):
+    """A data set reader. Subclasses set ``self._settings`` to their constructor arguments."""
+
+    _settings: dict[str, Any]
+
+    def prepare(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Fetch missing files when the source may download. Runs once, on rank 0.
+
+        Sources without files (generated or bundled data) have nothing to do.
+        """
+
+    @abstractmethod
+    def load(self) -> SourceData:
+        """Read the data set into memory (or index its files) and return its splits."""
+
+    def config(self) -> dict[str, Any]:
+        """Return the settings that rebuild this source, with its ``_target_``.
+
+        Returns:
+            A plain dict suitable for hyperparameter logging and checkpoints.
+        """
+        target = f"{type(self).__module__}.{type(self).__qualname__}"
+        return {"_target_": target, **self._settings}
+
+
+def check_positive_int(key: str, value: object, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise ConfigError naming ``key``.
+
+    Args:
+        key: The config key reported in the error, e.g. ``data.image_size``.
+        value: The received value.
+        minimum: The smallest accepted value.
+
+    Raises:
+        ConfigError: When ``value`` is not an integer or is below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(key, f"must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_fraction(key: str, value: object) -> float:
+    """Return ``value`` as a float strictly between 0 and 1, or raise ConfigError naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(key, f"must be a number in (0, 1), got {value!r}")
+    if not 0.0 < float(value) < 1.0:
+        raise ConfigError(key, f"must be in (0, 1), got {value}")
+    return float(value)
+
+
+def resize_uint8(images: Tensor, size: int) -> Tensor:
+    """Resize uint8 images ``[N, C, H, W]`` to ``size`` x ``size`` with bilinear interpolation.
+
+    Downscaling uses antialiasing so thin strokes do not alias away. Returns the
+    input unchanged when it already has the requested size.
+
+    Args:
+        images: uint8 tensor ``[N, C, H, W]``.
+        size: Side of the square output.
+
+    Returns:
+        uint8 tensor ``[N, C, size, size]``.
+    """
+    if images.shape[-2:] == (size, size):
+        return images
+    shrinking = images.shape[-1] > size or images.shape[-2] > size
+    chunks = []
+    for start in range(0, images.shape[0], _RESIZE_CHUNK):
+        chunk = images[start : start + _RESIZE_CHUNK].float()
+        out = F.interpolate(
+            chunk, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking
+        )
+        chunks.append(out.round_().clamp_(0, 255).to(torch.uint8))
+    if not chunks:
+        return images.new_zeros((0, images.shape[1], size, size))
+    return torch.cat(chunks)
+
+
+def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Split indices so that ``fraction`` of each class goes to the second part.
+
+    The total held-out count is ``round(fraction * N)``; per-class counts are
+    the floors of each class's share plus one for the classes with the largest
+    remainders, so class proportions match as closely as integers allow. The
+    same labels, fraction and seed always give the same split.
+
+    Args:
+        labels: int64 labels ``[N]``.
+        fraction: Share of samples to hold out, in (0, 1).
+        seed: Seed of the shuffle within each class.
+
+    Returns:
+        ``(keep, held_out)``: sorted int64 index tensors, disjoint, covering ``0..N-1``.
+
+    Raises:
+        ValueError: When either part would be empty.
+    """
+    y = labels.numpy()
+    total = len(y)
+    n_held = round(fraction * total)
+    if n_held < 1 or n_held > total - 1:
+        raise ValueError(
+            f"holding out {fraction} of {total} samples leaves an empty split ({n_held} held out)"
+        )
+    classes, counts = np.unique(y, return_counts=True)
+    shares = counts * (n_held / total)
+    quota = np.floor(shares).astype(np.int64)
+    # Largest-remainder rounding; the stable sort breaks ties by class order, deterministically.
+    order = np.argsort(-(shares - quota), kind="stable")
+    quota[order[: n_held - int(quota.sum())]] += 1
+    rng = np.random.default_rng(seed)
+    held = [
+        rng.permutation(np.flatnonzero(y == c))[:q] for c, q in zip(classes, quota, strict=True)
+    ]
+    held_idx = np.sort(np.concatenate(held))
+    mask = np.ones(total, dtype=bool)
+    mask[held_idx] = False
+    keep_idx = np.flatnonzero(mask)
+    return torch.from_numpy(keep_idx).long(), torch.from_numpy(held_idx).long()
+
+
+def split_fraction_error(key: str, fraction: float, total: int) -> ConfigError:
+    """Build the ConfigError for a fraction that leaves an empty split of ``total`` samples."""
+    n_held = round(fraction * total)
+    return ConfigError(
+        key, f"{fraction} of {total} samples holds out {n_held}, which leaves an empty split"
+    )

@@ -1,0 +1,72 @@
+"""scikit-learn's bundled handwritten digits: the offline default data set.
+
+1,797 8x8 images with values 0..16 (UCI "Optical Recognition of Handwritten
+Digits"), shipped inside scikit-learn, so training works with no network.
+They are scaled to 0..255 and upsampled once, at load, to ``image_size`` so
+that the MNIST-sized models (LeNet-5 expects 28x28 or 32x32) fit unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnlab.data.sources.base import (
+    Source,
+    SourceData,
+    check_fraction,
+    check_positive_int,
+    resize_uint8,
+    split_fraction_error,
+    stratified_split,
+)
+
+# The bundled images use 17 grey levels, 0..16.
+_MAX_LEVEL = 16
+
+
+class DigitsSource(Source):
+    """The scikit-learn digits with a seeded, stratified train/test split.
+
+    Args:
+        image_size: Side of the images after bilinear upsampling from 8x8.
+        test_fraction: Share of each class held out as the test set.
+        seed: Seed of the split; the same seed always gives the same split.
+
+    Raises:
+        ConfigError: For an image size below 1 or a fraction outside (0, 1).
+    """
+
+    def __init__(self, image_size: int = 28, test_fraction: float = 0.2, seed: int = 0) -> None:
+        self.image_size = check_positive_int("data.image_size", image_size)
+        self.test_fraction = check_fraction("data.source.test_fraction", test_fraction)
+        self.seed = int(seed)
+        self._settings: dict[str, Any] = {
+            "image_size": self.image_size,
+            "test_fraction": self.test_fraction,
+            "seed": self.seed,
+        }
+
+    def load(self) -> SourceData:
+        """Load, scale, upsample and split the 1,797 digits."""
+        # Imported here: scikit-learn takes about a second to import and only this source needs it.
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        scaled = np.rint(bunch.images * (255.0 / _MAX_LEVEL)).clip(0, 255).astype(np.uint8)
+        images = resize_uint8(torch.from_numpy(scaled).unsqueeze(1), self.image_size)
+        labels = torch.from_numpy(bunch.target.astype(np.int64))
+        try:
+            train_idx, test_idx = stratified_split(labels, self.test_fraction, self.seed)
+        except ValueError:
+            raise split_fraction_error(
+                "data.source.test_fraction", self.test_fraction, len(labels)
+            ) from None
+        return SourceData(
+            train=(images[train_idx], labels[train_idx]),
+            test=(images[test_idx], labels[test_idx]),
+            val=None,
+            classes=[str(name) for name in bunch.target_names],
+        )

@@ -1,0 +1,234 @@
+"""The IDX file format of the MNIST family, and the source they all share.
+
+An IDX file is a 4-byte magic number (two zero bytes, a type code, the number
+of dimensions), the dimensions as big-endian int32, then the values row-major.
+:func:`read_idx` checks all of it, so a truncated or corrupt download fails
+with the file's name instead of a reshape error deep in numpy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from cnnlab.data.download import download_from_mirrors
+from cnnlab.data.sources.base import Source, SourceData, check_positive_int, resize_uint8
+from cnnlab.errors import ConfigError, DataError
+
+# IDX type code -> numpy dtype; multi-byte values are big-endian.
+_IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_CODES = {dtype: code for code, dtype in _IDX_TYPES.items()}
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(path, f"cannot read ({exc}); the file is corrupt, delete it") from exc
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file, plain or gzip-compressed (``.gz`` suffix).
+
+    Args:
+        path: The file.
+
+    Returns:
+        The array with the file's dtype (native byte order) and dimensions.
+
+    Raises:
+        DataError: Naming the file, when it is missing, unreadable, has a bad
+            magic number, or holds fewer or more values than its header says.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    raw = _read_bytes(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
+        raise DataError(path, f"not an IDX file (magic number {raw[:4].hex() or 'missing'})")
+    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(path, f"truncated IDX header: {ndim} dimensions need {header} bytes")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    found = len(raw) - header
+    if found != expected:
+        kind = "truncated" if found < expected else "has trailing bytes"
+        raise DataError(
+            path, f"IDX data {kind}: dimensions {dims} need {expected} bytes, found {found}"
+        )
+    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    return data.astype(dtype.newbyteorder("="), copy=True)
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write ``array`` as an IDX file, gzip-compressed when ``path`` ends in ``.gz``.
+
+    The file appears atomically: it is written to a temporary name and renamed.
+
+    Args:
+        path: Destination.
+        array: An array of a dtype IDX supports (uint8, int8, int16, int32,
+            float32, float64) with at least one dimension.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: For an unsupported dtype or a 0-d array.
+    """
+    path = Path(path)
+    big = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
+    if big not in _IDX_CODES or array.ndim == 0:
+        raise ValueError(f"IDX cannot store a {array.ndim}-d {array.dtype} array")
+    header = bytes([0, 0, _IDX_CODES[big], array.ndim])
+    header += np.asarray(array.shape, dtype=">u4").tobytes()
+    body = header + np.ascontiguousarray(array, dtype=big).tobytes()
+    if path.suffix == ".gz":
+        # mtime=0 keeps the bytes (and so the md5) identical across runs.
+        body = gzip.compress(body, mtime=0)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+class IdxSource(Source):
+    """An MNIST-style data set: four IDX files, 28x28 grayscale, 10 classes.
+
+    Files live in ``<root>/<folder>/raw/`` (the layout torchvision uses, so an
+    existing download is reused), either as downloaded (``.gz``) or
+    decompressed. Subclasses set the class variables.
+
+    Args:
+        root: Folder holding the data sets.
+        download: Fetch missing files from ``mirrors``.
+        image_size: Side of the images after a one-time bilinear resize (28 keeps them).
+        mirrors: Base URLs to try in order; ``None`` uses the upstream mirrors.
+        checksums: ``filename -> md5`` of the four ``.gz`` files; ``None`` uses
+            the upstream checksums.
+        timeout: Seconds per connection and read while downloading.
+    """
+
+    folder: ClassVar[str]
+    default_mirrors: ClassVar[tuple[str, ...]]
+    default_checksums: ClassVar[Mapping[str, str]]
+    class_names: ClassVar[tuple[str, ...]]
+    train_files: ClassVar[tuple[str, str]] = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    )
+    test_files: ClassVar[tuple[str, str]] = (
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        download: bool = False,
+        image_size: int = 28,
+        mirrors: Sequence[str] | None = None,
+        checksums: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.download = bool(download)
+        self.image_size = check_positive_int("data.image_size", image_size)
+        self.mirrors = list(self.default_mirrors if mirrors is None else mirrors)
+        self.checksums = dict(self.default_checksums if checksums is None else checksums)
+        self.timeout = float(timeout)
+        missing = [name for name in self.filenames if name not in self.checksums]
+        if missing:
+            raise ConfigError("data.source.checksums", f"no md5 given for {', '.join(missing)}")
+        self._settings: dict[str, Any] = {
+            "root": str(self.root),
+            "download": self.download,
+            "image_size": self.image_size,
+            "mirrors": self.mirrors,
+            "checksums": self.checksums,
+            "timeout": self.timeout,
+        }
+
+    @property
+    def filenames(self) -> tuple[str, ...]:
+        """The four files, as named on the mirrors."""
+        return self.train_files + self.test_files
+
+    @property
+    def raw_dir(self) -> Path:
+        """The folder holding the IDX files."""
+        return self.root / self.folder / "raw"
+
+    def _find(self, filename: str) -> Path | None:
+        """Return the file as downloaded or decompressed, whichever exists."""
+        for candidate in (self.raw_dir / filename, self.raw_dir / filename.removesuffix(".gz")):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def prepare(self) -> None:
+        """Download the files that are missing, when ``download`` is set."""
+        if not self.download:
+            return
+        for name in self.filenames:
+            if self._find(name) is None:
+                download_from_mirrors(
+                    name, self.mirrors, self.raw_dir, self.checksums[name], self.timeout
+                )
+
+    def _require(self, filename: str) -> Path:
+        found = self._find(filename)
+        if found is not None:
+            return found
+        mirror = self.mirrors[0].rstrip("/") if self.mirrors else "the data set's website"
+        raise DataError(
+            self.raw_dir / filename,
+            f"not found. Set data.source.download=true to fetch it, or download "
+            f"{', '.join(self.filenames)} from {mirror}/ and place them (plain or .gz) "
+            f"in {self.raw_dir}",
+        )
+
+    def _read_split(self, images_file: str, labels_file: str) -> tuple[torch.Tensor, torch.Tensor]:
+        images_path, labels_path = self._require(images_file), self._require(labels_file)
+        images, labels = read_idx(images_path), read_idx(labels_path)
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise DataError(images_path, f"expected uint8 [N, H, W] images, got {images.shape}")
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+            raise DataError(labels_path, f"has {labels.shape} labels for {images.shape[0]} images")
+        if labels.size and int(labels.max()) >= len(self.class_names):
+            raise DataError(
+                labels_path, f"label {int(labels.max())} outside 0..{len(self.class_names) - 1}"
+            )
+        x = resize_uint8(torch.from_numpy(images).unsqueeze(1), self.image_size)
+        return x, torch.from_numpy(labels.astype(np.int64))
+
+    def load(self) -> SourceData:
+        """Read the four IDX files (downloading first when allowed and missing)."""
+        self.prepare()
+        train = self._read_split(*self.train_files)
+        test = self._read_split(*self.test_files)
+        return SourceData(train=train, test=test, val=None, classes=list(self.class_names))
