@@ -1,0 +1,111 @@
+"""Callbacks of the ``callbacks`` group that Lightning does not ship."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, ProgressBar, RichProgressBar
+from typing_extensions import override
+
+log = logging.getLogger(__name__)
+
+
+def progress_bar(refresh_rate: int = 1) -> ProgressBar:
+    """A rich progress bar on a terminal, one log line per epoch otherwise (CI, files)."""
+    if sys.stdout.isatty():
+        return RichProgressBar(refresh_rate=refresh_rate, leave=True)
+    return EpochLogProgress()
+
+
+class EpochLogProgress(ProgressBar):
+    """A quiet progress bar: one ``logging`` line with the epoch's metrics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._enabled = True
+
+    @override
+    def disable(self) -> None:
+        self._enabled = False
+
+    @override
+    def enable(self) -> None:
+        self._enabled = True
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._enabled or not trainer.is_global_zero:
+            return
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if v.numel() == 1 and not k.startswith("test/")
+        }
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+        log.info("epoch %d/%d  %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
+
+
+class ConfusionMatrixPlot(Callback):
+    """Save the test confusion matrix as a PNG in ``dirpath`` and send it to image loggers.
+
+    Args:
+        dirpath: Folder for ``confusion_matrix.png`` (the run folder by default).
+    """
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+        self.path: Path | None = None
+
+    @override
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        matrix = pl_module.confusion.compute().cpu()  # type: ignore[union-attr, operator]
+        pl_module.confusion.reset()  # type: ignore[union-attr, operator]
+        if not trainer.is_global_zero:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        classes: list[str] = pl_module.hparams.get("classes") or [
+            str(i) for i in range(matrix.shape[0])
+        ]
+        size = min(4 + 0.35 * len(classes), 20)
+        fig, ax = plt.subplots(figsize=(size, size))
+        ax.imshow(matrix.numpy(), cmap="Blues")
+        if len(classes) <= 20:
+            ax.set_xticks(range(len(classes)), classes, rotation=90)
+            ax.set_yticks(range(len(classes)), classes)
+            for (i, j), count in _cells(matrix):
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("test confusion matrix")
+        fig.tight_layout()
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        self.path = self.dirpath / "confusion_matrix.png"
+        fig.savefig(self.path, dpi=100)
+        plt.close(fig)
+        _log_image(trainer, "test/confusion_matrix", self.path)
+
+
+def _cells(matrix: Any) -> list[tuple[tuple[int, int], int]]:
+    rows, cols = matrix.shape
+    return [((i, j), int(matrix[i, j])) for i in range(rows) for j in range(cols) if matrix[i, j]]
+
+
+def _log_image(trainer: pl.Trainer, name: str, path: Path) -> None:
+    """Send an image file to every logger that takes images (wandb, TensorBoard)."""
+    for logger in trainer.loggers:
+        if hasattr(logger, "log_image"):  # WandbLogger
+            logger.log_image(key=name, images=[str(path)])
+        elif hasattr(logger.experiment, "add_image"):  # TensorBoard's SummaryWriter
+            import numpy as np
+            from PIL import Image
+
+            image = np.asarray(Image.open(path).convert("RGB"))
+            logger.experiment.add_image(name, image, dataformats="HWC")

@@ -1,0 +1,79 @@
+"""Metric names and the torchmetrics collections behind them.
+
+Every logged key is built here from a :class:`Stage` and a :class:`MetricName`,
+so a name is spelled once. Configs refer to a key such as ``val/acc`` through
+``monitor.metric`` and :func:`check_monitor` rejects keys that are never logged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from cnnlab.errors import ConfigError
+
+# Top-5 accuracy only means something when there are more than 5 classes.
+TOP5_MIN_CLASSES = 6
+
+
+class Stage(StrEnum):
+    """The loop a metric comes from; its value is the key prefix."""
+
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+class MetricName(StrEnum):
+    """What is measured; its value is the key suffix."""
+
+    LOSS = "loss"
+    ACC = "acc"
+    ACC_TOP5 = "acc_top5"
+
+
+BEST_SUFFIX = "_best"
+
+
+def key(stage: Stage, name: MetricName) -> str:
+    """Return the logged key, e.g. ``key(Stage.VAL, MetricName.ACC) == "val/acc"``."""
+    return f"{stage}/{name}"
+
+
+def best_key(monitored: str) -> str:
+    """Return the key of the best-so-far value of a monitored metric (``val/acc_best``)."""
+    return monitored + BEST_SUFFIX
+
+
+def metric_names(num_classes: int) -> list[MetricName]:
+    """Return the metrics computed for a classifier with ``num_classes`` classes."""
+    names = [MetricName.LOSS, MetricName.ACC]
+    if num_classes >= TOP5_MIN_CLASSES:
+        names.append(MetricName.ACC_TOP5)
+    return names
+
+
+def logged_keys(num_classes: int) -> list[str]:
+    """Return every key a classifier logs, best-so-far keys excluded."""
+    return [key(stage, name) for stage in Stage for name in metric_names(num_classes)]
+
+
+def classification_metrics(num_classes: int, stage: Stage) -> MetricCollection:
+    """Build the accuracy metrics of one stage, keys prefixed with ``<stage>/``."""
+    metrics = {str(MetricName.ACC): MulticlassAccuracy(num_classes, average="micro")}
+    if num_classes >= TOP5_MIN_CLASSES:
+        metrics[str(MetricName.ACC_TOP5)] = MulticlassAccuracy(
+            num_classes, top_k=5, average="micro"
+        )
+    return MetricCollection(metrics, prefix=f"{stage}/")
+
+
+def check_monitor(metric: str, mode: str, num_classes: int) -> None:
+    """Raise :class:`ConfigError` unless ``metric`` is a validation key we log and mode is valid."""
+    allowed = [k for k in logged_keys(num_classes) if k.startswith(f"{Stage.VAL}/")]
+    if metric not in allowed:
+        raise ConfigError("monitor.metric", f"{metric!r} is never logged; choose from {allowed}")
+    if mode not in ("min", "max"):
+        raise ConfigError("monitor.mode", f"must be 'min' or 'max', got {mode!r}")

@@ -1,0 +1,172 @@
+"""The LightningModule: a network from the ``model`` group trained as a classifier.
+
+The module is built from plain config dicts (saved as hyperparameters), so
+``ImageClassifier.load_from_checkpoint(path, weights_only=True)`` rebuilds the
+exact network without any Python objects stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.trainer.states import TrainerFn
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric, MinMetric
+from torchmetrics.classification import MulticlassConfusionMatrix
+from typing_extensions import override
+
+from cnnlab.lit.losses import build_loss
+from cnnlab.lit.metrics import (
+    MetricName,
+    Stage,
+    best_key,
+    check_monitor,
+    classification_metrics,
+    key,
+)
+from cnnlab.lit.optim import build_optimizer, build_scheduler
+
+
+class ImageClassifier(pl.LightningModule):
+    """Train, validate and test an image classifier.
+
+    Args:
+        model: The ``model`` node (``_target_`` plus builder arguments), resolved.
+        num_classes: Number of classes (from the data config).
+        loss: The ``loss`` node.
+        optimizer: The ``optimizer`` node (a Hydra partial of a ``torch.optim`` class).
+        scheduler: The ``scheduler`` node, or None.
+        monitor: ``{metric: "val/acc", mode: "max"}``: the one monitored metric.
+        data: The resolved ``data`` node, kept so that eval/predict can rebuild the inputs.
+        classes: Class names, in label order.
+    """
+
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        num_classes: int,
+        loss: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None = None,
+        monitor: Mapping[str, str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        classes: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        monitor = dict(monitor or {"metric": key(Stage.VAL, MetricName.ACC), "mode": "max"})
+        check_monitor(monitor["metric"], monitor["mode"], num_classes)
+        self.monitor = monitor
+        self.net = build_network(model)
+        self.criterion = build_loss(loss, num_classes)
+        # Keyed by Stage.name ("TRAIN"): "train" would clash with nn.Module.train.
+        self.accuracy = nn.ModuleDict(
+            {s.name: classification_metrics(num_classes, s) for s in Stage}
+        )
+        self.mean_loss = nn.ModuleDict({s.name: MeanMetric() for s in Stage})
+        self.best = MaxMetric() if monitor["mode"] == "max" else MinMetric()
+        self.best.persistent(True)  # checkpointed, so a resumed run keeps its best-so-far
+        self.confusion = MulticlassConfusionMatrix(num_classes)
+        # Samples this process trained on, for the run's throughput (not checkpointed).
+        self.train_samples = 0
+
+    @override
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: Stage) -> torch.Tensor:
+        x, y = batch
+        scores = self(x)
+        loss = self.criterion(scores, y)
+        self.mean_loss[stage.name].update(loss.detach(), weight=y.numel())
+        self.accuracy[stage.name].update(scores.detach(), y)
+        if stage is Stage.TEST:
+            self.confusion.update(scores.detach(), y)
+        # Epoch-level values only: one key per metric, and no per-step compute cost.
+        logged = {"on_step": False, "on_epoch": True, "prog_bar": stage is not Stage.TEST}
+        self.log(key(stage, MetricName.LOSS), self.mean_loss[stage.name], **logged)
+        self.log_dict(self.accuracy[stage.name], **logged)
+        return loss
+
+    @override
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.train_samples += len(batch[1])
+        return self._step(batch, Stage.TRAIN)
+
+    @override
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, Stage.VAL)
+
+    @override
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, Stage.TEST)
+
+    @override
+    def on_train_start(self) -> None:
+        # The sanity check ran validation on an untrained network; forget it.
+        self.best.reset()
+
+    @override
+    def on_validation_epoch_end(self) -> None:
+        # Best-so-far only means something while fitting (not in trainer.validate).
+        if self.trainer.sanity_checking or self.trainer.state.fn != TrainerFn.FITTING:
+            return
+        current = self.epoch_values(Stage.VAL)[self.monitor["metric"]]
+        self.best.update(current)
+        self.log(best_key(self.monitor["metric"]), self.best.compute(), sync_dist=True)
+
+    def epoch_values(self, stage: Stage) -> dict[str, torch.Tensor]:
+        """Return this epoch's loss and accuracies of ``stage`` (synchronised across ranks)."""
+        values = dict(self.accuracy[stage.name].compute())
+        values[key(stage, MetricName.LOSS)] = self.mean_loss[stage.name].compute()
+        return values
+
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Augmentation and dropout draw from torch's generators; saving them makes a resumed
+        # run continue exactly as an uninterrupted one (the data order is seeded per epoch).
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states", {})
+        if "torch" in states:
+            torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+    @override
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.hparams["optimizer"], self.parameters())
+        total = int(self.trainer.estimated_stepping_batches)
+        epochs = (
+            self.trainer.max_epochs
+            if self.trainer.max_epochs and self.trainer.max_epochs > 0
+            else 1
+        )
+        schedule = build_scheduler(
+            self.hparams["scheduler"],
+            optimizer,
+            steps_per_epoch=max(total // epochs, 1),
+            total_steps=max(total, 1),
+            monitor=self.monitor["metric"],
+            mode=self.monitor["mode"],
+        )
+        if schedule is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+def build_network(model: Mapping[str, Any]) -> nn.Module:
+    """Instantiate the network described by a resolved ``model`` node."""
+    from hydra.utils import instantiate
+
+    network = instantiate(dict(model), _convert_="all")
+    if not isinstance(network, nn.Module):
+        raise TypeError(f"model._target_ built {type(network).__name__}, not a torch.nn.Module")
+    return network

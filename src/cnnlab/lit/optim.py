@@ -1,0 +1,86 @@
+"""Optimizers and learning-rate schedules from the ``optimizer`` and ``scheduler`` groups.
+
+Optimizer configs are Hydra partials of ``torch.optim`` classes. Schedules are
+built here, stepped once per optimizer step, with an optional linear warmup in
+front (``warmup_epochs``); ``plateau`` steps once per epoch on the monitored metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch.optim import Optimizer, lr_scheduler
+
+from cnnlab.errors import ConfigError
+
+SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
+
+
+def build_optimizer(cfg: Mapping[str, Any], params: Iterable[torch.nn.Parameter]) -> Optimizer:
+    """Instantiate the optimizer partial in ``cfg`` after checking lr and weight decay."""
+    from hydra.utils import instantiate
+
+    lr = cfg.get("lr")
+    if lr is None or float(lr) <= 0:
+        raise ConfigError("optimizer.lr", f"must be > 0, got {lr}")
+    if float(cfg.get("weight_decay", 0.0)) < 0:
+        raise ConfigError("optimizer.weight_decay", f"must be >= 0, got {cfg['weight_decay']}")
+    factory: Callable[..., Optimizer] = instantiate(dict(cfg), _partial_=True)
+    return factory(params)
+
+
+def build_scheduler(
+    cfg: Mapping[str, Any] | None,
+    optimizer: Optimizer,
+    *,
+    steps_per_epoch: int,
+    total_steps: int,
+    monitor: str,
+    mode: str,
+) -> dict[str, Any] | None:
+    """Return a Lightning ``lr_scheduler`` dict for ``cfg``, or None for ``name: none``.
+
+    Args:
+        cfg: The scheduler node (``name`` plus that schedule's parameters).
+        optimizer: The optimizer to schedule.
+        steps_per_epoch: Optimizer steps in one epoch (epochs in the config become steps).
+        total_steps: Optimizer steps of the whole fit.
+        monitor: The monitored metric (``plateau`` reduces on it).
+        mode: ``min`` or ``max`` for the monitored metric.
+    """
+    cfg = dict(cfg or {"name": "none"})
+    name = cfg.pop("name", "none")
+    warmup = int(cfg.pop("warmup_epochs", 0)) * steps_per_epoch
+    if name not in SCHEDULERS:
+        raise ConfigError("scheduler.name", f"unknown scheduler {name!r}; choose from {SCHEDULERS}")
+    if warmup < 0:
+        raise ConfigError("scheduler.warmup_epochs", "must be >= 0")
+    if name == "none" and not warmup:
+        return None
+    if name == "plateau":
+        if warmup:
+            raise ConfigError("scheduler.warmup_epochs", "plateau does not support warmup; use 0")
+        plateau = lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, **cfg)
+        return {"scheduler": plateau, "monitor": monitor, "interval": "epoch"}
+    if name == "onecycle":
+        if warmup:
+            raise ConfigError("scheduler.warmup_epochs", "onecycle warms up itself (pct_start)")
+        max_lr = [group["lr"] for group in optimizer.param_groups]
+        onecycle = lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, **cfg)
+        return {"scheduler": onecycle, "interval": "step"}
+
+    main_steps = max(total_steps - warmup, 1)
+    main: lr_scheduler.LRScheduler
+    if name == "step":
+        step_size = int(cfg.pop("step_size")) * steps_per_epoch
+        main = lr_scheduler.StepLR(optimizer, step_size=max(step_size, 1), **cfg)
+    elif name == "cosine":
+        main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=main_steps, **cfg)
+    else:  # warmup only
+        main = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup:
+        ramp = lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup)
+        main = lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+    return {"scheduler": main, "interval": "step"}
