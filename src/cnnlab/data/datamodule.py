@@ -413,6 +413,9 @@ class ImageDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             drop_last=False,
+            # Worker seeds come from this generator, not torch's global one, so iterating a
+            # loader does not shift the random stream that augmentation and dropout use.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def _normalize(self, x: Tensor) -> Tensor:
