@@ -57,6 +57,7 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    PRUNED = "pruned"
 
 
 def build_manifest(
