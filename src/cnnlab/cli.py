@@ -14,11 +14,17 @@ from typing import Any
 from cnnlab.config import config_dir
 
 # Task name -> (one-line description, Hydra config name or None for a plain command).
+# A Hydra task runs ``cnnlab.tasks.<name>.run(cfg)``; a plain command runs
+# ``cnnlab.tasks.<name with _ for ->.main(argv)`` and returns the exit status.
 TASKS: dict[str, tuple[str, str | None]] = {
     "train": ("train a network, then test its best checkpoint", "train"),
     "eval": ("evaluate a checkpoint on the test split: cnnlab eval ckpt_path=...", "eval"),
     "predict": ("classify image files: cnnlab predict ckpt_path=... input=PATH", "predict"),
     "reproduce": ("re-run a run from its folder and compare: cnnlab reproduce RUN_DIR", None),
+    "report": ("write a sweep's report, plots and best.yaml: cnnlab report SWEEP_DIR", None),
+    "compare-search": ("grid vs random vs TPE at equal budgets (Bergstra and Bengio 2012)", None),
+    "summary": ("layers, parameters and mult-adds: cnnlab summary model=NAME", "summary"),
+    "visualize": ("saliency, Grad-CAM, class models: cnnlab visualize ckpt_path=...", "visualize"),
 }
 
 # Lightning's DDP launcher re-runs ``sys.argv`` for the other ranks. The task name is
@@ -41,9 +47,10 @@ def main(argv: Sequence[str] | None = None) -> Any:
         raise SystemExit(2)
 
     if TASKS[task][1] is None:
-        from cnnlab.tasks.reproduce import reproduce_main
+        import importlib
 
-        raise SystemExit(reproduce_main(rest))
+        command = importlib.import_module(f"cnnlab.tasks.{task.replace('-', '_')}")
+        raise SystemExit(command.main(rest))
 
     os.environ[TASK_ENV] = task
     sys.argv = [sys.argv[0], *rest]

@@ -1,0 +1,61 @@
+"""Tasks: one module per ``cnnlab`` subcommand, each a ``run(cfg)`` function.
+
+:func:`run_task` is the single place where a user mistake (a
+:class:`~cnnlab.errors.CnnlabError`) becomes one line on stderr and a non-zero
+exit instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from typing import Any
+
+from omegaconf import DictConfig
+
+from cnnlab.errors import CnnlabError
+
+log = logging.getLogger(__name__)
+
+
+def run_task(task: str, cfg: DictConfig) -> Any:
+    """Import ``cnnlab.tasks.<task>`` and call its ``run(cfg)``.
+
+    In a single run, a user error exits with status 1 and one line naming the key
+    or file (the full traceback with ``HYDRA_FULL_ERROR=1``). In a multirun the
+    exception propagates so that the sweeper records the failed trial and goes on.
+    """
+    try:
+        return importlib.import_module(f"cnnlab.tasks.{task}").run(cfg)
+    except Exception as exc:
+        user_error = find_user_error(exc)
+        if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or _is_multirun():
+            raise
+        log.error("%s", user_error)
+        print(f"cnnlab {task}: error: {user_error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def find_user_error(exc: BaseException) -> CnnlabError | None:
+    """Return the :class:`CnnlabError` in ``exc``'s cause chain, if any.
+
+    Hydra's ``instantiate`` and Lightning wrap exceptions raised in user code; the
+    original error is kept as ``__cause__`` or ``__context__``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, CnnlabError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -1,0 +1,47 @@
+"""``cnnlab eval ckpt_path=...``: test a checkpoint and write ``metrics.json``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnlab.errors import CheckpointError
+from cnnlab.tasks.common import build_datamodule, build_loggers, build_trainer, load_classifier
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("test", "val")
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Evaluate ``cfg.ckpt_path`` on ``cfg.split`` of the configured (or the checkpoint's) data."""
+    from cnnlab.errors import ConfigError
+    from cnnlab.lit.callbacks import progress_bar
+    from cnnlab.runs.recorder import recorded_run
+
+    if cfg.split not in SPLITS:
+        raise ConfigError("split", f"must be one of {SPLITS}, got {cfg.split!r}")
+    with recorded_run(cfg) as recorder:
+        module = load_classifier(cfg.ckpt_path)
+        data_cfg = cfg.get("data") or OmegaConf.create(module.hparams["data"])
+        datamodule = build_datamodule(data_cfg)
+        check_data_fits(cfg.ckpt_path, module.hparams, data_cfg)
+        trainer = build_trainer(cfg.trainer, [progress_bar()], build_loggers(cfg.get("logger")))
+        run_split = trainer.test if cfg.split == "test" else trainer.validate
+        results = run_split(module, datamodule=datamodule, verbose=False)
+        metrics = {k: float(v) for k, v in results[0].items()}
+        log.info("metrics: %s", metrics)
+        recorder.write_metrics(metrics)
+    return metrics
+
+
+def check_data_fits(ckpt_path: str, hparams: Any, data_cfg: DictConfig) -> None:
+    """Raise :class:`CheckpointError` when data classes or channels differ from the model."""
+    model = hparams["model"]
+    for key in ("num_classes", "in_channels"):
+        if int(model[key]) != int(data_cfg[key]):
+            raise CheckpointError(
+                ckpt_path, f"the network has {key}={model[key]}, the data has {key}={data_cfg[key]}"
+            )

@@ -1,0 +1,70 @@
+"""``cnnlab reproduce RUN_DIR``: re-run a training run from its folder and compare metrics.
+
+The run's own composed config (``RUN_DIR/.hydra/config.yaml``) is trained again
+in a fresh folder, so later changes to ``conf/`` do not change what is re-run.
+Exit status 0 when ``metrics.json`` matches, 1 when it differs, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+
+def main(argv: list[str]) -> int:
+    """Parse ``argv`` (``RUN_DIR [--out DIR] [--rtol R] [--atol A]``) and reproduce the run."""
+    parser = argparse.ArgumentParser(
+        prog="cnnlab reproduce",
+        description="Re-run a training run from its folder and report whether the metrics match.",
+    )
+    parser.add_argument("run_dir", type=Path, help="the run folder (holds run.json, .hydra/)")
+    parser.add_argument("--out", type=Path, help="folder for the new run (default: beside it)")
+    parser.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (default 0)")
+    parser.add_argument("--atol", type=float, default=0.0, help="absolute tolerance (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        return reproduce(args.run_dir, out=args.out, rtol=args.rtol, atol=args.atol)
+    except CnnlabError as exc:
+        print(f"cnnlab reproduce: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def reproduce(
+    run_dir: Path, *, out: Path | None = None, rtol: float = 0.0, atol: float = 0.0
+) -> int:
+    """Train ``run_dir``'s config again into ``out`` and print what differs; 0 when nothing."""
+    from cnnlab.errors import DataError
+    from cnnlab.runs.reproduce import compare_metrics, load_run
+
+    original = load_run(run_dir)
+    config_dir = original.dir / ".hydra"
+    if not (config_dir / "config.yaml").is_file():
+        raise DataError(config_dir / "config.yaml", "missing: the run's composed config is needed")
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    out = (out or original.dir.parent / f"{original.dir.name}-reproduce-{stamp}").resolve()
+    command = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        f"--config-path={config_dir.resolve()}",
+        "--config-name=config",
+        f"hydra.run.dir={out}",
+        "hydra.job.name=train",
+    ]
+    print(f"reproducing {original.dir} into {out}", flush=True)
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        print(f"cnnlab reproduce: the re-run failed (exit {completed.returncode}); see {out}")
+        return 1
+    differences = compare_metrics(original.metrics, load_run(out).metrics, rtol=rtol, atol=atol)
+    if differences:
+        print("metrics differ:\n  " + "\n  ".join(differences))
+        return 1
+    print(f"metrics match: {len(original.metrics)} values (rtol={rtol}, atol={atol})")
+    return 0

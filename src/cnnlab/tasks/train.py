@@ -1,0 +1,143 @@
+"""``cnnlab train``: fit, test the best checkpoint, and record the run.
+
+The run folder gets ``run.json`` and ``metrics.json`` (see
+:mod:`cnnlab.runs.recorder`), checkpoints, logs and plots. Returns
+``cfg.optimized_metric`` for the sweeper.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from cnnlab.errors import CheckpointError, ConfigError
+from cnnlab.lit.metrics import Stage
+from cnnlab.runs.scrub import scrub_secrets
+from cnnlab.sweep import sweep_callbacks
+from cnnlab.tasks.common import (
+    build_callbacks,
+    build_datamodule,
+    build_loggers,
+    build_trainer,
+    check_checkpoint_matches,
+    read_checkpoint,
+    to_dict,
+)
+
+log = logging.getLogger(__name__)
+
+# Trainable parameters of the network, recorded with the metrics (a sweep objective, too).
+PARAMS_KEY = "model/params"
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train as configured by ``cfg`` and return the value of ``cfg.optimized_metric``."""
+    from cnnlab.runs.recorder import recorded_run
+
+    with recorded_run(cfg) as recorder:
+        metrics = _fit_and_test(cfg, recorder.run_dir, recorder.timings)
+        recorder.write_metrics(metrics)
+    return objective(metrics, cfg.optimized_metric)
+
+
+def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> dict[str, float]:
+    import pytorch_lightning as pl
+
+    from cnnlab.lit.module import ImageClassifier
+
+    pl.seed_everything(int(cfg.seed), workers=True)
+    datamodule = build_datamodule(cfg.data)
+    model_cfg = to_dict(cfg.model)
+    # The statistics actually used (computed at setup when the config says null), for predict.
+    data_cfg = {**to_dict(cfg.data), "mean": datamodule.mean, "std": datamodule.std}
+    ckpt_path = _resume_path(cfg, run_dir, model_cfg)
+    module = ImageClassifier(
+        model=model_cfg,
+        num_classes=int(cfg.data.num_classes),
+        loss=to_dict(cfg.loss),
+        optimizer=to_dict(cfg.optimizer),
+        scheduler=to_dict(cfg.scheduler),
+        monitor=to_dict(cfg.monitor),
+        data=data_cfg,
+        classes=list(datamodule.classes),
+    )
+    loggers = build_loggers(cfg.logger)
+    callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))
+    callbacks += sweep_callbacks(cfg)
+    trainer = build_trainer(cfg.trainer, callbacks, loggers)
+    hyperparameters = scrub_secrets(to_dict(cfg))
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hyperparameters)
+
+    tic = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    timings["fit_s"] = round(time.perf_counter() - tic, 3)
+    timings["train_samples"] = module.train_samples
+    timings["samples_per_s"] = round(module.train_samples / max(timings["fit_s"], 1e-9), 1)
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    metrics = _scalars(trainer.callback_metrics)
+    metrics[PARAMS_KEY] = float(sum(p.numel() for p in module.net.parameters()))
+
+    if cfg.get("test", True):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        tic = time.perf_counter()
+        results = trainer.test(
+            module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
+        )
+        timings["test_s"] = round(time.perf_counter() - tic, 3)
+        metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
+    for logger in trainer.loggers:
+        if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):  # wandb
+            logger.experiment.summary.update(metrics)
+    log.info("metrics: %s", json.dumps(metrics, sort_keys=True))
+    return dict(sorted(metrics.items()))
+
+
+def _resume_path(cfg: DictConfig, run_dir: Path, model_cfg: dict[str, Any]) -> str | None:
+    """Resolve ``ckpt_path`` (a file, or ``last`` of this run) and check it fits the model."""
+    if cfg.get("ckpt_path") is None:
+        return None
+    path = Path(str(cfg.ckpt_path))
+    if str(cfg.ckpt_path) == "last":
+        path = run_dir / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise CheckpointError(
+                path, "ckpt_path=last needs hydra.run.dir=<the run folder to resume>"
+            )
+    check_checkpoint_matches(path, read_checkpoint(path), model_cfg)
+    return str(path)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """The stage metrics (``train/``, ``val/``, ``test/``), without the LR monitor's values."""
+    prefixes = tuple(f"{stage}/" for stage in Stage)
+    return {k: float(v) for k, v in metrics.items() if k.startswith(prefixes)}
+
+
+def objective(metrics: dict[str, float], name: Any) -> float | list[float] | None:
+    """Return the value(s) of ``optimized_metric`` for the sweeper.
+
+    ``name`` is a metric key, a list of keys (multi-objective sweeps), or None.
+    """
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        return [_value(metrics, str(n)) for n in name]
+    return _value(metrics, name)
+
+
+def _value(metrics: dict[str, float], name: str) -> float:
+    if name not in metrics:
+        raise ConfigError(
+            "optimized_metric", f"{name!r} was not logged; logged keys are {sorted(metrics)}"
+        )
+    if math.isnan(metrics[name]):
+        log.warning("%s is NaN", name)
+    return metrics[name]

@@ -1,0 +1,1 @@
+"""Experiment trackers: logger factories for the ``logger`` config group."""
