@@ -1,0 +1,70 @@
+"""The ``cnnlab`` command line: task dispatch, Hydra flags, start-up cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_help_lists_every_task_without_importing_torch() -> None:
+    result = _python(
+        "import sys; from cnnlab import cli; cli.main(['--help']);"
+        "print('HEAVY' if {'torch', 'pytorch_lightning'} & set(sys.modules) else 'LIGHT')"
+    )
+    assert result.returncode == 0, result.stderr
+    for task in ("train", "eval", "predict", "reproduce"):
+        assert task in result.stdout
+    assert result.stdout.strip().endswith("LIGHT")
+
+
+def test_cfg_job_prints_the_composed_config_without_importing_torch() -> None:
+    result = _python(
+        "import sys; from cnnlab import cli;"
+        "cli.main(['train', '--cfg', 'job', 'model=simple_cnn']);"
+        "print('HEAVY' if {'torch', 'pytorch_lightning'} & set(sys.modules) else 'LIGHT')"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "name: simple_cnn" in result.stdout
+    assert "optimized_metric: ${monitor.metric}_best" in result.stdout
+    assert result.stdout.strip().endswith("LIGHT")
+
+
+def test_unknown_task_exits_2_with_usage(run_subprocess) -> None:
+    result = run_subprocess("fly")
+    assert result.returncode == 2
+    assert "unknown task 'fly'" in result.stderr
+    assert "usage: cnnlab" in result.stderr
+
+
+def test_task_help_shows_config_groups(run_subprocess) -> None:
+    result = run_subprocess("train", "--help")
+    assert result.returncode == 0, result.stderr
+    for group in ("model:", "norm:", "optimizer:", "scheduler:", "augmentation:", "logger:"):
+        assert group in result.stdout
+
+
+def test_console_script_is_installed() -> None:
+    import shutil
+
+    path = shutil.which("cnnlab") or str(
+        __import__("pathlib").Path(sys.executable).with_name("cnnlab")
+    )
+    result = subprocess.run([path, "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert "usage: cnnlab" in result.stdout
+
+
+@pytest.mark.parametrize("override", ["model=resnet_nope", "norm=spectral"])
+def test_unknown_group_option_is_a_one_line_error(run_subprocess, override: str) -> None:
+    result = run_subprocess("train", override)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert override.split("=")[1] in result.stderr
