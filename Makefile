@@ -20,9 +20,10 @@ install: $(STAMP)
 train: install
 	$(VENV)/bin/cnnlab train
 
-# A small example sweep: three learning rates x two batch sizes, short runs.
+# A small example sweep on digits: TPE with Hyperband pruning, 12 short trials, into the
+# study in outputs/optuna.db (re-running resumes it); the report lands in the sweep folder.
 sweep: install
-	$(VENV)/bin/cnnlab train -m optimizer.lr=3e-4,1e-3,3e-3 data.batch_size=32,64 trainer.max_epochs=5
+	$(VENV)/bin/cnnlab train -m hparams_search=tpe_hyperband trainer.max_epochs=6 hydra.sweeper.n_trials=12
 
 # The fast suite; `make test-all` adds the slow tests.
 test: install

@@ -1,0 +1,36 @@
+"""``cnnlab report SWEEP_DIR``: write a sweep's report (also written when a sweep ends)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+
+def main(argv: list[str]) -> int:
+    """Write report.md, report.html, plots and best.yaml into each SWEEP_DIR.
+
+    Returns:
+        0 on success, 1 when a folder is not a readable sweep (one line on stderr).
+    """
+    parser = argparse.ArgumentParser(
+        prog="cnnlab report",
+        description="Write the report of a sweep folder (outputs/multiruns/<task>/<stamp>).",
+    )
+    parser.add_argument("sweep_dirs", nargs="+", type=Path, metavar="SWEEP_DIR")
+    args = parser.parse_args(argv)
+
+    from cnnlab.sweep.report import write_report
+
+    for sweep_dir in args.sweep_dirs:
+        try:
+            report = write_report(sweep_dir)
+        except CnnlabError as exc:
+            print(f"cnnlab report: error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{report.markdown}\n{report.html}")
+        for path in [*report.plots, *([report.best] if report.best else [])]:
+            print(path)
+    return 0
