@@ -8,9 +8,12 @@ disk-backed dataset for image folders. The data module does the rest
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -68,6 +71,59 @@ class Source(ABC):
         """
         target = f"{type(self).__module__}.{type(self).__qualname__}"
         return {"_target_": target, **self._settings}
+
+
+class DownloadableSource(Source):
+    """A source read from files that can be fetched from mirrors and checked by md5.
+
+    Subclasses set ``default_mirrors``, ``default_checksums`` and ``native_size``, and
+    name the files that need a checksum in :attr:`required_files`.
+
+    Args:
+        root: Folder holding the data sets.
+        download: Fetch missing files from ``mirrors``.
+        image_size: Side of the images after a one-time bilinear resize (None keeps them).
+        mirrors: Base URLs to try in order; ``None`` uses the upstream mirrors.
+        checksums: ``filename -> md5``; ``None`` uses the upstream checksums.
+        timeout: Seconds per connection and read while downloading.
+    """
+
+    default_mirrors: ClassVar[tuple[str, ...]]
+    default_checksums: ClassVar[Mapping[str, str]]
+    native_size: ClassVar[int]
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        download: bool = False,
+        image_size: int | None = None,
+        mirrors: Sequence[str] | None = None,
+        checksums: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.download = bool(download)
+        size = self.native_size if image_size is None else image_size
+        self.image_size = check_positive_int("data.image_size", size)
+        self.mirrors = list(self.default_mirrors if mirrors is None else mirrors)
+        self.checksums = dict(self.default_checksums if checksums is None else checksums)
+        self.timeout = float(timeout)
+        missing = [name for name in self.required_files if name not in self.checksums]
+        if missing:
+            raise ConfigError("data.source.checksums", f"no md5 given for {', '.join(missing)}")
+        self._settings = {
+            "root": str(self.root),
+            "download": self.download,
+            "image_size": self.image_size,
+            "mirrors": self.mirrors,
+            "checksums": self.checksums,
+            "timeout": self.timeout,
+        }
+
+    @property
+    @abstractmethod
+    def required_files(self) -> tuple[str, ...]:
+        """The files, as named on the mirrors, whose md5 must be known."""
 
 
 def check_positive_int(key: str, value: object, minimum: int = 1) -> int:

@@ -9,9 +9,8 @@ rebuilding the batches' numpy arrays needs; anything else (``os.system``,
 
 from __future__ import annotations
 
-import os
 import pickle
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,8 +18,8 @@ import numpy as np
 import torch
 
 from cnnlab.data.download import download_from_mirrors, extract_archive, md5_file
-from cnnlab.data.sources.base import Source, SourceData, check_positive_int, resize_uint8
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.data.sources.base import DownloadableSource, SourceData, resize_uint8
+from cnnlab.errors import DataError
 
 try:  # numpy >= 2 moved the pickle helpers to numpy._core; old pickles still name numpy.core.
     from numpy._core import multiarray as _multiarray
@@ -126,7 +125,7 @@ def read_cifar_batch(path: Path, label_key: str) -> tuple[torch.Tensor, torch.Te
     return images, torch.from_numpy(labels.astype(np.int64))
 
 
-class CifarSource(Source):
+class CifarSource(DownloadableSource):
     """A CIFAR data set from its python-version archive. Subclasses set the class variables.
 
     The archive goes to ``<root>/<archive>`` and is extracted (safely) next to
@@ -144,38 +143,18 @@ class CifarSource(Source):
     archive: ClassVar[str]
     folder: ClassVar[str]
     default_mirrors: ClassVar[tuple[str, ...]] = ("https://www.cs.toronto.edu/~kriz/",)
-    default_checksums: ClassVar[Mapping[str, str]]
     train_batches: ClassVar[tuple[str, ...]]
     test_batches: ClassVar[tuple[str, ...]]
     meta_file: ClassVar[str]
     meta_key: ClassVar[str]
     label_key: ClassVar[str]
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        download: bool = False,
-        image_size: int = _SIDE,
-        mirrors: Sequence[str] | None = None,
-        checksums: Mapping[str, str] | None = None,
-        timeout: float = 60.0,
-    ) -> None:
-        self.root = Path(root).expanduser()
-        self.download = bool(download)
-        self.image_size = check_positive_int("data.image_size", image_size)
-        self.mirrors = list(self.default_mirrors if mirrors is None else mirrors)
-        self.checksums = dict(self.default_checksums if checksums is None else checksums)
-        self.timeout = float(timeout)
-        if self.archive not in self.checksums:
-            raise ConfigError("data.source.checksums", f"no md5 given for {self.archive}")
-        self._settings: dict[str, Any] = {
-            "root": str(self.root),
-            "download": self.download,
-            "image_size": self.image_size,
-            "mirrors": self.mirrors,
-            "checksums": self.checksums,
-            "timeout": self.timeout,
-        }
+    native_size: ClassVar[int] = _SIDE
+
+    @property
+    def required_files(self) -> tuple[str, ...]:
+        """The archive, as named on the mirrors."""
+        return (self.archive,)
 
     @property
     def data_dir(self) -> Path:

@@ -12,16 +12,15 @@ import gzip
 import os
 import tempfile
 import zlib
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from cnnlab.data.download import download_from_mirrors
-from cnnlab.data.sources.base import Source, SourceData, check_positive_int, resize_uint8
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.data.sources.base import DownloadableSource, SourceData, resize_uint8
+from cnnlab.errors import DataError
 
 # IDX type code -> numpy dtype; multi-byte values are big-endian.
 _IDX_TYPES: dict[int, np.dtype] = {
@@ -116,7 +115,7 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-class IdxSource(Source):
+class IdxSource(DownloadableSource):
     """An MNIST-style data set: four IDX files, 28x28 grayscale, 10 classes.
 
     Files live in ``<root>/<folder>/raw/`` (the layout torchvision uses, so an
@@ -134,8 +133,6 @@ class IdxSource(Source):
     """
 
     folder: ClassVar[str]
-    default_mirrors: ClassVar[tuple[str, ...]]
-    default_checksums: ClassVar[Mapping[str, str]]
     class_names: ClassVar[tuple[str, ...]]
     train_files: ClassVar[tuple[str, str]] = (
         "train-images-idx3-ubyte.gz",
@@ -145,33 +142,12 @@ class IdxSource(Source):
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     )
+    native_size: ClassVar[int] = 28
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        download: bool = False,
-        image_size: int = 28,
-        mirrors: Sequence[str] | None = None,
-        checksums: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.root = Path(root).expanduser()
-        self.download = bool(download)
-        self.image_size = check_positive_int("data.image_size", image_size)
-        self.mirrors = list(self.default_mirrors if mirrors is None else mirrors)
-        self.checksums = dict(self.default_checksums if checksums is None else checksums)
-        self.timeout = float(timeout)
-        missing = [name for name in self.filenames if name not in self.checksums]
-        if missing:
-            raise ConfigError("data.source.checksums", f"no md5 given for {', '.join(missing)}")
-        self._settings: dict[str, Any] = {
-            "root": str(self.root),
-            "download": self.download,
-            "image_size": self.image_size,
-            "mirrors": self.mirrors,
-            "checksums": self.checksums,
-            "timeout": self.timeout,
-        }
+    @property
+    def required_files(self) -> tuple[str, ...]:
+        """The four files, as named on the mirrors."""
+        return self.filenames
 
     @property
     def filenames(self) -> tuple[str, ...]:
