@@ -51,6 +51,19 @@ def test_missing_data_with_download_disabled_names_the_folder(run_cli, capsys, t
     assert "download" in err
 
 
+def test_corrupt_data_file_is_named(run_cli, capsys, tmp_path: Path) -> None:
+    from cnnlab.data.sources import MnistSource
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MnistSource.train_files + MnistSource.test_files:
+        (raw / name).write_bytes(b"\x1f\x8b this is not gzip data")
+    with pytest.raises(SystemExit):
+        run_cli("train", *quick("data=mnist", "data.source.download=false"))
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and str(raw) in err[0]
+
+
 def test_a_file_that_is_not_a_checkpoint(run_cli, capsys, tmp_path: Path) -> None:
     bogus = tmp_path / "model.ckpt"
     bogus.write_bytes(b"not a checkpoint at all")
