@@ -90,7 +90,7 @@ class ConfusionMatrixPlot(Callback):
         self.path = self.dirpath / "confusion_matrix.png"
         fig.savefig(self.path, dpi=100)
         plt.close(fig)
-        _log_image(trainer, "test/confusion_matrix", self.path)
+        log_image(trainer, "test/confusion_matrix", self.path)
 
 
 def _cells(matrix: Any) -> list[tuple[tuple[int, int], int]]:
@@ -98,7 +98,7 @@ def _cells(matrix: Any) -> list[tuple[tuple[int, int], int]]:
     return [((i, j), int(matrix[i, j])) for i in range(rows) for j in range(cols) if matrix[i, j]]
 
 
-def _log_image(trainer: pl.Trainer, name: str, path: Path) -> None:
+def log_image(trainer: pl.Trainer, name: str, path: Path) -> None:
     """Send an image file to every logger that takes images (wandb, TensorBoard)."""
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # WandbLogger

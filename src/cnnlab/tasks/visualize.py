@@ -1,0 +1,100 @@
+"""``cnnlab visualize ckpt_path=... method=M``: look inside a trained network.
+
+Writes ``<method>.png`` (and raw maps as ``.npy``) plus ``index.json`` into the
+run folder. See :mod:`cnnlab.interpret` for the methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cnnlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def run(cfg: DictConfig) -> Path:
+    """Run ``cfg.method`` on ``cfg.ckpt_path`` and return the path of ``index.json``."""
+    import torch
+
+    from cnnlab.interpret.render import Interpreter, Settings, check_method
+    from cnnlab.runs.manifest import write_json_atomic
+    from cnnlab.runs.recorder import recorded_run
+    from cnnlab.tasks.common import load_classifier
+
+    method = check_method(str(cfg.method))
+    device = _device(str(cfg.get("device", "auto")))
+    settings = Settings(
+        target_class=cfg.get("target_class"),
+        target_layer=cfg.get("target_layer"),
+        layers=_layers(cfg.get("layers")),
+        class_model={str(k): v for k, v in cfg.get("class_model", {}).items()},
+    )
+    with recorded_run(cfg) as recorder:
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        module = load_classifier(cfg.ckpt_path)
+        hparams = module.hparams
+        classes = hparams.get("classes") or [str(i) for i in range(int(hparams["num_classes"]))]
+        data = dict(hparams["data"])
+        datamodule = _datamodule_if_needed(cfg, method, data)
+        mean, std = (datamodule.mean, datamodule.std) if datamodule else (data["mean"], data["std"])
+        batch = _inputs(cfg, data, datamodule, len(classes))
+        mean_image = None
+        if method == "class_model":
+            from cnnlab.interpret.inputs import mean_image as average
+
+            mean_image = average(datamodule.train_dataloader())
+        net = module.net.to(device)
+        interpreter = Interpreter(net, classes, mean, std, mean_image=mean_image)
+        out_dir = recorder.run_dir
+        entry = interpreter.run(method, batch, out_dir, settings)
+        index = {"checkpoint": str(cfg.ckpt_path), "data": data.get("name"), **entry}
+        path = write_json_atomic(out_dir / "index.json", index)
+        log.info("%s: %s in %s", method, ", ".join(entry["figures"]), out_dir)
+    return path
+
+
+def _device(name: str) -> Any:
+    import torch
+
+    if name not in DEVICES:
+        raise ConfigError("device", f"must be one of {DEVICES}, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "'cuda' asks for a GPU but this machine has none")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _layers(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if OmegaConf.is_list(value) or isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    raise ConfigError("layers", f"must be a layer path or a list of them, got {value!r}")
+
+
+def _datamodule_if_needed(cfg: DictConfig, method: str, data: dict[str, Any]) -> Any:
+    """The checkpoint's data module, unless the user's files and stored statistics suffice."""
+    needs_data = cfg.get("input") is None or method == "class_model" or data.get("mean") is None
+    if not needs_data:
+        return None
+    from cnnlab.tasks.common import build_datamodule
+
+    return build_datamodule(OmegaConf.create(data))
+
+
+def _inputs(cfg: DictConfig, data: dict[str, Any], datamodule: Any, num_classes: int) -> Any:
+    from cnnlab.interpret.inputs import load_files, sample_per_class
+
+    if cfg.get("input") is not None:
+        return load_files(str(cfg.input), int(data["in_channels"]), int(data["image_size"]))
+    return sample_per_class(datamodule.test_dataloader(), num_classes, cfg.per_class)
