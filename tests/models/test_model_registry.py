@@ -91,3 +91,12 @@ def test_every_group_option_builds(group: str) -> None:
         cfg = _root("lenet5", **{group: path.stem})
         assert cfg[group].name == path.stem
         assert isinstance(instantiate(cfg.model), nn.Module)
+
+
+@pytest.mark.parametrize(
+    ("name", "has_batch_norm"), [("resnet18", True), ("mobilenet_v2", True), ("lenet5", False)]
+)
+def test_reference_norm_is_the_papers_choice(name: str, has_batch_norm: bool) -> None:
+    reference = {"name": "reference"}
+    net = build_model(name, in_channels=1, num_classes=10, image_size=32, norm=reference)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == has_batch_norm

@@ -8,7 +8,18 @@ registry is complete.
 
 from __future__ import annotations
 
-from cnnlab.models import lenet, simple_cnn  # noqa: F401 - registers the builders
+from cnnlab.models import (  # noqa: F401 - importing a family registers its builders
+    alexnet,
+    densenet,
+    googlenet,
+    lenet,
+    mobilenet,
+    resnet,
+    searchable,
+    shufflenet,
+    simple_cnn,
+    vgg,
+)
 from cnnlab.models.registry import build_model, image_hw, list_models, register_model
 
 __all__ = ["build_model", "image_hw", "list_models", "register_model"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from torch import nn
@@ -111,7 +111,8 @@ def build_model(
         in_channels: Channels of the input images.
         num_classes: Number of classes (outputs).
         image_size: Input side or [height, width]; None keeps the builder's default.
-        norm: Norm spec (the ``norm`` group); None for the model's default.
+        norm: Norm spec (the ``norm`` group); None or ``reference`` for the model's own
+            (batch norm where its paper has it, none otherwise).
         activation: Activation spec (the ``activation`` group).
         init: Init spec (the ``init`` group).
         dropout: Dropout spec (the ``dropout`` group).
@@ -143,6 +144,17 @@ def build_model(
     args["num_classes"] = _positive_int("model.num_classes", plain(num_classes))
     if image_size is not None:
         args["image_size"] = image_hw(image_size)
+    if _names_reference(norm):
+        norm = None  # each builder's default is its paper's normalisation
     specs = {"norm": norm, "activation": activation, "init": init, "dropout": dropout}
     args.update({key: plain(spec) for key, spec in specs.items() if spec is not None})
     return builder(**args)
+
+
+REFERENCE_NORM = "reference"
+
+
+def _names_reference(spec: LayerSpec) -> bool:
+    """True for the ``reference`` norm option (a name or ``{name: reference}``)."""
+    name = spec.get("name") if isinstance(spec, Mapping) else spec
+    return isinstance(name, str) and name.lower() == REFERENCE_NORM

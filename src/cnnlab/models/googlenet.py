@@ -1,0 +1,293 @@
+"""GoogLeNet (Szegedy et al. 2014): inception modules and optional auxiliary classifiers.
+
+An inception module runs four branches in parallel and concatenates them: a
+1x1 conv; a 1x1 reduction then a 3x3 conv; a 1x1 reduction then a 5x5 conv; a
+3x3/1 max pooling then a 1x1 projection. The reductions keep the cost low.
+
+Where it differs from the paper, it follows torchvision's ``googlenet``, the
+usual reference: every conv has batch norm (the ``norm`` group; None means
+batch), there is no LRN, and the last pooling before inception 5a is
+3x3/2 (the paper's; torchvision's 2x2/2 gives the same 7x7 maps at 224).
+torchvision's "5x5" branch really uses a 3x3 kernel (kept for its weights);
+``branch5_kernel: 3`` reproduces its 6,624,904 parameters, the default 5 is the
+paper's (7,005,832 with batch norm).
+
+Auxiliary classifiers (``aux_logits: true``) sit after inception 4a and 4d
+(average pooling to 4x4, 1x1 conv to 128, FC 1024, dropout, FC). In training
+mode the network keeps their scores in :attr:`GoogLeNet.aux_scores`; the
+training loss adds ``AUX_WEIGHT`` (0.3, the paper's) times their losses.
+
+Stems: ``imagenet`` is the paper's 7x7/2 conv, 3x3/2 max pooling, 1x1 and 3x3
+convs and another 3x3/2 pooling; ``small`` keeps the three convs with a 3x3/1
+first conv and no pooling (CIFAR-style), so inception 3a sees 32x32 maps.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from cnnlab.models.common import (
+    check_bool,
+    check_choice,
+    check_positive_float,
+    choose_stem,
+    classifier_head,
+    make_divisible,
+)
+from cnnlab.models.layers import (
+    LayerSpec,
+    conv,
+    get_act,
+    get_dropout,
+    get_norm,
+    init_weights,
+    pool,
+)
+from cnnlab.models.registry import register_model
+
+__all__ = ["AUX_WEIGHT", "GoogLeNet", "Inception", "InceptionAux", "googlenet"]
+
+Factory = Callable[..., nn.Module]
+
+#: Weight of each auxiliary classifier's loss in the training loss (the paper's).
+AUX_WEIGHT = 0.3
+
+# Paper's table 1, per module: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
+# "pool" rows are 3x3/2 max poolings between the groups of modules.
+LAYOUT: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("3a", (64, 96, 128, 16, 32, 32)),
+    ("3b", (128, 128, 192, 32, 96, 64)),
+    ("pool3", ()),
+    ("4a", (192, 96, 208, 16, 48, 64)),
+    ("4b", (160, 112, 224, 24, 64, 64)),
+    ("4c", (128, 128, 256, 24, 64, 64)),
+    ("4d", (112, 144, 288, 32, 64, 64)),
+    ("4e", (256, 160, 320, 32, 128, 128)),
+    ("pool4", ()),
+    ("5a", (256, 160, 320, 32, 128, 128)),
+    ("5b", (384, 192, 384, 48, 128, 128)),
+)
+# Stem convs: output channels of conv1 (7x7), conv2 (1x1) and conv3 (3x3).
+STEM_WIDTHS = (64, 64, 192)
+# The auxiliary classifiers follow these modules.
+AUX_AFTER = ("4a", "4d")
+BRANCH5_KERNELS = (3, 5)
+
+
+class Inception(nn.Module):
+    """Four parallel branches (1x1; 1x1-3x3; 1x1-5x5; pool-1x1), concatenated.
+
+    Args:
+        in_channels: Input channels.
+        widths: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
+        norm: Norm factory.
+        act: Activation factory.
+        branch5_kernel: Kernel of the "5x5" branch (5, or torchvision's 3).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        widths: Sequence[int],
+        norm: Factory,
+        act: Factory,
+        branch5_kernel: int = 5,
+    ) -> None:
+        super().__init__()
+        c1, r3, c3, r5, c5, proj = widths
+        self.out_channels = c1 + c3 + c5 + proj
+        unit = {"norm": norm, "act": act}
+        self.branch1 = conv(in_channels, c1, 1, **unit)
+        self.branch3 = nn.Sequential(conv(in_channels, r3, 1, **unit), conv(r3, c3, 3, **unit))
+        self.branch5 = nn.Sequential(
+            conv(in_channels, r5, 1, **unit), conv(r5, c5, branch5_kernel, **unit)
+        )
+        self.branch_pool = nn.Sequential(
+            pool("max", 3, stride=1, padding=1, ceil_mode=True), conv(in_channels, proj, 1, **unit)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenate the four branches along the channels."""
+        branches = (self.branch1, self.branch3, self.branch5, self.branch_pool)
+        return torch.cat([branch(x) for branch in branches], dim=1)
+
+
+class InceptionAux(nn.Module):
+    """Auxiliary classifier: 4x4 average pooling, 1x1 conv, FC, dropout, FC.
+
+    Args:
+        in_channels: Channels of the module it follows.
+        num_classes: Outputs.
+        norm: Norm factory (after the 1x1 conv).
+        act: Activation factory.
+        fc_dropout: Dropout factory before the last FC layer (the paper's rate is 0.7).
+        width_mult: Multiplies the conv (128) and FC (1024) widths.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        norm: Factory,
+        act: Factory,
+        fc_dropout: Factory,
+        width_mult: float = 1.0,
+    ) -> None:
+        super().__init__()
+        channels, units = make_divisible(128 * width_mult, 4), make_divisible(1024 * width_mult, 4)
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.conv = conv(in_channels, channels, 1, norm=norm, act=act)
+        self.fc1 = nn.Linear(channels * 16, units)
+        self.act = act()
+        self.drop = fc_dropout()
+        self.fc2 = nn.Linear(units, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class scores (N, num_classes) from an intermediate feature map."""
+        x = torch.flatten(self.conv(self.pool(x)), 1)
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class GoogLeNet(nn.Module):
+    """The stem, nine inception modules with poolings between groups, then GAP, dropout, FC.
+
+    Args:
+        in_channels: Input channels.
+        num_classes: Outputs.
+        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
+        norm: Norm spec after every conv (None: batch, as in torchvision).
+        activation: Activation spec (None: ReLU).
+        init: Init spec.
+        dropout: Dropout spec before the classifier (the paper's rate is 0.4).
+        stem: ``auto``, ``imagenet`` or ``small``.
+        aux_logits: Add the two auxiliary classifiers.
+        width_mult: Multiplies every width (rounded to a multiple of 4).
+        branch5_kernel: Kernel of the "5x5" branch: 5 (paper) or 3 (torchvision).
+
+    Attributes:
+        aux_scores: Scores of the auxiliary classifiers from the last forward in
+            training mode (empty otherwise).
+
+    Raises:
+        ConfigError: ``model.<option>`` for a bad option value.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        image_size: int | Sequence[int] | None = None,
+        norm: LayerSpec = None,
+        activation: LayerSpec = None,
+        init: LayerSpec = None,
+        dropout: LayerSpec | float = None,
+        stem: str = "auto",
+        aux_logits: bool = False,
+        width_mult: float = 1.0,
+        branch5_kernel: int = 5,
+    ) -> None:
+        super().__init__()
+        kind = choose_stem(stem, image_size)
+        check_bool("aux_logits", aux_logits)
+        width_mult = check_positive_float("width_mult", width_mult)
+        check_choice("branch5_kernel", branch5_kernel, BRANCH5_KERNELS)
+        activation = activation if activation is not None else "relu"
+        norm_layer = get_norm(norm if norm is not None else "batch")
+        act_layer = get_act(activation)
+        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
+        unit = {"norm": norm_layer, "act": act_layer}
+
+        def scaled(c: int) -> int:
+            return make_divisible(c * width_mult, 4)
+
+        w1, w2, w3 = (scaled(c) for c in STEM_WIDTHS)
+        stem_layers: OrderedDict[str, nn.Module] = OrderedDict()
+        if kind == "imagenet":
+            stem_layers["conv1"] = conv(in_channels, w1, 7, stride=2, **unit)
+            stem_layers["pool1"] = pool("max", 3, stride=2, ceil_mode=True)
+        else:
+            stem_layers["conv1"] = conv(in_channels, w1, 3, **unit)
+        stem_layers["conv2"] = conv(w1, w2, 1, **unit)
+        stem_layers["conv3"] = conv(w2, w3, 3, **unit)
+        if kind == "imagenet":
+            stem_layers["pool2"] = pool("max", 3, stride=2, ceil_mode=True)
+        self.stem = nn.Sequential(stem_layers)
+
+        self.blocks = nn.ModuleDict()
+        self.aux = nn.ModuleDict()
+        channels = w3
+        for name, widths in LAYOUT:
+            if not widths:
+                self.blocks[name] = nn.Sequential(
+                    pool("max", 3, stride=2, ceil_mode=True), stage_dropout()
+                )
+                continue
+            module = Inception(channels, [scaled(c) for c in widths], **unit,
+                               branch5_kernel=branch5_kernel)  # fmt: skip
+            self.blocks[name] = module
+            channels = module.out_channels
+            if aux_logits and name in AUX_AFTER:
+                self.aux[name] = InceptionAux(
+                    channels, num_classes, norm_layer, act_layer, fc_dropout, width_mult
+                )
+        self.head = classifier_head(channels, num_classes, fc_dropout)
+        self.aux_scores: list[torch.Tensor] = []
+        # The training loss adds aux_weight x each auxiliary loss (see ImageClassifier).
+        self.aux_weight = AUX_WEIGHT
+        init_weights(self, init, activation=activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class scores (N, num_classes); in training also fill :attr:`aux_scores`."""
+        self.aux_scores = []
+        x = self.stem(x)
+        for name, block in self.blocks.items():
+            x = block(x)
+            if self.training and name in self.aux:
+                self.aux_scores.append(self.aux[name](x))
+        return self.head(x)
+
+
+@register_model
+def googlenet(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    image_size: int | Sequence[int] | None = None,
+    norm: LayerSpec = None,
+    activation: LayerSpec = None,
+    init: LayerSpec = None,
+    dropout: LayerSpec | float = None,
+    stem: str = "auto",
+    aux_logits: bool = False,
+    width_mult: float = 1.0,
+    branch5_kernel: int = 5,
+) -> GoogLeNet:
+    """GoogLeNet (Inception v1) from "Going Deeper with Convolutions" (Szegedy et al. 2014,
+    arXiv:1409.4842).
+
+    Args:
+        in_channels: Input channels (3).
+        num_classes: Outputs (1000).
+        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
+        norm: Norm spec after every conv (batch).
+        activation: Activation spec (relu).
+        init: Init spec (PyTorch's default).
+        dropout: Dropout spec before the classifier (none; the paper's is 0.4).
+        stem: ``auto``, ``imagenet`` or ``small`` (auto).
+        aux_logits: Add the auxiliary classifiers after 4a and 4d (false).
+        width_mult: Width multiplier for every conv (1.0).
+        branch5_kernel: 5 (paper) or 3 (torchvision) for the "5x5" branch (5).
+
+    Returns:
+        The :class:`GoogLeNet` model.
+    """
+    return GoogLeNet(
+        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
+        activation=activation, init=init, dropout=dropout, stem=stem, aux_logits=aux_logits,
+        width_mult=width_mult, branch5_kernel=branch5_kernel,
+    )  # fmt: skip

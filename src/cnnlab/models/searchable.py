@@ -1,0 +1,280 @@
+"""A searchable CNN: stages whose depth, width, kernel, conv kind and skips are config values.
+
+Every choice a small neural architecture search makes is one key of
+``conf/model/searchable.yaml``, either one value for every stage or a list with
+one value per stage, so an Optuna sweep over those keys searches architectures:
+
+    cnnlab train -m model=searchable 'model.depth=range(1,4)' \
+        'model.conv=choice(plain,separable,dilated)' 'model.kernel_size=choice(3,5)'
+
+Stage i (of ``num_stages``) has ``depth`` blocks of ``width * width_growth ** i``
+channels (or the explicit ``widths``); its first block halves the maps (except in
+stage 1). A block is one conv-norm-act unit of the stage's kind:
+
+- ``plain``: a standard k x k conv;
+- ``separable``: depthwise k x k then pointwise 1x1 (MobileNet's saving);
+- ``dilated``: a k x k conv with dilation 2 (a wider view for the same weights);
+
+with ``skip`` true, a block adds its input (or a 1x1 projection of it) to its
+output, as ResNet does.
+
+Stems: ``imagenet`` is a 7x7/2 conv and 3x3/2 max pooling; ``small`` a 3x3/1 conv.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.models.common import (
+    check_bool,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+    check_scalar_or_list,
+    choose_stem,
+    classifier_head,
+)
+from cnnlab.models.layers import (
+    LayerSpec,
+    get_act,
+    get_dropout,
+    get_norm,
+    init_weights,
+    pool,
+)
+from cnnlab.models.layers import conv as conv_layer  # `conv` is an option name here
+from cnnlab.models.registry import register_model
+
+__all__ = ["CONV_CHOICES", "SearchableBlock", "SearchableNet", "searchable"]
+
+Factory = Callable[..., nn.Module]
+
+# Conv kind of a block -> (layer factory kind, dilation).
+CONV_CHOICES: dict[str, tuple[str, int]] = {
+    "plain": ("standard", 1),
+    "separable": ("separable", 1),
+    "dilated": ("standard", 2),
+}
+# Odd kernels keep "same" padding symmetric, so maps stay centred.
+KERNEL_SIZES = (1, 3, 5, 7)
+
+
+class SearchableBlock(nn.Module):
+    """One conv-norm-act unit of a chosen kind, with an optional skip connection.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        kernel_size: Kernel side.
+        conv_kind: ``plain``, ``separable`` or ``dilated``.
+        stride: 1, or 2 to halve the maps.
+        skip: Add the input (projected by a 1x1 conv where shapes differ).
+        norm: Norm factory.
+        act: Activation factory.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        conv_kind: str,
+        stride: int,
+        skip: bool,
+        norm: Factory,
+        act: Factory,
+    ) -> None:
+        super().__init__()
+        kind, dilation = CONV_CHOICES[conv_kind]
+        self.body = conv_layer(in_channels, out_channels, kernel_size, stride=stride,
+                               dilation=dilation, kind=kind, norm=norm, act=act)  # fmt: skip
+        self.shortcut: nn.Module | None = None
+        if skip:
+            self.shortcut = (
+                nn.Identity()
+                if stride == 1 and in_channels == out_channels
+                else conv_layer(in_channels, out_channels, 1, stride=stride, norm=norm)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return body(x), plus shortcut(x) when the block has a skip."""
+        out = self.body(x)
+        return out if self.shortcut is None else out + self.shortcut(x)
+
+
+class SearchableNet(nn.Module):
+    """Stem, ``num_stages`` stages of :class:`SearchableBlock`, GAP, dropout and a linear layer.
+
+    Args:
+        in_channels: Input channels.
+        num_classes: Outputs.
+        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
+        norm: Norm spec (None: batch).
+        activation: Activation spec (None: ReLU).
+        init: Init spec.
+        dropout: Dropout spec (before the classifier; after stages if spatial).
+        stem: ``auto``, ``imagenet`` or ``small``.
+        num_stages: Number of stages.
+        depth: Blocks per stage: one int, or one per stage.
+        width: Channels of stage 1 (and of the stem).
+        width_growth: Factor between consecutive stages' widths.
+        widths: Explicit channels per stage; overrides ``width`` and ``width_growth``.
+        kernel_size: Kernel side (1, 3, 5 or 7): one, or one per stage.
+        conv: ``plain``, ``separable`` or ``dilated``: one, or one per stage.
+        skip: Skip connections in the blocks: one bool, or one per stage.
+
+    Raises:
+        ConfigError: ``model.<option>`` naming the option for any bad value, e.g. a
+            per-stage list whose length is not ``num_stages``.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        image_size: int | Sequence[int] | None = None,
+        norm: LayerSpec = None,
+        activation: LayerSpec = None,
+        init: LayerSpec = None,
+        dropout: LayerSpec | float = None,
+        stem: str = "auto",
+        num_stages: int = 3,
+        depth: int | Sequence[int] = 2,
+        width: int = 32,
+        width_growth: float = 2.0,
+        widths: Sequence[int] | None = None,
+        kernel_size: int | Sequence[int] = 3,
+        conv: str | Sequence[str] = "plain",
+        skip: bool | Sequence[bool] = True,
+    ) -> None:
+        super().__init__()
+        kind = choose_stem(stem, image_size)
+        stages = _stage_table(
+            num_stages, depth, width, width_growth, widths, kernel_size, conv, skip
+        )
+        activation = activation if activation is not None else "relu"
+        norm_layer = get_norm(norm if norm is not None else "batch")
+        act_layer = get_act(activation)
+        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
+        unit = {"norm": norm_layer, "act": act_layer}
+
+        channels = stages[0]["width"]
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        if kind == "imagenet":
+            layers["stem"] = conv_layer(in_channels, channels, 7, stride=2, **unit)
+            layers["pool"] = pool("max", 3, stride=2, padding=1)
+        else:
+            layers["stem"] = conv_layer(in_channels, channels, 3, **unit)
+        for index, stage in enumerate(stages):
+            blocks: OrderedDict[str, nn.Module] = OrderedDict()
+            for j in range(stage["depth"]):
+                stride = 2 if index > 0 and j == 0 else 1
+                blocks[f"block{j + 1}"] = SearchableBlock(
+                    channels, stage["width"], stage["kernel_size"], stage["conv"], stride,
+                    stage["skip"], norm_layer, act_layer,
+                )  # fmt: skip
+                channels = stage["width"]
+            blocks["drop"] = stage_dropout()
+            layers[f"stage{index + 1}"] = nn.Sequential(blocks)
+        self.stage_specs = stages
+        self.features = nn.Sequential(layers)
+        self.head = classifier_head(channels, num_classes, fc_dropout)
+        init_weights(self, init, activation=activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
+        return self.head(self.features(x))
+
+
+def _stage_table(
+    num_stages: int,
+    depth: int | Sequence[int],
+    width: int,
+    width_growth: float,
+    widths: Sequence[int] | None,
+    kernel_size: int | Sequence[int],
+    conv_kind: str | Sequence[str],
+    skip: bool | Sequence[bool],
+) -> list[dict[str, Any]]:
+    """Validate the options and return one dict per stage (depth, width, kernel_size, conv,
+    skip)."""
+    check_positive_int("num_stages", num_stages)
+    depths = check_scalar_or_list("depth", depth, num_stages, check_positive_int)
+    if widths is None:
+        check_positive_int("width", width)
+        growth = check_positive_float("width_growth", width_growth)
+        stage_widths = [max(1, round(width * growth**i)) for i in range(num_stages)]
+    else:
+        if isinstance(widths, str) or not isinstance(widths, Sequence):
+            raise ConfigError("model.widths", f"must be a list of ints or null, got {widths!r}")
+        stage_widths = check_scalar_or_list("widths", widths, num_stages, check_positive_int)
+    kernels = check_scalar_or_list(
+        "kernel_size", kernel_size, num_stages, lambda o, v: check_choice(o, v, KERNEL_SIZES)
+    )
+    kinds = check_scalar_or_list(
+        "conv", conv_kind, num_stages, lambda o, v: check_choice(o, v, tuple(CONV_CHOICES))
+    )
+    skips = check_scalar_or_list("skip", skip, num_stages, check_bool)
+    return [
+        {"depth": d, "width": w, "kernel_size": k, "conv": c, "skip": s}
+        for d, w, k, c, s in zip(depths, stage_widths, kernels, kinds, skips, strict=True)
+    ]
+
+
+@register_model
+def searchable(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    image_size: int | Sequence[int] | None = None,
+    norm: LayerSpec = None,
+    activation: LayerSpec = None,
+    init: LayerSpec = None,
+    dropout: LayerSpec | float = None,
+    stem: str = "auto",
+    num_stages: int = 3,
+    depth: int | Sequence[int] = 2,
+    width: int = 32,
+    width_growth: float = 2.0,
+    widths: Sequence[int] | None = None,
+    kernel_size: int | Sequence[int] = 3,
+    conv: str | Sequence[str] = "plain",
+    skip: bool | Sequence[bool] = True,
+) -> SearchableNet:
+    """A network for neural architecture search (after Zoph and Le 2017, arXiv:1611.01578, in a
+    small space: per-stage depth, width, kernel, conv kind and skips).
+
+    Args:
+        in_channels: Input channels (3).
+        num_classes: Outputs (10).
+        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
+        norm: Norm spec (batch).
+        activation: Activation spec (relu).
+        init: Init spec (PyTorch's default).
+        dropout: Dropout spec (none).
+        stem: ``auto``, ``imagenet`` or ``small`` (auto).
+        num_stages: Stages (3).
+        depth: Blocks per stage, one or a list (2).
+        width: Stage-1 channels (32).
+        width_growth: Width factor from stage to stage (2.0).
+        widths: Explicit per-stage channels (None).
+        kernel_size: 1, 3, 5 or 7, one or a list (3).
+        conv: ``plain``, ``separable`` or ``dilated``, one or a list (plain).
+        skip: Skip connections, one or a list (true).
+
+    Returns:
+        The :class:`SearchableNet` model.
+    """
+    return SearchableNet(
+        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
+        activation=activation, init=init, dropout=dropout, stem=stem, num_stages=num_stages,
+        depth=depth, width=width, width_growth=width_growth, widths=widths,
+        kernel_size=kernel_size, conv=conv, skip=skip,
+    )  # fmt: skip

@@ -1,0 +1,217 @@
+"""ShuffleNet v1 (Zhang, Zhou, Lin and Sun 2017): pointwise group convs and channel shuffle.
+
+A ShuffleNet unit is a bottleneck whose 1x1 convs are grouped (g groups), which
+cuts their cost by g; a channel shuffle after the first one lets information
+cross the groups. Stride-1 units add the input (act(x + F(x))); stride-2 units
+concatenate a 3x3/2 average pooling of the input with F(x), so they widen the
+maps. The bottleneck has a quarter of the unit's output channels; stage 2's
+first 1x1 conv is not grouped (its 24 input channels are too few).
+
+Stage widths come from the paper's table 1 for g = 1, 2, 3, 4, 8 (chosen so
+that every g costs about 140M mult-adds at 224x224), times the scale factor s
+and rounded to a multiple of 4g (which keeps the 1x table exact).
+
+Stems: ``imagenet`` is the paper's 3x3/2 conv (24 maps) and 3x3/2 max pooling;
+``small`` is a 3x3/1 conv without pooling (CIFAR-style).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from cnnlab.models.common import (
+    check_choice,
+    check_positive_float,
+    choose_stem,
+    classifier_head,
+    make_divisible,
+)
+from cnnlab.models.layers import (
+    ChannelShuffle,
+    LayerSpec,
+    conv,
+    get_act,
+    get_dropout,
+    get_norm,
+    init_weights,
+    pool,
+)
+from cnnlab.models.registry import register_model
+
+__all__ = ["STAGE_WIDTHS", "ShuffleNetV1", "ShuffleUnit", "shufflenet_v1"]
+
+Factory = Callable[..., nn.Module]
+
+# Paper's table 1 at 1x: groups g -> output channels of stages 2, 3 and 4.
+STAGE_WIDTHS: dict[int, tuple[int, int, int]] = {
+    1: (144, 288, 576),
+    2: (200, 400, 800),
+    3: (240, 480, 960),
+    4: (272, 544, 1088),
+    8: (384, 768, 1536),
+}
+# Units per stage: one stride-2 unit, then 3, 7 and 3 stride-1 units.
+STAGE_UNITS = (4, 8, 4)
+STEM_WIDTH = 24
+
+
+class ShuffleUnit(nn.Module):
+    """1x1 GConv-norm-act, channel shuffle, 3x3 depthwise (stride)-norm, 1x1 GConv-norm;
+    then act(x + F(x)) (stride 1) or concat(avgpool(x), act(F(x))) (stride 2).
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels (the concatenation's, for stride 2).
+        stride: 1 or 2.
+        groups: Groups g of the 1x1 convs.
+        norm: Norm factory.
+        act: Activation factory.
+        group_first: Group the first 1x1 conv (false for stage 2's first unit).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        groups: int,
+        norm: Factory,
+        act: Factory,
+        *,
+        group_first: bool = True,
+    ) -> None:
+        super().__init__()
+        mid = out_channels // 4
+        branch = out_channels - in_channels if stride == 2 else out_channels
+        first_groups = groups if group_first else 1
+        self.body = nn.Sequential(
+            OrderedDict(
+                reduce=conv(in_channels, mid, 1, kind="pointwise", groups=first_groups,
+                            norm=norm, act=act),
+                shuffle=ChannelShuffle(first_groups),
+                depthwise=conv(mid, mid, 3, stride=stride, kind="depthwise", norm=norm),
+                expand=conv(mid, branch, 1, kind="pointwise", groups=groups, norm=norm),
+            )
+        )  # fmt: skip
+        self.shortcut = pool("avg", 3, stride=2, padding=1) if stride == 2 else None
+        self.act = act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Add (stride 1) or concatenate (stride 2) the shortcut and the residual branch."""
+        if self.shortcut is None:
+            return self.act(x + self.body(x))
+        return torch.cat([self.shortcut(x), self.act(self.body(x))], dim=1)
+
+
+class ShuffleNetV1(nn.Module):
+    """Stem, three stages of ShuffleNet units, global average pooling, dropout, FC.
+
+    Args:
+        in_channels: Input channels.
+        num_classes: Outputs.
+        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
+        norm: Norm spec (None: batch, as in the paper).
+        activation: Activation spec (None: ReLU).
+        init: Init spec.
+        dropout: Dropout spec (before the classifier; after stages if spatial).
+        stem: ``auto``, ``imagenet`` or ``small``.
+        groups: Groups g of the pointwise convs: 1, 2, 3, 4 or 8.
+        scale: Scale factor s of every width (the paper's 0.25x, 0.5x, 1x, ...).
+
+    Raises:
+        ConfigError: ``model.groups``, ``model.scale`` or ``model.stem`` for bad values.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        image_size: int | Sequence[int] | None = None,
+        norm: LayerSpec = None,
+        activation: LayerSpec = None,
+        init: LayerSpec = None,
+        dropout: LayerSpec | float = None,
+        stem: str = "auto",
+        groups: int = 3,
+        scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        kind = choose_stem(stem, image_size)
+        check_choice("groups", groups, tuple(STAGE_WIDTHS))
+        scale = check_positive_float("scale", scale)
+        activation = activation if activation is not None else "relu"
+        norm_layer, act_layer = get_norm(norm if norm is not None else "batch"), get_act(activation)
+        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
+
+        # Stage 2's first unit outputs (its width - stem width) maps through a g-grouped conv.
+        channels = make_divisible(STEM_WIDTH * scale, groups, min_value=groups)
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        if kind == "imagenet":
+            layers["stem"] = conv(in_channels, channels, 3, stride=2, norm=norm_layer,
+                                  act=act_layer)  # fmt: skip
+            layers["pool"] = pool("max", 3, stride=2, padding=1)
+        else:
+            layers["stem"] = conv(in_channels, channels, 3, norm=norm_layer, act=act_layer)
+        for index, (width, units) in enumerate(
+            zip(STAGE_WIDTHS[groups], STAGE_UNITS, strict=True), start=2
+        ):
+            width = make_divisible(width * scale, 4 * groups)
+            stage = [
+                ShuffleUnit(
+                    channels if j == 0 else width, width, 2 if j == 0 else 1, groups,
+                    norm_layer, act_layer, group_first=not (index == 2 and j == 0),
+                )
+                for j in range(units)
+            ]  # fmt: skip
+            layers[f"stage{index}"] = nn.Sequential(*stage, stage_dropout())
+            channels = width
+        self.features = nn.Sequential(layers)
+        self.head = classifier_head(channels, num_classes, fc_dropout)
+        init_weights(self, init, activation=activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
+        return self.head(self.features(x))
+
+
+@register_model
+def shufflenet_v1(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    image_size: int | Sequence[int] | None = None,
+    norm: LayerSpec = None,
+    activation: LayerSpec = None,
+    init: LayerSpec = None,
+    dropout: LayerSpec | float = None,
+    stem: str = "auto",
+    groups: int = 3,
+    scale: float = 1.0,
+) -> ShuffleNetV1:
+    """ShuffleNet v1 from "ShuffleNet: An Extremely Efficient Convolutional Neural Network for
+    Mobile Devices" (Zhang et al. 2017, arXiv:1707.01083).
+
+    Args:
+        in_channels: Input channels (3).
+        num_classes: Outputs (1000).
+        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
+        norm: Norm spec (batch).
+        activation: Activation spec (relu).
+        init: Init spec (PyTorch's default).
+        dropout: Dropout spec (none).
+        stem: ``auto``, ``imagenet`` or ``small`` (auto).
+        groups: Groups g of the 1x1 convs: 1, 2, 3, 4 or 8 (3).
+        scale: Scale factor s of the widths, e.g. 0.25, 0.5, 1.0, 2.0 (1.0).
+
+    Returns:
+        The :class:`ShuffleNetV1` model.
+    """
+    return ShuffleNetV1(
+        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
+        activation=activation, init=init, dropout=dropout, stem=stem, groups=groups, scale=scale,
+    )  # fmt: skip

@@ -1,0 +1,260 @@
+"""VGG (Simonyan and Zisserman 2014): stacks of 3x3 convs, five max-pooled stages, three FC layers.
+
+Configurations A, B, D and E of the paper (11, 13, 16 and 19 weight layers)
+differ only in the number of convs per stage. The paper has no norm layers:
+with ``norm: none`` each conv has a bias and the ImageNet parameter counts equal
+torchvision's ``vgg11``..``vgg19``; with a norm the bias is dropped (the norm's
+shift replaces it), so ``norm=batch`` has 2,752 (vgg11) parameters fewer than
+torchvision's ``vgg11_bn``, which keeps both.
+
+VGG has no stem to adapt: ``stem`` picks the head. ``imagenet`` pools the last
+maps to 7x7 and uses the paper's 4096-wide FC layers; ``small`` (CIFAR-style)
+averages them to 1x1 and uses 512-wide FC layers. Pooling rounds up
+(``ceil_mode``), so 28x28 inputs survive the five halvings (28, 14, 7, 4, 2, 1).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from cnnlab.models.common import check_positive_int, choose_stem
+from cnnlab.models.layers import (
+    LayerSpec,
+    conv,
+    get_act,
+    get_dropout,
+    get_norm,
+    init_weights,
+    pool,
+)
+from cnnlab.models.registry import register_model
+
+__all__ = ["VGG", "vgg11", "vgg13", "vgg16", "vgg19"]
+
+# Output channels of the five stages at width 64; each stage ends in 2x2 max pooling.
+STAGE_WIDTHS = (64, 128, 256, 512, 512)
+# Paper's table 1: configuration -> 3x3 convs in each of the five stages.
+CONVS_PER_STAGE = {
+    "A": (1, 1, 2, 2, 2),  # vgg11
+    "B": (2, 2, 2, 2, 2),  # vgg13
+    "D": (2, 2, 3, 3, 3),  # vgg16
+    "E": (2, 2, 4, 4, 4),  # vgg19
+}
+# FC width of each head when `fc_width` is null.
+FC_WIDTHS = {"imagenet": 4096, "small": 512}
+# Side of the pooled map the ImageNet head flattens (224 / 2 ** 5).
+POOLED = 7
+
+
+class VGG(nn.Module):
+    """Five stages of 3x3 conv-norm-act layers with 2x2 max pooling, then three FC layers.
+
+    Dropout (the ``dropout`` group) precedes the second and third FC layers, where
+    the paper has it; with ``spatial`` true whole maps are also dropped after
+    each stage.
+
+    Args:
+        convs_per_stage: Convs in each of the five stages.
+        in_channels: Input channels.
+        num_classes: Outputs.
+        image_size: Input side or (height, width); picks the head under ``stem: auto``.
+        norm: Norm spec (None: none, as in the paper).
+        activation: Activation spec (None: ReLU).
+        init: Init spec.
+        dropout: Dropout spec.
+        stem: ``auto``, ``imagenet`` (7x7 pooled maps, 4096-wide FC) or ``small``
+            (global average pooling, 512-wide FC).
+        width: Channels of stage 1 (64); the others scale with it.
+        fc_width: Units of the two hidden FC layers; None takes the head's default.
+
+    Raises:
+        ConfigError: ``model.stem``, ``model.width`` or ``model.fc_width`` for bad values.
+    """
+
+    def __init__(
+        self,
+        *,
+        convs_per_stage: Sequence[int],
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        image_size: int | Sequence[int] | None = None,
+        norm: LayerSpec = None,
+        activation: LayerSpec = None,
+        init: LayerSpec = None,
+        dropout: LayerSpec | float = None,
+        stem: str = "auto",
+        width: int = 64,
+        fc_width: int | None = None,
+    ) -> None:
+        super().__init__()
+        head = choose_stem(stem, image_size)
+        check_positive_int("width", width)
+        fc_width = FC_WIDTHS[head] if fc_width is None else check_positive_int("fc_width", fc_width)
+        activation = activation if activation is not None else "relu"
+        norm_layer, act_layer = get_norm(norm), get_act(activation)
+        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
+
+        stages: OrderedDict[str, nn.Module] = OrderedDict()
+        channels = in_channels
+        for index, convs in enumerate(convs_per_stage):
+            stage_width = STAGE_WIDTHS[index] * width // 64
+            layers: OrderedDict[str, nn.Module] = OrderedDict()
+            for j in range(convs):
+                layers[f"conv{j + 1}"] = conv(
+                    channels, stage_width, 3, norm=norm_layer, act=act_layer
+                )
+                channels = stage_width
+            layers["pool"] = pool("max", 2, ceil_mode=True)
+            layers["drop"] = stage_dropout()
+            stages[f"stage{index + 1}"] = nn.Sequential(layers)
+        self.features = nn.Sequential(stages)
+        side = POOLED if head == "imagenet" else 1
+        self.pool = nn.AdaptiveAvgPool2d(side)
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                flatten=nn.Flatten(),
+                fc1=nn.Linear(channels * side * side, fc_width),
+                act1=act_layer(),
+                drop1=fc_dropout(),
+                fc2=nn.Linear(fc_width, fc_width),
+                act2=act_layer(),
+                drop2=fc_dropout(),
+                fc3=nn.Linear(fc_width, num_classes),
+            )
+        )
+        init_weights(self, init, activation=activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
+        return self.classifier(self.pool(self.features(x)))
+
+
+def _vgg(config: str, **kwargs: object) -> VGG:
+    return VGG(convs_per_stage=CONVS_PER_STAGE[config], **kwargs)  # type: ignore[arg-type]
+
+
+@register_model
+def vgg11(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    image_size: int | Sequence[int] | None = None,
+    norm: LayerSpec = None,
+    activation: LayerSpec = None,
+    init: LayerSpec = None,
+    dropout: LayerSpec | float = None,
+    stem: str = "auto",
+    width: int = 64,
+    fc_width: int | None = None,
+) -> VGG:
+    """VGG-11 (configuration A) from "Very Deep Convolutional Networks for Large-Scale Image
+    Recognition" (Simonyan and Zisserman 2014, arXiv:1409.1556).
+
+    Args:
+        in_channels: Input channels (3).
+        num_classes: Outputs (1000).
+        image_size: Input side or (height, width), for the head choice (None: ImageNet).
+        norm: Norm spec (none).
+        activation: Activation spec (relu).
+        init: Init spec (PyTorch's default).
+        dropout: Dropout spec before FC 2 and 3 (none; the paper's is 0.5).
+        stem: ``auto``, ``imagenet`` or ``small``: picks the head (auto).
+        width: Stage-1 channels; the others scale with it (64).
+        fc_width: Hidden FC units (None: 4096 for imagenet, 512 for small).
+
+    Returns:
+        The :class:`VGG` model.
+    """
+    return _vgg(
+        "A", in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
+        activation=activation, init=init, dropout=dropout, stem=stem, width=width,
+        fc_width=fc_width,
+    )  # fmt: skip
+
+
+@register_model
+def vgg13(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    image_size: int | Sequence[int] | None = None,
+    norm: LayerSpec = None,
+    activation: LayerSpec = None,
+    init: LayerSpec = None,
+    dropout: LayerSpec | float = None,
+    stem: str = "auto",
+    width: int = 64,
+    fc_width: int | None = None,
+) -> VGG:
+    """VGG-13 (configuration B; Simonyan and Zisserman 2014, arXiv:1409.1556).
+
+    Args: as for :func:`vgg11`.
+
+    Returns:
+        The :class:`VGG` model.
+    """
+    return _vgg(
+        "B", in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
+        activation=activation, init=init, dropout=dropout, stem=stem, width=width,
+        fc_width=fc_width,
+    )  # fmt: skip
+
+
+@register_model
+def vgg16(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    image_size: int | Sequence[int] | None = None,
+    norm: LayerSpec = None,
+    activation: LayerSpec = None,
+    init: LayerSpec = None,
+    dropout: LayerSpec | float = None,
+    stem: str = "auto",
+    width: int = 64,
+    fc_width: int | None = None,
+) -> VGG:
+    """VGG-16 (configuration D, the paper's best; Simonyan and Zisserman 2014, arXiv:1409.1556).
+
+    Args: as for :func:`vgg11`.
+
+    Returns:
+        The :class:`VGG` model.
+    """
+    return _vgg(
+        "D", in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
+        activation=activation, init=init, dropout=dropout, stem=stem, width=width,
+        fc_width=fc_width,
+    )  # fmt: skip
+
+
+@register_model
+def vgg19(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    image_size: int | Sequence[int] | None = None,
+    norm: LayerSpec = None,
+    activation: LayerSpec = None,
+    init: LayerSpec = None,
+    dropout: LayerSpec | float = None,
+    stem: str = "auto",
+    width: int = 64,
+    fc_width: int | None = None,
+) -> VGG:
+    """VGG-19 (configuration E; Simonyan and Zisserman 2014, arXiv:1409.1556).
+
+    Args: as for :func:`vgg11`.
+
+    Returns:
+        The :class:`VGG` model.
+    """
+    return _vgg(
+        "E", in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
+        activation=activation, init=init, dropout=dropout, stem=stem, width=width,
+        fc_width=fc_width,
+    )  # fmt: skip
