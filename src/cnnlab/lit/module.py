@@ -72,6 +72,8 @@ class ImageClassifier(pl.LightningModule):
         self.confusion = MulticlassConfusionMatrix(num_classes)
         # Samples this process trained on, for the run's throughput (not checkpointed).
         self.train_samples = 0
+        # Stages whose metrics Lightning has not been handed yet this epoch.
+        self._unlogged: set[Stage] = set()
 
     @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,11 +87,23 @@ class ImageClassifier(pl.LightningModule):
         self.accuracy[stage.name].update(scores.detach(), y)
         if stage is Stage.TEST:
             self.confusion.update(scores.detach(), y)
+        if stage in self._unlogged:
+            self._log_epoch_metrics(stage)
+        return loss
+
+    def _log_epoch_metrics(self, stage: Stage) -> None:
+        """Hand this epoch's metric objects of ``stage`` to Lightning, once per epoch.
+
+        Lightning keeps a reference to a logged Metric, computes it at the epoch's end and
+        resets it; the updates in :meth:`_step` accumulate into it meanwhile. Each
+        ``self.log`` call costs Lightning a walk over the metric's attributes (about 0.5 ms
+        on a CPU), so logging on every step would cost more than a small network's step.
+        """
+        self._unlogged.discard(stage)
         # Epoch-level values only: one key per metric, and no per-step compute cost.
         logged = {"on_step": False, "on_epoch": True, "prog_bar": stage is not Stage.TEST}
         self.log(key(stage, MetricName.LOSS), self.mean_loss[stage.name], **logged)
         self.log_dict(self.accuracy[stage.name], **logged)
-        return loss
 
     @override
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -103,6 +117,18 @@ class ImageClassifier(pl.LightningModule):
     @override
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, Stage.TEST)
+
+    @override
+    def on_train_epoch_start(self) -> None:
+        self._unlogged.add(Stage.TRAIN)
+
+    @override
+    def on_validation_epoch_start(self) -> None:
+        self._unlogged.add(Stage.VAL)
+
+    @override
+    def on_test_epoch_start(self) -> None:
+        self._unlogged.add(Stage.TEST)
 
     @override
     def on_train_start(self) -> None:
