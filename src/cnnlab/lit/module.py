@@ -83,6 +83,8 @@ class ImageClassifier(pl.LightningModule):
         x, y = batch
         scores = self(x)
         loss = self.criterion(scores, y)
+        if stage is Stage.TRAIN:
+            loss = loss + self._auxiliary_loss(y)
         self.mean_loss[stage.name].update(loss.detach(), weight=y.numel())
         self.accuracy[stage.name].update(scores.detach(), y)
         if stage is Stage.TEST:
@@ -104,6 +106,18 @@ class ImageClassifier(pl.LightningModule):
         logged = {"on_step": False, "on_epoch": True, "prog_bar": stage is not Stage.TEST}
         self.log(key(stage, MetricName.LOSS), self.mean_loss[stage.name], **logged)
         self.log_dict(self.accuracy[stage.name], **logged)
+
+    def _auxiliary_loss(self, y: torch.Tensor) -> torch.Tensor | float:
+        """Auxiliary classifiers' loss (GoogLeNet): ``aux_weight`` x the sum of their losses.
+
+        A network with auxiliary heads fills ``aux_scores`` in training mode and sets
+        ``aux_weight``; others have neither and add nothing.
+        """
+        aux_scores = getattr(self.net, "aux_scores", None)
+        if not aux_scores:
+            return 0.0
+        weight = float(getattr(self.net, "aux_weight", 1.0))
+        return weight * sum(self.criterion(s, y) for s in aux_scores)
 
     @override
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
