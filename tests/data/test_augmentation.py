@@ -164,3 +164,16 @@ def test_unknown_policy_lists_the_choices() -> None:
 def test_non_mapping_config_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"^augmentation: "):
         build_augmentation("digits")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+def test_flip_crop_gives_each_image_a_window_of_its_padded_self(mode: str) -> None:
+    aug = build_augmentation({"name": "flip_crop", "padding": 2, "padding_mode": mode})
+    assert aug is not None
+    x = torch.rand(16, 3, 6, 6)
+    torch.manual_seed(0)
+    out = aug(x)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode=mode)
+    for image, source in zip(out, padded, strict=True):
+        windows = [source[:, t : t + 6, c : c + 6] for t in range(5) for c in range(5)]
+        assert any(torch.equal(image, w) or torch.equal(image, w.flip(-1)) for w in windows)

@@ -71,29 +71,39 @@ class BatchAugmentation(nn.Module):
 
 
 class _PadCropFlip(nn.Module):
-    """Random crop of the zero/reflect-padded image back to its size, then a horizontal flip.
+    """Random crop of the zero/reflect/replicate-padded image back to its size, then a flip.
 
-    kornia's ``RandomCrop`` needs the output size up front; the size is the input's, so one crop
-    module is made per image size on first use and kept.
+    Pure tensor indexing: one gather picks every image's window, so the cost is one copy of
+    the batch (kornia's ``RandomCrop`` builds a crop transform per image and took ~4 ms for
+    64 MNIST-size images on a CPU, more than LeNet-5's whole training step).
     """
 
     def __init__(self, padding: int, padding_mode: str, flip_p: float) -> None:
         super().__init__()
         self.padding = padding
         self.padding_mode = padding_mode
-        self.crops = nn.ModuleDict()
-        self.flip = K.RandomHorizontalFlip(p=flip_p)
+        self.flip_p = flip_p
 
     def forward(self, x: Tensor) -> Tensor:
+        batch, channels, height, width = x.shape
         if self.padding > 0:
-            size = (int(x.shape[-2]), int(x.shape[-1]))
-            key = f"{size[0]}x{size[1]}"
-            if key not in self.crops:
-                self.crops[key] = K.RandomCrop(
-                    size, padding=self.padding, padding_mode=self.padding_mode, p=1.0
-                )
-            x = self.crops[key](x)
-        return self.flip(x)
+            pad = self.padding
+            padded = nn.functional.pad(x, (pad, pad, pad, pad), mode=self.padding_mode)
+            # Per-image offsets in [0, 2 * pad]: every window lies inside the padded image.
+            top = torch.randint(0, 2 * pad + 1, (batch, 1), device=x.device)
+            left = torch.randint(0, 2 * pad + 1, (batch, 1), device=x.device)
+            rows = (top + torch.arange(height, device=x.device))[:, None, :, None]
+            cols = (left + torch.arange(width, device=x.device))[:, None, None, :]
+            images = torch.arange(batch, device=x.device)[:, None, None, None]
+            planes = torch.arange(channels, device=x.device)[None, :, None, None]
+            x = padded[images, planes, rows, cols]
+        if self.flip_p > 0:
+            flip = torch.rand(batch, device=x.device) < self.flip_p
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, padding_mode={self.padding_mode!r}, flip_p={self.flip_p}"
 
 
 class _ChannelAwareJitter(nn.Module):
