@@ -50,6 +50,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
     import pytorch_lightning as pl
 
     from cnnlab.lit.module import ImageClassifier
+    from cnnlab.lit.perf import apply_perf
 
     pl.seed_everything(int(cfg.seed), workers=True)
     datamodule = build_datamodule(cfg.data)
@@ -67,6 +68,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
         data=data_cfg,
         classes=list(datamodule.classes),
     )
+    apply_perf(cfg, module.net)
     loggers = build_loggers(cfg.logger)
     callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))
     callbacks += sweep_callbacks(cfg)
