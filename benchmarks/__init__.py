@@ -1,0 +1,1 @@
+"""Benchmarks behind BENCHMARKS.md: ``make bench`` runs :mod:`benchmarks.run`."""

@@ -1,0 +1,411 @@
+"""Benchmarks that time or weigh whole processes: start-up, sweep overhead, peak memory.
+
+Each child process is timed by wall clock and weighed by its peak resident set size
+(``os.wait4``'s ``ru_maxrss``), against a baseline process run in the same invocation.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks._common import Table, interleaved, median, verdict
+
+# The heavy libraries a training run cannot avoid importing.
+IMPORTS = "import torch, pytorch_lightning, torchmetrics, kornia, hydra, omegaconf"
+
+
+@dataclass(frozen=True)
+class Child:
+    """What a finished child process cost."""
+
+    seconds: float
+    peak_mib: float
+    output: str
+
+
+# Runs a module or code in a child and reports the child's own peak RSS when it exits.
+# VmHWM starts afresh at exec, whereas ru_maxrss would include the forked parent's pages.
+_PEAK = """
+import atexit, os, runpy, sys
+def _peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            os.write(2, f"\\nPEAK_KIB {line.split()[1]}\\n".encode())
+atexit.register(_peak)
+kind, target, *rest = sys.argv[1:]
+sys.argv = [target, *rest]
+if kind == "-m":
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+elif kind == "-s":
+    runpy.run_path(target, run_name="__main__")
+else:
+    exec(compile(target, "<code>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def run_child(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Child:
+    """Run ``python <args>`` to completion; return its wall time and own peak RSS.
+
+    Args:
+        args: Python arguments: ``["-m", module, ...]``, ``["-c", code, ...]`` or a script.
+        cwd: Working folder.
+        env: Extra environment variables.
+
+    Raises:
+        RuntimeError: With the end of the output, when the child fails.
+    """
+    if args[0] not in ("-m", "-c"):
+        args = ["-s", *args]
+    tic = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - tic
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args)[:200]} exited {proc.returncode}:\n{proc.stdout[-3000:]}"
+        )
+    peaks = [line for line in proc.stdout.splitlines() if line.startswith("PEAK_KIB ")]
+    peak_mib = int(peaks[-1].split()[1]) / 1024 if peaks else float("nan")
+    return Child(seconds, peak_mib, proc.stdout)
+
+
+def _cnnlab(*args: str) -> list[str]:
+    return ["-m", "cnnlab", *args]
+
+
+def _env(workdir: Path) -> dict[str, str]:
+    return {
+        "CNNLAB_OUTPUTS": str(workdir / "outputs"),
+        "CNNLAB_DATA": str(workdir / "data"),
+        "WANDB_MODE": "offline",
+    }
+
+
+# ------------------------------------------------------------------------------ 4. start-up
+
+STARTUP = [
+    # (what, cnnlab arguments, baseline label, baseline code, target seconds)
+    (
+        "`cnnlab train --cfg job`",
+        ["train", "--cfg", "job"],
+        "import hydra, omegaconf",
+        "import hydra, omegaconf",
+        2.0,
+    ),
+    (
+        "one-step `fast_dev_run`",
+        ["train", "debug=fast_dev_run", "logger=none"],
+        IMPORTS,
+        IMPORTS,
+        5.0,
+    ),
+]
+
+
+def bench_startup(repeats: int, workdir: Path) -> Table:
+    """Benchmark 4: wall time of ``cnnlab train --cfg job`` and a one-step fast_dev_run."""
+    table = Table(
+        title="4. Start-up",
+        intro=(
+            "Wall time of the whole process, start to exit, median of "
+            f"{repeats} interleaved repeats. The baseline is a bare `python -c` importing what "
+            "the command cannot do without; the ratio shows what cnnlab adds on top. Targets: "
+            "`--cfg job` < 2 s, one-step `fast_dev_run` < 5 s."
+        ),
+        columns=["command", "seconds", "baseline", "baseline s", "ratio", "target"],
+    )
+    for what, args, label, code, target in STARTUP:
+        results = interleaved(
+            {
+                "ours": lambda a=args: run_child(_cnnlab(*a), workdir, _env(workdir)).seconds,
+                "base": lambda c=code: run_child(["-c", c], workdir).seconds,
+            },
+            repeats,
+        )
+        ours, base = median(results["ours"]), median(results["base"])
+        table.rows.append(
+            [
+                what,
+                f"{ours:.2f}",
+                f"`{label}`",
+                f"{base:.2f}",
+                f"{ours / base:.2f}",
+                f"{verdict(ours < target)} (< {target:g} s)",
+            ]
+        )
+        table.commands.append("python -m cnnlab " + " ".join(args))
+    return table
+
+
+# ------------------------------------------------------------------------ 3. sweep overhead
+
+_APP = """
+import hydra
+
+
+def objective(x, y):
+    return (x - 0.3) ** 2 + 0.01 * (y - 0.5) ** 2
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg):
+    return objective(float(cfg.x), float(cfg.y))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+_APP_CONFIG = """
+defaults:
+  - override hydra/sweeper: cnnlab_optuna
+  - override hydra/sweeper/sampler: random
+  - _self_
+x: 0.0
+y: 0.0
+hydra:
+  run:
+    dir: ${oc.env:APP_ROOT}/run
+  sweep:
+    dir: ${oc.env:APP_ROOT}/multirun/${now:%H-%M-%S_%f}
+    subdir: ${hydra.job.num}
+  sweeper:
+    storage: sqlite:///${oc.env:APP_ROOT}/sweeper.db
+    n_trials: N_TRIALS
+    report: REPORT
+    sampler:
+      seed: 0
+    params:
+      x: interval(0, 1)
+      y: interval(0, 1)
+"""
+
+_PLAIN = """
+import sys
+import optuna
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def objective(trial):
+    x = trial.suggest_float("x", 0, 1)
+    y = trial.suggest_float("y", 0, 1)
+    return (x - 0.3) ** 2 + 0.01 * (y - 0.5) ** 2
+
+
+study = optuna.create_study(
+    storage=sys.argv[1], sampler=optuna.samplers.RandomSampler(seed=0), study_name=sys.argv[2]
+)
+study.optimize(objective, n_trials=int(sys.argv[3]))
+"""
+
+
+def _write_app(root: Path, n_trials: int, report: bool) -> None:
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    (root / "app.py").write_text(textwrap.dedent(_APP))
+    config = _APP_CONFIG.replace("N_TRIALS", str(n_trials)).replace("REPORT", str(report).lower())
+    (root / "conf" / "config.yaml").write_text(config)
+    (root / "plain.py").write_text(textwrap.dedent(_PLAIN))
+
+
+def bench_sweep(n_trials: int, repeats: int, workdir: Path) -> Table:
+    """Benchmark 3: a sweep of tiny trials through the sweeper vs a plain Optuna loop."""
+    table = Table(
+        title="3. Sweep overhead",
+        intro=(
+            f"{n_trials} trials of a tiny objective (a quadratic in x, y) through a Hydra app "
+            "with cnnlab's Optuna sweeper (random sampler, SQLite storage, one job per trial "
+            "with its own run folder and config) vs the same trials in a plain "
+            "`study.optimize` loop on SQLite in one process. Both are whole processes, so "
+            "the sweeper's figure includes Hydra's start-up; overhead per trial = (sweep - "
+            f"plain) / {n_trials}, median of {repeats} interleaved repeats. "
+            "Target: <= 0.5 s per trial."
+        ),
+        columns=[
+            "sweeper report",
+            "sweep s",
+            "plain Optuna s",
+            "ratio",
+            "overhead s/trial",
+            "target",
+        ],
+    )
+    for report in (False, True):
+        root = workdir / f"sweep_app_report_{str(report).lower()}"
+        _write_app(root, n_trials, report)
+        env = {"APP_ROOT": str(root), "HYDRA_FULL_ERROR": "1"}
+        names = (f"s{i}" for i in range(10**6))
+
+        def sweep(root: Path = root, env: dict[str, str] = env) -> float:
+            return run_child(["app.py", "-m"], root, env).seconds
+
+        def plain(root: Path = root, names: Iterator[str] = names) -> float:
+            # A fresh study per repeat, as each sweep repeat starts a new one too.
+            storage = f"sqlite:///{root / 'plain.db'}"
+            args = ["plain.py", storage, next(names), str(n_trials)]
+            return run_child(args, root).seconds
+
+        results = interleaved({"sweep": sweep, "plain": plain}, repeats)
+        ours, base = median(results["sweep"]), median(results["plain"])
+        per_trial = (ours - base) / n_trials
+        table.rows.append(
+            [
+                f"report={str(report).lower()}",
+                f"{ours:.2f}",
+                f"{base:.2f}",
+                f"{ours / base:.2f}",
+                f"{per_trial:.3f}",
+                f"{verdict(per_trial <= 0.5)} (<= 0.5)",
+            ]
+        )
+    table.commands += [
+        "APP_ROOT=DIR python DIR/app.py -m   # the app and config: benchmarks/processes.py",
+        "python DIR/plain.py sqlite:///DIR/plain.db NAME N_TRIALS",
+    ]
+    return table
+
+
+# ---------------------------------------------------------------------------- 5. memory
+
+_IN_MEMORY = """
+import gc, sys
+from pathlib import Path
+
+
+def rss_mib(field="VmRSS"):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(field)
+
+
+from cnnlab.data import ImageDataModule
+from cnnlab.data.sources import MnistSource
+import torch
+
+gc.collect()
+# Reset the peak (VmHWM) to the current RSS, so the peak below is this part's own.
+Path("/proc/self/clear_refs").write_text("5")
+before = rss_mib()
+dm = ImageDataModule(
+    source=MnistSource(root=sys.argv[1], download=False), name="mnist", num_classes=10,
+    in_channels=1, image_size=28, batch_size=128, val_fraction=0.1, seed=0,
+    mean=[0.1307], std=[0.3081],
+)
+dm.setup("fit")
+gc.collect()
+after_setup = rss_mib()
+for batch in dm.train_dataloader():
+    pass
+gc.collect()
+after_epoch = rss_mib()
+print(f"RESULT {before} {after_setup} {after_epoch} {rss_mib('VmHWM')}")
+"""
+
+
+def _write_mnist_size(root: Path) -> int:
+    """Write MNIST-size IDX files (60,000 + 10,000 random 28x28 images); return their bytes."""
+    import numpy as np
+
+    from cnnlab.data.sources.idx import write_idx
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    total = 0
+    for prefix, n in (("train", 60_000), ("t10k", 10_000)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        # What the module holds: uint8 images and int64 labels.
+        total += images.nbytes + n * 8
+    return total
+
+
+def bench_memory(repeats: int, workdir: Path) -> Table:
+    """Benchmark 5: peak memory of a digits run and of the in-memory MNIST-size path."""
+    table = Table(
+        title="5. Memory",
+        intro=(
+            "Peak resident set size (RSS). A digits run (`cnnlab train debug=limit`, two short "
+            "epochs) against a process that only imports the libraries a run needs; and the "
+            "in-memory path on an MNIST-size set (60,000 + 10,000 random 28x28 IDX files, "
+            "read by the real `MnistSource` into `ImageDataModule`), measured inside one "
+            "process as RSS growth over the imports, against the bytes the set needs held "
+            f"once (uint8 images, int64 labels). Median of {repeats} repeats."
+        ),
+        columns=["what", "measured MiB", "baseline", "baseline MiB", "ratio", "target"],
+    )
+    results = interleaved(
+        {
+            "run": lambda: (
+                run_child(
+                    _cnnlab("train", "debug=limit", "logger=none"), workdir, _env(workdir)
+                ).peak_mib
+            ),
+            "imports": lambda: run_child(["-c", IMPORTS], workdir).peak_mib,
+        },
+        repeats,
+    )
+    run, imports = median(results["run"]), median(results["imports"])
+    table.rows.append(
+        [
+            "digits run, peak RSS",
+            f"{run:.0f}",
+            "imports only",
+            f"{imports:.0f}",
+            f"{run / imports:.2f}",
+            f"+{run - imports:.0f} MiB over the imports",
+        ]
+    )
+
+    data_root = workdir / "mnist_size"
+    needed = _write_mnist_size(data_root) / 2**20
+    samples = []
+    for _ in range(repeats):
+        output = run_child(["-c", _IN_MEMORY, str(data_root)], workdir).output
+        line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+        samples.append([float(v) for v in line.split()[1:]])
+    before, _after_setup, after_epoch, peak = (median(col) for col in zip(*samples, strict=True))
+    held = after_epoch - before
+    table.rows.append(
+        [
+            "MNIST-size set held after setup + one epoch",
+            f"{held:.0f}",
+            "uint8 set held once",
+            f"{needed:.0f}",
+            f"{held / needed:.2f}",
+            f"{verdict(held / needed <= 1.2)} (<= 1.2)",
+        ]
+    )
+    table.rows.append(
+        [
+            "MNIST-size set, peak while loading",
+            f"{peak - before:.0f}",
+            "uint8 set held once",
+            f"{needed:.0f}",
+            f"{(peak - before) / needed:.2f}",
+            "reported",
+        ]
+    )
+    table.commands += [
+        "python -m cnnlab train debug=limit logger=none",
+        f'python -c "{IMPORTS}"',
+        "python -c <benchmarks/processes.py::_IN_MEMORY> DATA_ROOT",
+    ]
+    return table

@@ -1,0 +1,130 @@
+"""``make bench``: run every benchmark and rewrite BENCHMARKS.md.
+
+Usage::
+
+    python benchmarks/run.py                  # the full run (tens of minutes on a laptop CPU)
+    python benchmarks/run.py --quick          # a smoke run: tiny budgets, one repeat
+    python benchmarks/run.py --only startup,memory --output /tmp/BENCH.md
+
+Every figure is a ratio against a baseline measured in the same invocation, interleaved
+with it, as the median of several repeats. The file is written to a temporary name and
+moved into place when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# `python benchmarks/run.py` puts benchmarks/ on the path; the package lives one level up.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import REPO, Table, machine
+from benchmarks.processes import bench_memory, bench_startup, bench_sweep
+from benchmarks.throughput import Budget, bench_vs_plain, bench_vs_recipe
+
+NAMES = ("plain", "recipe", "sweep", "startup", "memory")
+
+
+def _benchmarks(quick: bool, workdir: Path) -> dict[str, Callable[[], Table]]:
+    if quick:
+        lenet, resnet = Budget(warmup=2, steps=8, repeats=1), None
+        repeats, trials = 1, 3
+    else:
+        # ResNet-18 steps cost ~100x LeNet-5's on a CPU; the ratio settles in fewer of them.
+        lenet, resnet = Budget(warmup=10, steps=200, repeats=5), Budget(3, 15, 3)
+        repeats, trials = 5, 20
+    return {
+        "plain": lambda: bench_vs_plain(lenet, resnet, workdir),
+        "recipe": lambda: bench_vs_recipe(lenet, workdir),
+        "sweep": lambda: bench_sweep(trials, repeats, workdir),
+        "startup": lambda: bench_startup(repeats, workdir),
+        "memory": lambda: bench_memory(repeats, workdir),
+    }
+
+
+def render(tables: list[Table], info: dict[str, str], command: str, seconds: float) -> str:
+    """The whole BENCHMARKS.md."""
+    lines = [
+        "# BENCHMARKS",
+        "",
+        f"Written by `{command}` in {seconds:.0f} s. Every figure is a ratio against a baseline "
+        "measured in the same invocation (interleaved repeats, medians). Re-run with "
+        "`make bench`; `python benchmarks/run.py --quick` is a smoke run whose numbers mean "
+        "little.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in info.items()],
+        "",
+    ]
+    lines += [table.markdown() for table in tables]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected benchmarks and write the Markdown report; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny budgets, one repeat")
+    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument(
+        "--only", default=",".join(NAMES), help=f"comma-separated subset of {', '.join(NAMES)}"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice; 1 helps on a busy machine)",
+    )
+    args = parser.parse_args(argv)
+    # Captured now: in-process `cnnlab train` runs rewrite sys.argv.
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    selected = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(selected) - set(NAMES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {list(NAMES)}")
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = machine()
+    tic = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
+        workdir = Path(tmp)
+        # In-process `cnnlab train` runs write their folders here, not into outputs/.
+        os.environ["CNNLAB_OUTPUTS"] = str(workdir / "outputs")
+        os.environ.setdefault("WANDB_MODE", "offline")
+        benchmarks = _benchmarks(args.quick, workdir)
+        tables = []
+        for name in selected:
+            print(f"[bench] {name} ...", flush=True)
+            tables.append(benchmarks[name]())
+            print(tables[-1].markdown(), flush=True)
+    write_atomic(args.output, render(tables, info, command.strip(), time.perf_counter() - tic))
+    print(f"[bench] wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
