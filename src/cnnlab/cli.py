@@ -78,4 +78,4 @@ def _hydra_app(task: str) -> Callable[[], Any]:
 
         return run_task(task, cfg)
 
-    return app  # type: ignore[no-any-return]
+    return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ProgressBar, RichProgressBar
@@ -100,12 +100,13 @@ def _cells(matrix: Any) -> list[tuple[tuple[int, int], int]]:
 
 def log_image(trainer: pl.Trainer, name: str, path: Path) -> None:
     """Send an image file to every logger that takes images (wandb, TensorBoard)."""
+    # `experiment` belongs to each concrete logger, not to the Logger base class: cast.
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # WandbLogger
             logger.log_image(key=name, images=[str(path)])
-        elif hasattr(logger.experiment, "add_image"):  # TensorBoard's SummaryWriter
+        elif hasattr(cast(Any, logger).experiment, "add_image"):  # TensorBoard's SummaryWriter
             import numpy as np
             from PIL import Image
 
             image = np.asarray(Image.open(path).convert("RGB"))
-            logger.experiment.add_image(name, image, dataformats="HWC")
+            cast(Any, logger).experiment.add_image(name, image, dataformats="HWC")

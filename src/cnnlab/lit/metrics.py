@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from cnnlab.errors import ConfigError
@@ -71,7 +71,7 @@ def classification_metrics(num_classes: int, stage: Stage) -> MetricCollection:
     module's own step, never from a user, and the checks cost more than the update.
     """
     top_k = {MetricName.ACC: 1, MetricName.ACC_TOP5: 5}
-    metrics = {
+    metrics: dict[str, Metric | MetricCollection] = {
         str(name): MulticlassAccuracy(
             num_classes, top_k=top_k[name], average="micro", validate_args=False
         )

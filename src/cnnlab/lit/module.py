@@ -8,13 +8,13 @@ exact network without any Python objects stored in the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric, MinMetric
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 from typing_extensions import override
 
@@ -28,6 +28,14 @@ from cnnlab.lit.metrics import (
     key,
 )
 from cnnlab.lit.optim import build_optimizer, build_scheduler
+
+
+class _LogOptions(TypedDict):
+    """Keyword arguments of ``LightningModule.log`` for the epoch metrics."""
+
+    on_step: bool
+    on_epoch: bool
+    prog_bar: bool
 
 
 class ImageClassifier(pl.LightningModule):
@@ -85,8 +93,8 @@ class ImageClassifier(pl.LightningModule):
         loss = self.criterion(scores, y)
         if stage is Stage.TRAIN:
             loss = loss + self._auxiliary_loss(y)
-        self.mean_loss[stage.name].update(loss.detach(), weight=y.numel())
-        self.accuracy[stage.name].update(scores.detach(), y)
+        self._mean_loss(stage).update(loss.detach(), weight=y.numel())
+        self._accuracy(stage).update(scores.detach(), y)
         if stage is Stage.TEST:
             self.confusion.update(scores.detach(), y)
         if stage in self._unlogged:
@@ -103,9 +111,21 @@ class ImageClassifier(pl.LightningModule):
         """
         self._unlogged.discard(stage)
         # Epoch-level values only: one key per metric, and no per-step compute cost.
-        logged = {"on_step": False, "on_epoch": True, "prog_bar": stage is not Stage.TEST}
-        self.log(key(stage, MetricName.LOSS), self.mean_loss[stage.name], **logged)
-        self.log_dict(self.accuracy[stage.name], **logged)
+        logged: _LogOptions = {
+            "on_step": False,
+            "on_epoch": True,
+            "prog_bar": stage is not Stage.TEST,
+        }
+        self.log(key(stage, MetricName.LOSS), self._mean_loss(stage), **logged)
+        self.log_dict(self._accuracy(stage), **logged)
+
+    def _mean_loss(self, stage: Stage) -> MeanMetric:
+        """The running mean loss of ``stage`` (``mean_loss`` holds only MeanMetrics)."""
+        return cast(MeanMetric, self.mean_loss[stage.name])
+
+    def _accuracy(self, stage: Stage) -> MetricCollection:
+        """The accuracy metrics of ``stage`` (``accuracy`` holds only MetricCollections)."""
+        return cast(MetricCollection, self.accuracy[stage.name])
 
     def _auxiliary_loss(self, y: torch.Tensor) -> torch.Tensor | float:
         """Auxiliary classifiers' loss (GoogLeNet): ``aux_weight`` x the sum of their losses.
@@ -160,8 +180,8 @@ class ImageClassifier(pl.LightningModule):
 
     def epoch_values(self, stage: Stage) -> dict[str, torch.Tensor]:
         """Return this epoch's loss and accuracies of ``stage`` (synchronised across ranks)."""
-        values = dict(self.accuracy[stage.name].compute())
-        values[key(stage, MetricName.LOSS)] = self.mean_loss[stage.name].compute()
+        values = dict(self._accuracy(stage).compute())
+        values[key(stage, MetricName.LOSS)] = self._mean_loss(stage).compute()
         return values
 
     @override

@@ -8,7 +8,7 @@ front (``warmup_epochs``); ``plateau`` steps once per epoch on the monitored met
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 from torch.optim import Optimizer, lr_scheduler
@@ -62,7 +62,9 @@ def build_scheduler(
     if name == "plateau":
         if warmup:
             raise ConfigError("scheduler.warmup_epochs", "plateau does not support warmup; use 0")
-        plateau = lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, **cfg)
+        # The module checked mode with check_monitor; ReduceLROnPlateau checks it again.
+        plateau_mode = cast("Literal['min', 'max']", mode)
+        plateau = lr_scheduler.ReduceLROnPlateau(optimizer, mode=plateau_mode, **cfg)
         return {"scheduler": plateau, "monitor": monitor, "interval": "epoch"}
     if name == "onecycle":
         if warmup:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -42,6 +43,14 @@ from cnnlab.models.registry import register_model
 __all__ = ["InvertedResidual", "MobileNetV1", "MobileNetV2", "mobilenet_v1", "mobilenet_v2"]
 
 Factory = Callable[..., nn.Module]
+
+
+class _Unit(TypedDict):
+    """The norm and activation factories passed to every conv of the network."""
+
+    norm: Factory
+    act: Factory
+
 
 # v1 (paper's table 1) after the 3x3/2 stem conv of 32 maps: (pointwise output channels,
 # depthwise stride) of each depthwise-separable layer.
@@ -101,7 +110,10 @@ class MobileNetV1(nn.Module):
         kind = choose_stem(stem, image_size)
         width_mult = check_positive_float("width_mult", width_mult)
         activation = activation if activation is not None else "relu"
-        unit = {"norm": get_norm(norm if norm is not None else "batch"), "act": get_act(activation)}
+        unit: _Unit = {
+            "norm": get_norm(norm if norm is not None else "batch"),
+            "act": get_act(activation),
+        }
         fc_dropout = get_dropout(dropout)
 
         channels = make_divisible(V1_STEM * width_mult)

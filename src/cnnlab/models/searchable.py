@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -54,6 +54,14 @@ from cnnlab.models.registry import register_model
 __all__ = ["CONV_CHOICES", "SearchableBlock", "SearchableNet", "searchable"]
 
 Factory = Callable[..., nn.Module]
+
+
+class _Unit(TypedDict):
+    """The norm and activation factories passed to every conv of the network."""
+
+    norm: Factory
+    act: Factory
+
 
 # Conv kind of a block -> (layer factory kind, dilation).
 CONV_CHOICES: dict[str, tuple[str, int]] = {
@@ -163,7 +171,7 @@ class SearchableNet(nn.Module):
         norm_layer = get_norm(norm if norm is not None else "batch")
         act_layer = get_act(activation)
         stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-        unit = {"norm": norm_layer, "act": act_layer}
+        unit: _Unit = {"norm": norm_layer, "act": act_layer}
 
         channels = stages[0]["width"]
         layers: OrderedDict[str, nn.Module] = OrderedDict()

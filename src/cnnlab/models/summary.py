@@ -20,7 +20,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -220,9 +220,14 @@ def _propagate(
     if packet in _ADAPTIVE:
         size_in = tensor.shape[-2:]
         size_out = _pair(args[1], (1,))
-        kernel = tuple(-(-i // o) for i, o in zip(size_in, size_out, strict=True))
-        stride = tuple(max(1, i // o) for i, o in zip(size_in, size_out, strict=True))
-        return _grow(f, kernel, stride, (1, 1))  # type: ignore[arg-type]
+        # Two spatial dims in, two out (strict zip): pairs.
+        kernel = cast(
+            "tuple[int, int]", tuple(-(-i // o) for i, o in zip(size_in, size_out, strict=True))
+        )
+        stride = cast(
+            "tuple[int, int]", tuple(max(1, i // o) for i, o in zip(size_in, size_out, strict=True))
+        )
+        return _grow(f, kernel, stride, (1, 1))
     first_out = next((t for t in tree_leaves(out) if isinstance(t, torch.Tensor)), None)
     if tensor.dim() >= 4 and first_out is not None and first_out.dim() < 4:
         return _whole(f, tensor)  # flatten or global pooling: every position feeds each unit
@@ -235,7 +240,7 @@ def _propagate(
     ):
         return _whole(f, tensor)  # global average pooling that keeps the dims
     if len(known) > 1:  # add, cat, mul: a unit sees the union of its inputs' fields
-        return tuple(max(values) for values in zip(*(g for _, g in known), strict=True))  # type: ignore[return-value]
+        return tuple(max(values) for values in zip(*(g for _, g in known), strict=True))
     return f
 
 

@@ -32,7 +32,8 @@ class RunRecorder:
         self.run_dir = Path(cfg.paths.run_dir)
         self.timings: dict[str, Any] = {}
         self.start = datetime.now(UTC)
-        self.is_zero = rank_zero_only.rank == 0
+        # Lightning sets `rank` on the function at import; its stubs do not declare it.
+        self.is_zero = rank_zero_only.rank == 0  # type: ignore[attr-defined]
 
     def record(self, status: str, error: str | None = None) -> None:
         """(Re)write ``run.json`` with ``status``."""

@@ -15,9 +15,10 @@ import math
 import os
 import statistics
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from cnnlab.errors import DataError
 
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
 SWEEP_INFO = "sweep.json"
 # Keys of a trial's overrides that describe the sweep, not the trained run.
 _NOT_RUN_KEYS = ("hparams_search", "experiment", "sweep.", "hydra.")
+
+
+class _Target(TypedDict, total=False):
+    """The objective a plot draws (the first one of a multi-objective study)."""
+
+    target: Callable[[FrozenTrial], float]
+    target_name: str
 
 
 @dataclass
@@ -213,7 +221,9 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     from optuna.visualization import matplotlib as ovm
 
     multi = len(study.directions) > 1
-    first = {"target": lambda t: t.values[0], "target_name": "objective 1"} if multi else {}
+    first: _Target = (
+        {"target": lambda t: t.values[0], "target_name": "objective 1"} if multi else {}
+    )
     makers: dict[str, Any] = {
         "history": lambda: ovm.plot_optimization_history(study, **first),
         "importances": lambda: ovm.plot_param_importances(study, **first),

@@ -23,12 +23,14 @@ exactly the values a basic multirun would.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import (
     ChoiceSweep,
+    ElementType,
     IntervalSweep,
     Override,
     RangeSweep,
@@ -37,6 +39,7 @@ from hydra.core.override_parser.types import (
 from hydra.errors import HydraException
 from optuna.distributions import (
     BaseDistribution,
+    CategoricalChoiceType,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
@@ -114,15 +117,18 @@ def distribution_from_override(override: Override, key: str) -> BaseDistribution
         return None
     value = override.value()
     if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
-        choices = list(override.sweep_iterator(transformer=Transformer.encode))
+        choices: Sequence[ElementType] = list(
+            override.sweep_iterator(transformer=Transformer.encode)
+        )
         if isinstance(value, RangeSweep):  # shuffle: the order is the sampler's business
-            choices = sorted(choices)
+            choices = sorted(cast("list[float]", choices))  # a range yields numbers
         if not choices:
             raise ConfigError(key, "choice() needs at least one value")
         for choice in choices:
             if not isinstance(choice, str | int | float | bool):
                 raise ConfigError(key, f"choices must be str, int, float or bool, got {choice!r}")
-        return CategoricalDistribution(choices)
+        # The loop above checked every choice's type.
+        return CategoricalDistribution(cast("Sequence[CategoricalChoiceType]", choices))
     if isinstance(value, RangeSweep):
         return _range_distribution(override, value, key)
     if isinstance(value, IntervalSweep):
@@ -131,7 +137,7 @@ def distribution_from_override(override: Override, key: str) -> BaseDistribution
 
 
 def _range_distribution(override: Override, value: RangeSweep, key: str) -> BaseDistribution:
-    values = list(override.sweep_iterator())
+    values = cast("list[float]", list(override.sweep_iterator()))  # a range yields numbers
     if not values:
         raise ConfigError(key, f"range({value.start}, {value.stop}, {value.step}) is empty")
     low, high = min(values), max(values)

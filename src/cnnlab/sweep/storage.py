@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from cnnlab.errors import ConfigError
 
@@ -63,6 +63,18 @@ def file_path(url: str) -> Path | None:
     if url.startswith("sqlite:///") and ":memory:" not in url:
         return Path(url[len("sqlite:///") :].split("?", 1)[0])
     return None
+
+
+@overload
+def open_storage(url: str) -> BaseStorage: ...
+
+
+@overload
+def open_storage(url: None) -> None: ...
+
+
+@overload
+def open_storage(url: str | None) -> BaseStorage | None: ...
 
 
 def open_storage(url: str | None) -> BaseStorage | None:

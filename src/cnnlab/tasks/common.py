@@ -39,7 +39,8 @@ def build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
 
     log.info("data: %s", data_cfg.get("name", data_cfg.get("_target_")))
     datamodule = instantiate(data_cfg)
-    if rank_zero_only.rank == 0:
+    # Lightning sets `rank` on the function at import; its stubs do not declare it.
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
         datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
@@ -94,7 +95,7 @@ def build_trainer(
 
     check_accelerator(trainer_cfg)
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    return instantiate(  # type: ignore[no-any-return]
+    return instantiate(
         trainer_cfg,
         callbacks=callbacks,
         logger=loggers or False,
@@ -121,7 +122,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
     if "hyper_parameters" not in checkpoint or "model" not in checkpoint["hyper_parameters"]:
         raise CheckpointError(path, "not a cnnlab checkpoint (no model hyperparameters)")
-    return checkpoint  # type: ignore[no-any-return]
+    return checkpoint
 
 
 def check_checkpoint_matches(path: str | Path, checkpoint: Mapping[str, Any], model: Any) -> None:

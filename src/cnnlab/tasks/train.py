@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig
 
@@ -30,13 +30,18 @@ from cnnlab.tasks.common import (
     to_dict,
 )
 
+if TYPE_CHECKING:
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from cnnlab.data.datamodule import ImageDataModule
+
 log = logging.getLogger(__name__)
 
 # Trainable parameters of the network, recorded with the metrics (a sweep objective, too).
 PARAMS_KEY = "model/params"
 
 
-def run(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | list[float] | None:
     """Train as configured by ``cfg`` and return the value of ``cfg.optimized_metric``."""
     from cnnlab.runs.recorder import recorded_run
 
@@ -53,7 +58,8 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
     from cnnlab.lit.perf import apply_perf
 
     pl.seed_everything(int(cfg.seed), workers=True)
-    datamodule = build_datamodule(cfg.data)
+    # The data group builds cnnlab's ImageDataModule (statistics and class names).
+    datamodule = cast("ImageDataModule", build_datamodule(cfg.data))
     model_cfg = to_dict(cfg.model)
     # The statistics actually used (computed at setup when the config says null), for predict.
     data_cfg = {**to_dict(cfg.data), "mean": datamodule.mean, "std": datamodule.std}
@@ -88,7 +94,9 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
     metrics[PARAMS_KEY] = float(sum(p.numel() for p in module.net.parameters()))
 
     if cfg.get("test", True):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        # cnnlab checkpoints only with a ModelCheckpoint (see build_trainer).
+        checkpoint = cast("ModelCheckpoint | None", trainer.checkpoint_callback)
+        best = checkpoint.best_model_path if checkpoint else ""
         tic = time.perf_counter()
         results = trainer.test(
             module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
