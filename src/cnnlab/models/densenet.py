@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,7 +40,7 @@ from cnnlab.models.layers import (
     init_weights,
     pool,
 )
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import register_model, variant_of
 
 __all__ = ["DenseBlock", "DenseNet", "densenet121", "densenet169", "densenet_bc"]
 
@@ -237,31 +238,13 @@ def densenet121(
 
 
 @register_model
-def densenet169(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    growth_rate: int = 32,
-    init_features: int | None = None,
-) -> DenseNet:
+@variant_of(densenet121)
+def densenet169(**options: Any) -> DenseNet:
     """DenseNet-169 (Huang et al. 2017, arXiv:1608.06993): blocks of (6, 12, 32, 32), k = 32.
 
     Args: as for :func:`densenet121`.
-
-    Returns:
-        The :class:`DenseNet` model.
     """
-    return DenseNet(
-        block_sizes=BLOCKS["densenet169"], in_channels=in_channels, num_classes=num_classes,
-        image_size=image_size, norm=norm, activation=activation, init=init, dropout=dropout,
-        stem=stem, growth_rate=growth_rate, init_features=init_features,
-    )  # fmt: skip
+    return DenseNet(block_sizes=BLOCKS["densenet169"], **options)
 
 
 @register_model

@@ -8,6 +8,7 @@ model is listed in one place (``list_models()``), which the tests iterate.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -18,9 +19,10 @@ from cnnlab.errors import ConfigError
 from cnnlab.models.layers import LayerSpec
 from cnnlab.models.layers._spec import plain
 
-__all__ = ["build_model", "image_hw", "list_models", "register_model"]
+__all__ = ["build_model", "image_hw", "list_models", "register_model", "variant_of"]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+M = TypeVar("M", bound=nn.Module)
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -50,6 +52,38 @@ def register_model(builder: Builder) -> Builder:
         )
     _MODELS[name] = builder
     return builder
+
+
+def variant_of(
+    reference: Callable[..., nn.Module],
+) -> Callable[[Callable[..., M]], Callable[..., M]]:
+    """Give a variant builder written as ``def name(**options)`` the options of ``reference``.
+
+    A family's variants differ only in what they fix inside (VGG's configuration, ResNet's
+    depths); their options, defaults and checks are the reference builder's, so they are
+    written once. The registry and ``help()`` see the reference's signature.
+
+    Example:
+        >>> from cnnlab.models.vgg import VGG, _vgg, vgg11
+        >>> @variant_of(vgg11)
+        ... def vgg_example(**options: object) -> VGG:
+        ...     return _vgg("A", **options)
+        >>> list(inspect.signature(vgg_example).parameters)[:2]
+        ['in_channels', 'num_classes']
+    """
+    signature = inspect.signature(reference)
+
+    def decorate(builder: Callable[..., M]) -> Callable[..., M]:
+        @functools.wraps(builder)
+        def with_reference_options(**options: Any) -> M:
+            bound = signature.bind(**options)  # TypeError for an option the family lacks
+            bound.apply_defaults()
+            return builder(**bound.arguments)
+
+        with_reference_options.__signature__ = signature  # type: ignore[attr-defined]
+        return with_reference_options
+
+    return decorate
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ from cnnlab.models.layers import (
     init_weights,
     pool,
 )
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import register_model, variant_of
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50"]
 
@@ -227,54 +228,20 @@ def resnet18(
 
 
 @register_model
-def resnet34(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    base_width: int = 64,
-) -> ResNet:
+@variant_of(resnet18)
+def resnet34(**options: Any) -> ResNet:
     """ResNet-34 (He et al. 2015, arXiv:1512.03385): basic blocks, (3, 4, 6, 3) per stage.
 
     Args: as for :func:`resnet18`.
-
-    Returns:
-        The :class:`ResNet` model.
     """
-    return _resnet(
-        "basic", (3, 4, 6, 3), in_channels=in_channels, num_classes=num_classes,
-        image_size=image_size, norm=norm, activation=activation, init=init, dropout=dropout,
-        stem=stem, base_width=base_width,
-    )  # fmt: skip
+    return _resnet("basic", (3, 4, 6, 3), **options)
 
 
 @register_model
-def resnet50(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    base_width: int = 64,
-) -> ResNet:
+@variant_of(resnet18)
+def resnet50(**options: Any) -> ResNet:
     """ResNet-50 (He et al. 2015, arXiv:1512.03385): bottleneck blocks, (3, 4, 6, 3) per stage.
 
     Args: as for :func:`resnet18`.
-
-    Returns:
-        The :class:`ResNet` model.
     """
-    return _resnet(
-        "bottleneck", (3, 4, 6, 3), in_channels=in_channels, num_classes=num_classes,
-        image_size=image_size, norm=norm, activation=activation, init=init, dropout=dropout,
-        stem=stem, base_width=base_width,
-    )  # fmt: skip
+    return _resnet("bottleneck", (3, 4, 6, 3), **options)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ from cnnlab.models.layers import (
     init_weights,
     pool,
 )
-from cnnlab.models.registry import register_model
+from cnnlab.models.registry import register_model, variant_of
 
 __all__ = ["VGG", "vgg11", "vgg13", "vgg16", "vgg19"]
 
@@ -177,84 +178,30 @@ def vgg11(
 
 
 @register_model
-def vgg13(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    width: int = 64,
-    fc_width: int | None = None,
-) -> VGG:
+@variant_of(vgg11)
+def vgg13(**options: Any) -> VGG:
     """VGG-13 (configuration B; Simonyan and Zisserman 2014, arXiv:1409.1556).
 
     Args: as for :func:`vgg11`.
-
-    Returns:
-        The :class:`VGG` model.
     """
-    return _vgg(
-        "B", in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, width=width,
-        fc_width=fc_width,
-    )  # fmt: skip
+    return _vgg("B", **options)
 
 
 @register_model
-def vgg16(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    width: int = 64,
-    fc_width: int | None = None,
-) -> VGG:
+@variant_of(vgg11)
+def vgg16(**options: Any) -> VGG:
     """VGG-16 (configuration D, the paper's best; Simonyan and Zisserman 2014, arXiv:1409.1556).
 
     Args: as for :func:`vgg11`.
-
-    Returns:
-        The :class:`VGG` model.
     """
-    return _vgg(
-        "D", in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, width=width,
-        fc_width=fc_width,
-    )  # fmt: skip
+    return _vgg("D", **options)
 
 
 @register_model
-def vgg19(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    width: int = 64,
-    fc_width: int | None = None,
-) -> VGG:
+@variant_of(vgg11)
+def vgg19(**options: Any) -> VGG:
     """VGG-19 (configuration E; Simonyan and Zisserman 2014, arXiv:1409.1556).
 
     Args: as for :func:`vgg11`.
-
-    Returns:
-        The :class:`VGG` model.
     """
-    return _vgg(
-        "E", in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, width=width,
-        fc_width=fc_width,
-    )  # fmt: skip
+    return _vgg("E", **options)
