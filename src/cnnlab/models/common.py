@@ -12,13 +12,24 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models.layers import GlobalAvgPool
 from cnnlab.models.registry import image_hw
+
+# A layer factory made by the layer factory: norm(channels), act(), dropout().
+Factory = Callable[..., nn.Module]
+
+
+class NormAct(TypedDict):
+    """The norm and activation factories a network passes to every conv (``conv(..., **unit)``)."""
+
+    norm: Factory
+    act: Factory
+
 
 __all__ = [
     "SMALL_MAX",

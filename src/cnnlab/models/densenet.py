@@ -18,7 +18,7 @@ Stems: ``imagenet`` is a 7x7/2 conv and 3x3/2 max pooling; ``small`` is one
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models.common import (
+    Factory,
     check_positive_float,
     check_positive_int,
     choose_stem,
@@ -44,7 +45,6 @@ from cnnlab.models.registry import register_model, variant_of
 
 __all__ = ["DenseBlock", "DenseNet", "densenet121", "densenet169", "densenet_bc"]
 
-Factory = Callable[..., nn.Module]
 
 # Layers per dense block: model -> block sizes (growth rate 32, 64 stem maps).
 BLOCKS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32)}

@@ -25,13 +25,14 @@ first conv and no pooling (CIFAR-style), so inception 3a sees 32x32 maps.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import TypedDict
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
+    Factory,
+    NormAct,
     check_bool,
     check_choice,
     check_positive_float,
@@ -51,15 +52,6 @@ from cnnlab.models.layers import (
 from cnnlab.models.registry import register_model
 
 __all__ = ["AUX_WEIGHT", "GoogLeNet", "Inception", "InceptionAux", "googlenet"]
-
-Factory = Callable[..., nn.Module]
-
-
-class _Unit(TypedDict):
-    """The norm and activation factories passed to every conv of the network."""
-
-    norm: Factory
-    act: Factory
 
 
 #: Weight of each auxiliary classifier's loss in the training loss (the paper's).
@@ -109,7 +101,7 @@ class Inception(nn.Module):
         super().__init__()
         c1, r3, c3, r5, c5, proj = widths
         self.out_channels = c1 + c3 + c5 + proj
-        unit: _Unit = {"norm": norm, "act": act}
+        unit: NormAct = {"norm": norm, "act": act}
         self.branch1 = conv(in_channels, c1, 1, **unit)
         self.branch3 = nn.Sequential(conv(in_channels, r3, 1, **unit), conv(r3, c3, 3, **unit))
         self.branch5 = nn.Sequential(
@@ -209,7 +201,7 @@ class GoogLeNet(nn.Module):
         norm_layer = get_norm(norm if norm is not None else "batch")
         act_layer = get_act(activation)
         stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-        unit: _Unit = {"norm": norm_layer, "act": act_layer}
+        unit: NormAct = {"norm": norm_layer, "act": act_layer}
 
         def scaled(c: int) -> int:
             return make_divisible(c * width_mult, 4)

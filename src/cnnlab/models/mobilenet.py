@@ -18,13 +18,14 @@ Widths are rounded to multiples of 8 (torchvision's rule), which keeps the
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import TypedDict
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
+    Factory,
+    NormAct,
     check_positive_float,
     choose_stem,
     classifier_head,
@@ -41,15 +42,6 @@ from cnnlab.models.layers import (
 from cnnlab.models.registry import register_model
 
 __all__ = ["InvertedResidual", "MobileNetV1", "MobileNetV2", "mobilenet_v1", "mobilenet_v2"]
-
-Factory = Callable[..., nn.Module]
-
-
-class _Unit(TypedDict):
-    """The norm and activation factories passed to every conv of the network."""
-
-    norm: Factory
-    act: Factory
 
 
 # v1 (paper's table 1) after the 3x3/2 stem conv of 32 maps: (pointwise output channels,
@@ -110,7 +102,7 @@ class MobileNetV1(nn.Module):
         kind = choose_stem(stem, image_size)
         width_mult = check_positive_float("width_mult", width_mult)
         activation = activation if activation is not None else "relu"
-        unit: _Unit = {
+        unit: NormAct = {
             "norm": get_norm(norm if norm is not None else "batch"),
             "act": get_act(activation),
         }

@@ -24,14 +24,16 @@ Stems: ``imagenet`` is a 7x7/2 conv and 3x3/2 max pooling; ``small`` a 3x3/1 con
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models.common import (
+    Factory,
+    NormAct,
     check_bool,
     check_choice,
     check_positive_float,
@@ -52,15 +54,6 @@ from cnnlab.models.layers import conv as conv_layer  # `conv` is an option name 
 from cnnlab.models.registry import register_model
 
 __all__ = ["CONV_CHOICES", "SearchableBlock", "SearchableNet", "searchable"]
-
-Factory = Callable[..., nn.Module]
-
-
-class _Unit(TypedDict):
-    """The norm and activation factories passed to every conv of the network."""
-
-    norm: Factory
-    act: Factory
 
 
 # Conv kind of a block -> (layer factory kind, dilation).
@@ -171,7 +164,7 @@ class SearchableNet(nn.Module):
         norm_layer = get_norm(norm if norm is not None else "batch")
         act_layer = get_act(activation)
         stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-        unit: _Unit = {"norm": norm_layer, "act": act_layer}
+        unit: NormAct = {"norm": norm_layer, "act": act_layer}
 
         channels = stages[0]["width"]
         layers: OrderedDict[str, nn.Module] = OrderedDict()

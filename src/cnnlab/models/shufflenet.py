@@ -18,12 +18,13 @@ Stems: ``imagenet`` is the paper's 3x3/2 conv (24 maps) and 3x3/2 max pooling;
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
+    Factory,
     check_choice,
     check_positive_float,
     choose_stem,
@@ -44,7 +45,6 @@ from cnnlab.models.registry import register_model
 
 __all__ = ["STAGE_WIDTHS", "ShuffleNetV1", "ShuffleUnit", "shufflenet_v1"]
 
-Factory = Callable[..., nn.Module]
 
 # Paper's table 1 at 1x: groups g -> output channels of stages 2, 3 and 4.
 STAGE_WIDTHS: dict[int, tuple[int, int, int]] = {
