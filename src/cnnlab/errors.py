@@ -24,7 +24,12 @@ class ConfigError(CnnlabError, ValueError):
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
+        self.message = message
         super().__init__(f"{key}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Rebuilt from both arguments: a sweep job in another process (joblib) sends it back.
+        return type(self), (self.key, self.message)
 
 
 class DataError(CnnlabError):
@@ -32,7 +37,12 @@ class DataError(CnnlabError):
 
     def __init__(self, path: object, message: str) -> None:
         self.path = str(path)
+        self.message = message
         super().__init__(f"{path}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Rebuilt from both arguments: a sweep job in another process (joblib) sends it back.
+        return type(self), (self.path, self.message)
 
 
 class CheckpointError(DataError):
