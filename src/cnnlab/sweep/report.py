@@ -5,12 +5,16 @@ sweeper when it starts), opens the study it names and writes, into the same
 folder, ``report.md``, ``report.html``, one PNG per plot (Optuna's matplotlib
 visualisation) and ``best.yaml``, an experiment config that re-runs the best
 trial. The report covers the whole study: resumed runs and other workers too.
+
+A plain Hydra multirun folder (``multirun.yaml``, no ``sweep.json``) gets the same
+report without a study: a leaderboard ranked by each run's ``metrics.json``.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import os
 import statistics
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 SWEEP_INFO = "sweep.json"
+MULTIRUN_CONFIG = "multirun.yaml"
+LEADERBOARD_HEADER = ["#", "state", "value", "params", "run folder", "seconds"]
 # Keys of a trial's overrides that describe the sweep, not the trained run.
 _NOT_RUN_KEYS = ("hparams_search", "experiment", "sweep.", "hydra.")
 
@@ -89,11 +95,13 @@ def write_report(sweep_dir: Path | str) -> Report:
 
     matplotlib.use("Agg")
     sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / SWEEP_INFO).exists() and (sweep_dir / MULTIRUN_CONFIG).exists():
+        return write_multirun_report(sweep_dir)
     study, info = load_sweep_study(sweep_dir)
     trials = visible_trials(study)
     plots = _plots(study, sweep_dir)
     best = _write_best(study, trials, sweep_dir)
-    sections = _sections(study, trials, info, plots, best)
+    sections = _sections(study, trials, info, plots, best, sweep_dir)
     markdown = _write(sweep_dir / "report.md", _to_markdown(sections))
     page = _write(sweep_dir / "report.html", _to_html(sections, study.study_name))
     return Report(markdown=markdown, html=page, best=best, plots=plots)
@@ -154,12 +162,17 @@ def best_experiment(trial: FrozenTrial, metric_line: str) -> str:
     Config-group overrides become ``override /group: option`` defaults entries, the
     trial's experiment (if any) is included first, and values become nested keys.
     """
+    return experiment_config(trial.number, trial.user_attrs.get("overrides", []), metric_line)
+
+
+def experiment_config(number: int, overrides: list[str], metric_line: str) -> str:
+    """Return ``best.yaml`` for the run ``number`` made by ``overrides`` (see best_experiment)."""
     from cnnlab.config import config_dir
 
     groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
     defaults: list[str] = []
     values: dict[str, Any] = {}
-    for line in trial.user_attrs.get("overrides", []):
+    for line in overrides:
         key, _, value = line.partition("=")
         key = key.lstrip("+~")
         if key == "experiment" and value not in ("", "null"):
@@ -174,7 +187,7 @@ def best_experiment(trial: FrozenTrial, metric_line: str) -> str:
             _set_nested(values, key.split("."), _parse(value))
     lines = [
         "# @package _global_",
-        f"# Best trial {trial.number}: {metric_line}.",
+        f"# Best trial {number}: {metric_line}.",
         "# Re-run it: copy this file to conf/experiment/best.yaml, then",
         "#   cnnlab train experiment=best",
     ]
@@ -218,7 +231,11 @@ def _write_best(study: optuna.Study, trials: list[FrozenTrial], sweep_dir: Path)
 def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     """Draw what the study's trials allow; a plot that cannot be drawn is left out."""
     import matplotlib.pyplot as plt
+    from optuna.trial import TrialState
     from optuna.visualization import matplotlib as ovm
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return []  # nothing to draw (and Optuna would warn once per plot)
 
     multi = len(study.directions) > 1
     first: _Target = (
@@ -234,6 +251,8 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     if multi:
         makers["pareto_front"] = lambda: ovm.plot_pareto_front(study)
     written = []
+    # Categorical parameters are plotted as strings; matplotlib logs an INFO line per axis.
+    logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
     for name, make in makers.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning, too-few-trials warnings
@@ -278,6 +297,7 @@ def _sections(
     info: dict[str, Any],
     plots: list[Path],
     best: Path | None,
+    sweep_dir: Path,
 ) -> list[tuple[str, Any]]:
     """The report as (title, content) pairs: content is text, a table or plot paths."""
     from optuna.trial import TrialState
@@ -293,23 +313,13 @@ def _sections(
     )
     if best is not None:
         summary += f"\n\nBest trial as an experiment config: `{best.name}`."
-    header = ["#", "state", "value", "params", "run folder", "seconds"]
-    rows = []
     board = leaderboard(study, trials)
     others = [t for t in trials if t not in board]
-    for t in board + sorted(others, key=lambda t: t.number):
-        seconds = t.duration.total_seconds() if t.duration else None
-        run_dir = t.user_attrs.get("run_dir") or (
-            f"{t.user_attrs['sweep_dir']}/{t.user_attrs['job_num']}"
-            if "job_num" in t.user_attrs
-            else ""
-        )
-        value = ", ".join(_fmt(v) for v in t.values) if t.values else t.user_attrs.get("error", "")
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-        rows.append(
-            [str(t.number), t.state.name.lower(), value, params, run_dir, _fmt(seconds or 0.0)]
-        )
-    sections: list[tuple[str, Any]] = [("Summary", summary), ("Leaderboard", (header, rows))]
+    rows = [_trial_row(t, sweep_dir) for t in board + sorted(others, key=lambda t: t.number)]
+    sections: list[tuple[str, Any]] = [
+        ("Summary", summary),
+        ("Leaderboard", _table(rows, sweep_dir)),
+    ]
     groups = seed_groups(trials)
     if groups:
         seed_rows = [
@@ -340,6 +350,173 @@ def _sections(
     if plots:
         sections.append(("Plots", plots))
     return sections
+
+
+@dataclass
+class _Row:
+    """One leaderboard line: a trial of a study, or a run of a plain multirun."""
+
+    number: int
+    state: str
+    value: str
+    params: str
+    run_dir: Path | None
+    seconds: float | None
+    tests: dict[str, float]
+
+
+def _trial_row(trial: FrozenTrial, sweep_dir: Path) -> _Row:
+    attrs = trial.user_attrs
+    run_dir = (
+        Path(attrs["run_dir"])
+        if "run_dir" in attrs
+        else Path(attrs["sweep_dir"]) / str(attrs["job_num"])
+        if "job_num" in attrs and "sweep_dir" in attrs
+        else None
+    )
+    return _Row(
+        number=trial.number,
+        state=trial.state.name.lower(),
+        value=", ".join(_fmt(v) for v in trial.values) if trial.values else attrs.get("error", ""),
+        params=" ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()),
+        run_dir=run_dir,
+        seconds=trial.duration.total_seconds() if trial.duration else None,
+        tests=_test_metrics(run_dir),
+    )
+
+
+def _test_metrics(run_dir: Path | None) -> dict[str, float]:
+    """The ``test/`` metrics in a run folder's ``metrics.json`` (none when it has none)."""
+    if run_dir is None:
+        return {}
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(metrics, dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if k.startswith("test/") and isinstance(v, int | float)
+    }
+
+
+def _table(rows: list[_Row], sweep_dir: Path) -> tuple[list[str], list[list[str]]]:
+    """The leaderboard table: one column per test metric that any run logged."""
+    test_keys = sorted({k for row in rows for k in row.tests})
+    header = [*LEADERBOARD_HEADER[:3], *test_keys, *LEADERBOARD_HEADER[3:]]
+    table = []
+    for row in rows:
+        tests = [_fmt(row.tests[k]) if k in row.tests else "" for k in test_keys]
+        table.append(
+            [
+                str(row.number),
+                row.state,
+                row.value,
+                *tests,
+                row.params,
+                _relative(row.run_dir, sweep_dir),
+                _fmt(row.seconds or 0.0),
+            ]
+        )
+    return header, table
+
+
+def _relative(path: Path | None, start: Path) -> str:
+    """``path`` relative to the sweep folder (``3``, or ``../<other sweep>/0`` when resumed)."""
+    if path is None:
+        return ""
+    return os.path.relpath(Path(path).resolve(), Path(start).resolve())
+
+
+def write_multirun_report(sweep_dir: Path | str) -> Report:
+    """Write ``report.md``, ``report.html`` and ``best.yaml`` of a plain Hydra multirun.
+
+    Each job folder's ``run.json`` gives the run's status, overrides and resolved
+    config (``optimized_metric`` and ``monitor``); its ``metrics.json`` the values.
+
+    Raises:
+        DataError: The folder holds no run folder with a readable ``run.json``.
+    """
+    from cnnlab.sweep.objective import metric_directions, optimized_metrics
+
+    sweep_dir = Path(sweep_dir)
+    runs = _multirun_runs(sweep_dir)
+    if not runs:
+        raise DataError(sweep_dir, "a multirun folder without run folders (no */run.json)")
+    config = runs[0][1].get("config") or {}
+    names = optimized_metrics(config)
+    metric = names[0] if names else None
+    direction = (metric_directions(config, [metric]) if metric else [None])[0] or "minimize"
+    rows: list[_Row] = []
+    ranked: list[tuple[float, _Row, dict[str, Any]]] = []
+    for run_dir, manifest, metrics in runs:
+        value = metrics.get(metric) if metric else None
+        state = str(manifest.get("status", "unknown"))
+        number = int(run_dir.name) if run_dir.name.isdigit() else len(rows)
+        row = _Row(
+            number=number,
+            state=state,
+            value=_fmt(float(value))
+            if isinstance(value, int | float)
+            else str(manifest.get("error") or ""),
+            params=" ".join(manifest.get("overrides") or []),
+            run_dir=run_dir,
+            seconds=manifest.get("duration_s"),
+            tests=_test_metrics(run_dir),
+        )
+        rows.append(row)
+        if state == "completed" and isinstance(value, int | float) and math.isfinite(value):
+            ranked.append((float(value), row, manifest))
+    sign = -1.0 if direction == "maximize" else 1.0
+    ranked.sort(key=lambda item: (sign * item[0], item[1].number))
+    order = [row for _, row, _ in ranked]
+    order += sorted((r for r in rows if all(r is not o for o in order)), key=lambda r: r.number)
+    best = None
+    if ranked:
+        value, row, manifest = ranked[0]
+        text = experiment_config(
+            row.number, list(manifest.get("overrides") or []), f"{metric} {_fmt(value)}"
+        )
+        best = _write(sweep_dir / "best.yaml", text)
+    counts = {state: sum(r.state == state for r in rows) for state in ("completed", "failed")}
+    summary = (
+        f"A plain Hydra multirun (no study): {len(rows)} runs - completed "
+        f"{counts['completed']}, failed {counts['failed']}, other "
+        f"{len(rows) - sum(counts.values())}. Ranked by `{metric}` ({direction}), "
+        "from each run's metrics.json."
+    )
+    if best is not None:
+        summary += f"\n\nBest run as an experiment config: `{best.name}`."
+    sections: list[tuple[str, Any]] = [
+        ("Summary", summary),
+        ("Leaderboard", _table(order, sweep_dir)),
+    ]
+    markdown = _write(sweep_dir / "report.md", _to_markdown(sections))
+    page = _write(sweep_dir / "report.html", _to_html(sections, sweep_dir.name))
+    return Report(markdown=markdown, html=page, best=best, plots=[])
+
+
+def _multirun_runs(sweep_dir: Path) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
+    """(folder, run.json, metrics.json) of each job folder, in job order."""
+    runs = []
+    for path in sweep_dir.glob("*/run.json"):
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            metrics = json.loads((path.parent / "metrics.json").read_text())
+        except (OSError, ValueError):
+            metrics = {}
+        runs.append((path.parent, manifest, metrics if isinstance(metrics, dict) else {}))
+
+    def job_order(item: tuple[Path, Any, Any]) -> tuple[int, str]:
+        name = item[0].name
+        return (int(name), name) if name.isdigit() else (1 << 30, name)
+
+    return sorted(runs, key=job_order)
 
 
 def _to_markdown(sections: list[tuple[str, Any]]) -> str:
