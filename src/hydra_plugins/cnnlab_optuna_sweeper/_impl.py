@@ -9,31 +9,68 @@ workers on one study share one ``n_trials`` total.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import importlib.util
 import json
 import logging
 import math
+import os
+import sys
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
+from cnnlab.sweep.objective import metric_directions, optimized_metrics
 
 log = logging.getLogger(__name__)
 
 DIRECTIONS = ("minimize", "maximize")
 SWEEP_INFO = "sweep.json"
+# Set by `cnnlab <task>` (cnnlab.cli.TASK_ENV): names the command in one-line errors.
+TASK_ENV = "CNNLAB_TASK"
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+class TooManyFailedTrials(CnnlabError):
+    """More trials failed than ``hydra.sweeper.max_failure_rate`` allows."""
+
+
+def exit_on_user_error(method: _Method) -> _Method:
+    """Turn a :class:`CnnlabError` raised by the sweeper itself into one line and exit 1.
+
+    Hydra prints a traceback for any exception out of a sweeper; a wrong setting
+    deserves one line naming its key (the traceback with ``HYDRA_FULL_ERROR=1``).
+    ``SystemExit`` also passes through Hydra's ``instantiate``, which would otherwise
+    wrap an error of ``__init__`` in an ``InstantiationException``.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except CnnlabError as exc:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"cnnlab {os.environ.get(TASK_ENV, 'sweep')}: error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class GridSampler(optuna.samplers.GridSampler):
@@ -59,6 +96,7 @@ def removed_motpe_sampler(**_: Any) -> None:
 class OptunaSweeperImpl(Sweeper):
     """See :class:`hydra_plugins.cnnlab_optuna_sweeper.config.CnnlabOptunaSweeperConf`."""
 
+    @exit_on_user_error
     def __init__(
         self,
         sampler: DictConfig,
@@ -77,7 +115,9 @@ class OptunaSweeperImpl(Sweeper):
     ) -> None:
         self.sampler_cfg = sampler
         self.pruner_cfg = pruner
-        self.directions = _directions(direction)
+        # None: follow the optimized metric, known only once setup() has the config.
+        self.explicit_directions = None if direction is None else _directions(direction)
+        self.directions: tuple[str, ...] = self.explicit_directions or ("minimize",)
         self.storage_template = storage
         self.study_name = study_name
         self.n_trials = _at_least("n_trials", n_trials, 1)
@@ -94,6 +134,7 @@ class OptunaSweeperImpl(Sweeper):
         self.report = report
         self.job_idx = 0
 
+    @exit_on_user_error
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
@@ -110,9 +151,23 @@ class OptunaSweeperImpl(Sweeper):
         )
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.storage_url = shared.normalize_url(_storage_url(self.storage_template, config))
+        # Resolved with the whole config: hydra.job.name may be ${task}, which the job's
+        # returned Hydra node alone cannot resolve.
+        self.job_name = str(OmegaConf.select(config, "hydra.job.name", default=None) or "job")
+        self.metric_names = optimized_metrics(config)
+        expected = metric_directions(config, self.metric_names) or [None]
+        if self.explicit_directions is None:
+            self.directions = tuple(d or "minimize" for d in expected)
+        else:
+            _warn_on_contradiction(config, self.metric_names, self.explicit_directions, expected)
 
+    @exit_on_user_error
     def sweep(self, arguments: list[str]) -> list[FrozenTrial]:
-        """Run trials until the study holds ``n_trials``; return this run's trials."""
+        """Run trials until the study holds ``n_trials``; return this run's trials.
+
+        The report is written however the sweep ends; a sweep that ends normally or
+        stops on failures prints its best trial and the report's path as its last lines.
+        """
         space = search_space.parse_search_space(self.params, arguments)  # type: ignore[arg-type]
         sampler, is_grid = self._sampler(space)
         n_trials = self.n_trials
@@ -150,10 +205,15 @@ class OptunaSweeperImpl(Sweeper):
         run = _Run(study, space, n_trials, pruner_cfg, heartbeat)
         try:
             self._loop(run)
-        finally:
+        except BaseException as exc:
             heartbeat.stop()
-            if self.report:
-                _write_report(self.sweep_dir)
+            report = _write_report(self.sweep_dir) if self.report else None
+            if isinstance(exc, TooManyFailedTrials):
+                self._print_outcome(run, report)
+            raise
+        heartbeat.stop()
+        report = _write_report(self.sweep_dir) if self.report else None
+        self._print_outcome(run, report)
         return run.trials
 
     def _loop(self, run: _Run) -> None:
@@ -176,10 +236,12 @@ class OptunaSweeperImpl(Sweeper):
             self._launch(run, trials)
             limit = self.max_failure_rate * max(planned, 1)
             if len(run.failures) > limit:
-                raise RuntimeError(
+                logs = ", ".join(str(f.log_path) for f in run.failures)
+                raise TooManyFailedTrials(
                     f"{len(run.failures)} of the {planned} planned trials failed "
-                    f"(max_failure_rate={self.max_failure_rate}); last error: {run.failures[-1]}"
-                ) from run.failures[-1]
+                    f"(max_failure_rate={self.max_failure_rate}); last error: "
+                    f"{run.failures[-1].error}; their logs: {logs}"
+                )
 
     def _drop_surplus(self, run: _Run, trials: list[Trial]) -> list[Trial]:
         """Without a shared lock (server databases) workers may ask beyond the total."""
@@ -208,16 +270,48 @@ class OptunaSweeperImpl(Sweeper):
             trial.set_user_attr("overrides", overrides)
             trial.set_user_attr("job_num", job_idx + offset)
             trial.set_user_attr("sweep_dir", str(self.sweep_dir))
+            # Set now: a job that prunes its trial finishes it, and then it is read-only.
+            trial.set_user_attr("run_dir", str(self._job_dir(None, job_idx + offset)))
             run.study._storage.set_trial_system_attr(
                 trial._trial_id, shared.PRUNER_ATTR, run.pruner_cfg
             )
             batch.append(tuple(overrides))
-        returns = self.launcher.launch(batch, initial_job_idx=job_idx)
+        try:
+            returns: list[Any] = list(self.launcher.launch(batch, initial_job_idx=job_idx))
+        except Exception as exc:
+            # A job process that died (SIGKILL, out of memory) takes the launcher's whole
+            # batch with it (joblib: TerminatedWorkerError); the sweep goes on without it.
+            log.warning("the launcher lost trials %s: %s", [t.number for t in trials], exc)
+            returns = [LostJob(exc)] * len(trials)
         self.job_idx = job_idx + len(returns)
-        for trial, ret in zip(trials, returns, strict=True):
-            _tell(run, trial, ret)
+        for offset, (trial, ret) in enumerate(zip(trials, returns, strict=True)):
+            run_dir = self._job_dir(ret, job_idx + offset)
+            if str(run_dir) != trial.user_attrs["run_dir"] and _is_running(run, trial):
+                trial.set_user_attr("run_dir", str(run_dir))
+            failure = _tell(run, trial, ret, run_dir / f"{self.job_name}.log")
+            if failure is not None:
+                run.failures.append(failure)
             run.heartbeat.discard([trial._trial_id])
             run.trials.append(run.study._storage.get_trial(trial._trial_id))
+
+    def _job_dir(self, ret: Any, job_num: int) -> Path:
+        """The job's folder: from its own config, or as Hydra would name it (a lost job)."""
+        hydra_cfg = getattr(ret, "hydra_cfg", None)
+        if hydra_cfg is not None:
+            return Path(str(hydra_cfg.hydra.runtime.output_dir))
+        config = copy.deepcopy(self.config)
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.job.num = job_num
+        return self.sweep_dir / str(config.hydra.sweep.subdir)
+
+    def _print_outcome(self, run: _Run, report: Path | None) -> None:
+        """Print, as the sweep's last lines, its best trial and where its report is."""
+        lines = outcome_lines(run.study, self.metric_names)
+        lines.append(
+            f"report: {report}" if report else f"report: cnnlab report {self.sweep_dir.resolve()}"
+        )
+        # Printed, not logged: plain lines, last on the screen, free of logging's prefix.
+        print("\n".join(lines), flush=True)
 
     def _sweep_node(self, run: _Run, trial: Trial) -> list[str]:
         fmt = search_space.format_value
@@ -284,13 +378,39 @@ class _Run:
         self.n_trials = n_trials
         self.pruner_cfg = pruner_cfg
         self.heartbeat = heartbeat
-        self.failures: list[BaseException] = []
+        self.failures: list[Failure] = []
         self.trials: list[FrozenTrial] = []
 
 
-def _tell(run: _Run, trial: Trial, ret: Any) -> None:
-    """Record one job's outcome: its value(s), PRUNED, or FAIL with the error."""
+@dataclass(frozen=True)
+class LostJob:
+    """Stands for the result of a job the launcher lost (its process died)."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed trial of this sweep process: its number, error line and log file."""
+
+    number: int
+    error: str
+    log_path: Path
+
+
+def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
+    """Record one job's outcome: its value(s), PRUNED, or FAIL with the error.
+
+    Returns:
+        The failure, when the trial failed (its traceback is appended to ``log_path``).
+    """
     study = run.study
+    if isinstance(ret, LostJob):
+        exc: BaseException = ret.error
+        # joblib says which signal ended the process on a later line: keep every line.
+        error = f"the job's process was lost: {type(exc).__name__}: {_one_line(exc)}"
+        _mark_run_lost(log_path.parent, error)
+        return _fail(run, trial, error, exc, log_path)
     # Read the outcome without JobReturn.return_value's getter for a pruned job: the
     # getter logs "Error executing job", which a pruned trial is not.
     if isinstance(getattr(ret, "_return_value", None), optuna.TrialPruned):
@@ -305,15 +425,32 @@ def _tell(run: _Run, trial: Trial, ret: Any) -> None:
         return
     except Exception as exc:
         if study._storage.get_trial(trial._trial_id).state == TrialState.PRUNED:
-            return  # the job marked it pruned, then something else raised on the way out
-        error = f"{type(exc).__name__}: {exc}"
-        trial.set_user_attr("error", error[:2000])
-        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-        _append_to_job_log(ret, trial, exc)
-        log.warning("trial %d failed: %s", trial.number, error)
-        run.failures.append(exc)
-        return
+            return None  # the job marked it pruned, then something else raised on the way out
+        return _fail(run, trial, f"{type(exc).__name__}: {exc}", exc, log_path)
     study.tell(trial, values=values, skip_if_finished=True)
+    return None
+
+
+def _fail(run: _Run, trial: Trial, error: str, exc: BaseException, log_path: Path) -> Failure:
+    """Mark ``trial`` FAIL with ``error`` and put the traceback into its job's log."""
+    trial.set_user_attr("error", error[:2000])
+    run.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    _append_to_job_log(log_path, trial, exc)
+    log.warning("trial %d failed: %s (log: %s)", trial.number, _first_line(error), log_path)
+    return Failure(trial.number, _first_line(error), log_path)
+
+
+def _is_running(run: _Run, trial: Trial) -> bool:
+    return run.study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+
+
+def _first_line(error: object) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _one_line(error: object) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 def _values(value: Any, n_objectives: int) -> list[float]:
@@ -332,15 +469,28 @@ def _values(value: Any, n_objectives: int) -> list[float]:
     return values
 
 
-def _append_to_job_log(ret: Any, trial: Trial, exc: BaseException) -> None:
+def _append_to_job_log(log_path: Path, trial: Trial, exc: BaseException) -> None:
     """Put the trial's traceback into its job's log file, next to its other records."""
-    hydra_cfg = getattr(ret, "hydra_cfg", None)
-    if hydra_cfg is None:
-        return
-    run_dir = Path(str(hydra_cfg.hydra.runtime.output_dir))
     text = "".join(traceback.format_exception(exc))
-    with open(run_dir / f"{hydra_cfg.hydra.job.name}.log", "a", encoding="utf-8") as handle:
-        handle.write(f"[cnnlab sweeper] trial {trial.number} failed:\n{text}")
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(f"[cnnlab sweeper] trial {trial.number} failed:\n{text}")
+    except OSError as err:  # the trial is recorded FAIL anyway; its error is in the study
+        log.warning("could not write %s: %s", log_path, err)
+
+
+def _mark_run_lost(run_dir: Path, error: str) -> None:
+    """A job killed mid-run left ``run.json`` saying "running": record how it ended."""
+    from cnnlab.runs.manifest import write_json_atomic
+
+    path = run_dir / "run.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if manifest.get("status") == "running":
+        write_json_atomic(path, {**manifest, "status": "failed", "error": error})
 
 
 def derive_study_name(config: DictConfig, space: search_space.SearchSpace, directions: Any) -> str:
@@ -402,11 +552,68 @@ def _at_least(key: str, value: Any, low: int) -> int:
     return value
 
 
-def _write_report(sweep_dir: Path) -> None:
-    """Write the sweep's report; a report that fails must not hide the sweep's result."""
+def _write_report(sweep_dir: Path) -> Path | None:
+    """Write the sweep's report and return report.md's path (None if it failed).
+
+    A report that fails must not hide the sweep's result.
+    """
     try:
         from cnnlab.sweep.report import write_report
 
-        write_report(sweep_dir)
+        return write_report(sweep_dir).markdown
     except Exception:
         log.exception("could not write the report of %s", sweep_dir)
+        return None
+
+
+def _warn_on_contradiction(
+    config: DictConfig,
+    names: list[str],
+    directions: tuple[str, ...],
+    expected: list[str | None],
+) -> None:
+    """Warn (one line) when an explicit direction goes against its metric."""
+    mode = OmegaConf.select(config, "monitor.mode", default=None)
+    for name, given, wanted in zip(names, directions, expected, strict=False):
+        if wanted is not None and given != wanted:
+            log.warning(
+                "hydra.sweeper.direction: %s contradicts optimized_metric %s, which is "
+                "better when %s (monitor.mode=%s); the sweep will %s it as told",
+                given,
+                name,
+                "higher" if wanted == "maximize" else "lower",
+                mode,
+                given,
+            )
+
+
+def outcome_lines(study: optuna.Study, metric_names: list[str]) -> list[str]:
+    """What a sweep found: the best value, its trial and its run folder."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    failed = sum(t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False))
+    counts = f"{len(complete)} complete, {failed} failed"
+    if not complete:
+        return [f"no trial of study {study.study_name} completed ({counts})"]
+    names = metric_names or [f"objective {i + 1}" for i in range(len(study.directions))]
+    if len(study.directions) > 1:
+        front = sorted(study.best_trials, key=lambda t: t.number)
+        lines = [f"Pareto front of study {study.study_name} ({counts}): {len(front)} trials"]
+        for trial in front:
+            values = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, trial.values, strict=False))
+            lines.append(f"trial {trial.number}: {values}; run folder: {_run_dir_of(trial)}")
+        return lines
+    best = study.best_trial
+    return [
+        f"best {names[0]}: {best.value:.6g} (trial {best.number} of study "
+        f"{study.study_name}; {counts})",
+        f"best run folder: {_run_dir_of(best)}",
+    ]
+
+
+def _run_dir_of(trial: FrozenTrial) -> str:
+    attrs = trial.user_attrs
+    if "run_dir" in attrs:
+        return str(attrs["run_dir"])
+    if "sweep_dir" in attrs and "job_num" in attrs:
+        return f"{attrs['sweep_dir']}/{attrs['job_num']}"
+    return "?"

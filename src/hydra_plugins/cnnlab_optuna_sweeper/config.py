@@ -166,8 +166,9 @@ class CnnlabOptunaSweeperConf:
 
     sampler: Any = MISSING
     pruner: Any = MISSING
-    # minimize or maximize, or a list of them for several objectives.
-    direction: Any = "minimize"
+    # minimize or maximize, or a list of them for several objectives. null: follow the
+    # optimized metric (monitor.mode for val/acc_best; else minimize, as Optuna does).
+    direction: Any = None
     # An SQLAlchemy URL (sqlite:///..., postgresql://...), journal:PATH for Optuna's
     # journal file, or null for memory only. The default keeps every study in one file;
     # {output_root} stands for paths.output_root (./outputs without one). Not an
