@@ -70,7 +70,8 @@ def _assert_recorded_failure(trial: FrozenTrial, error_start: str) -> None:
     log = (run_dir / "train.log").read_text()
     assert f"trial {trial.number} failed" in log and error_start in log
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["status"] == "failed" and run["error"].startswith(error_start), run["error"]
+    message = error_start.split(": ", 1)[1]  # run.json may name a wrapper's type first
+    assert run["status"] == "failed" and message in run["error"], run["error"]
 
 
 def _assert_ends_with_outcome(proc: subprocess.CompletedProcess[str], sweep_dir: Path) -> list[str]:

@@ -36,6 +36,7 @@ from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
 from cnnlab.sweep.objective import metric_directions, optimized_metrics
+from cnnlab.tasks import find_user_error
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +427,9 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
     except Exception as exc:
         if study._storage.get_trial(trial._trial_id).state == TrialState.PRUNED:
             return None  # the job marked it pruned, then something else raised on the way out
-        return _fail(run, trial, f"{type(exc).__name__}: {exc}", exc, log_path)
+        # The user's mistake, not the wrapper Hydra's instantiate or Lightning put around it.
+        shown = find_user_error(exc) or exc
+        return _fail(run, trial, f"{type(shown).__name__}: {shown}", exc, log_path)
     study.tell(trial, values=values, skip_if_finished=True)
     return None
 
@@ -435,7 +438,7 @@ def _fail(run: _Run, trial: Trial, error: str, exc: BaseException, log_path: Pat
     """Mark ``trial`` FAIL with ``error`` and put the traceback into its job's log."""
     trial.set_user_attr("error", error[:2000])
     run.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-    _append_to_job_log(log_path, trial, exc)
+    _append_to_job_log(log_path, trial, error, exc)
     log.warning("trial %d failed: %s (log: %s)", trial.number, _first_line(error), log_path)
     return Failure(trial.number, _first_line(error), log_path)
 
@@ -469,13 +472,13 @@ def _values(value: Any, n_objectives: int) -> list[float]:
     return values
 
 
-def _append_to_job_log(log_path: Path, trial: Trial, exc: BaseException) -> None:
-    """Put the trial's traceback into its job's log file, next to its other records."""
+def _append_to_job_log(log_path: Path, trial: Trial, error: str, exc: BaseException) -> None:
+    """Put the trial's error and traceback into its job's log file, after its own records."""
     text = "".join(traceback.format_exception(exc))
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as handle:
-            handle.write(f"[cnnlab sweeper] trial {trial.number} failed:\n{text}")
+            handle.write(f"[cnnlab sweeper] trial {trial.number} failed: {error}\n{text}")
     except OSError as err:  # the trial is recorded FAIL anyway; its error is in the study
         log.warning("could not write %s: %s", log_path, err)
 
