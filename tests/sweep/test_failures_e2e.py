@@ -255,14 +255,46 @@ def _user_module(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_trial_raising_mid_training_is_recorded(tmp_path: Path, run_subprocess) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "key", "bad", "good", "error"),
+    [
+        pytest.param(
+            [
+                "+callbacks.flaky._target_=user_callbacks.FailAtStep",
+                "+callbacks.flaky.step=choice(2,1000)",
+            ],
+            "callbacks.flaky.step",
+            2,
+            1000,
+            "RuntimeError: user callback failed at step 2",
+            id="raises-mid-training",
+        ),
+        pytest.param(
+            # LeNet-5's first layer has 6 maps: 4 groups do not divide them.
+            ["norm=group", "norm.groups=choice(2,4)"],
+            "norm.groups",
+            4,
+            2,
+            "ConfigError: norm.groups: 4 does not divide the 6",
+            id="invalid-config-point",
+        ),
+    ],
+)
+def test_one_bad_point_is_recorded_and_the_sweep_goes_on(
+    tmp_path: Path,
+    run_subprocess,
+    overrides: list[str],
+    key: str,
+    bad: int,
+    good: int,
+    error: str,
+) -> None:
     proc = run_subprocess(
         "train",
         "-m",
         *GRID,
         "optimizer.lr=choice(0.001)",
-        "+callbacks.flaky._target_=user_callbacks.FailAtStep",
-        "+callbacks.flaky.step=choice(2,1000)",
+        *overrides,
         "hydra.sweeper.max_failure_rate=0.9",
         *SHORT,
         env=_user_module(tmp_path),
@@ -270,31 +302,9 @@ def test_trial_raising_mid_training_is_recorded(tmp_path: Path, run_subprocess) 
     assert proc.returncode == 0, _output(proc)[-3000:]
     assert "Traceback" not in _output(proc)
     sweep_dir = _sweep_dir(tmp_path)
-    trials = _by_param(_study(sweep_dir), "callbacks.flaky.step")
-    _assert_recorded_failure(trials[2], "RuntimeError: user callback failed at step 2")
-    assert trials[1000].state == TrialState.COMPLETE
-    _assert_ends_with_outcome(proc, sweep_dir)
-
-
-@pytest.mark.slow
-def test_invalid_config_point_is_recorded(tmp_path: Path, run_subprocess) -> None:
-    # LeNet-5's first layer has 6 maps: 4 groups do not divide them.
-    proc = run_subprocess(
-        "train",
-        "-m",
-        *GRID,
-        "optimizer.lr=choice(0.001)",
-        "norm=group",
-        "norm.groups=choice(2,4)",
-        "hydra.sweeper.max_failure_rate=0.9",
-        *SHORT,
-    )
-    assert proc.returncode == 0, _output(proc)[-3000:]
-    assert "Traceback" not in _output(proc)
-    sweep_dir = _sweep_dir(tmp_path)
-    trials = _by_param(_study(sweep_dir), "norm.groups")
-    _assert_recorded_failure(trials[4], "ConfigError: norm.groups: 4 does not divide the 6")
-    assert trials[2].state == TrialState.COMPLETE
+    trials = _by_param(_study(sweep_dir), key)
+    _assert_recorded_failure(trials[bad], error)
+    assert trials[good].state == TrialState.COMPLETE
     _assert_ends_with_outcome(proc, sweep_dir)
 
 
