@@ -46,3 +46,15 @@ def test_report_of_a_folder_that_is_not_a_sweep(tmp_path: Path, run_cli, capsys)
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert f"{tmp_path / 'sweep.json'}: not a cnnlab sweep folder" in err
+
+
+def test_report_of_a_multirun_folder_without_runs(tmp_path: Path, run_cli, capsys) -> None:
+    (tmp_path / "multirun.yaml").write_text("task: train\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("report", str(tmp_path))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"cnnlab report: error: {tmp_path}: a multirun folder without run folders (no */run.json)"
+    )
+    assert not (tmp_path / "report.md").exists()
