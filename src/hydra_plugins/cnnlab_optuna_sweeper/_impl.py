@@ -204,17 +204,19 @@ class OptunaSweeperImpl(Sweeper):
         )
         heartbeat = shared.Heartbeat(study._storage, self.heartbeat_interval).start()
         run = _Run(study, space, n_trials, pruner_cfg, heartbeat)
+        tell_outcome = False  # not after Ctrl-C or a bug: their traceback comes last
         try:
             self._loop(run)
-        except BaseException as exc:
-            heartbeat.stop()
-            report = _write_report(self.sweep_dir) if self.report else None
-            if isinstance(exc, TooManyFailedTrials):
-                self._print_outcome(run, report)
+            tell_outcome = True
+        except TooManyFailedTrials:
+            tell_outcome = True
             raise
-        heartbeat.stop()
-        report = _write_report(self.sweep_dir) if self.report else None
-        self._print_outcome(run, report)
+        finally:
+            heartbeat.stop()
+            # Files that sum the sweep up are written however it ends.
+            report = _write_report(self.sweep_dir) if self.report else None
+            if tell_outcome:
+                self._print_outcome(run, report)
         return run.trials
 
     def _loop(self, run: _Run) -> None:
