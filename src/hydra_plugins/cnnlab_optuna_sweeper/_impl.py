@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from cnnlab.errors import ConfigError
+from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
 
@@ -246,7 +247,8 @@ class OptunaSweeperImpl(Sweeper):
                     "hydra.sweeper.params", "grid search needs at least one parameter"
                 )
             return instantiate(self.sampler_cfg, search_space=grid), True
-        return instantiate(self.sampler_cfg), False
+        # Seeded per trial, so that workers and resumed sweeps never repeat a point.
+        return samplers.build_sampler(self.sampler_cfg), False
 
     def _write_info(
         self, study_name: str, n_trials: int, space: search_space.SearchSpace, pruner: Any
