@@ -130,7 +130,9 @@ class OptunaSweeperImpl(Sweeper):
         # Workers starting together would race to create the schema and the study.
         with shared.ask_lock(self.storage_url):
             study = optuna.create_study(
-                storage=shared.open_storage(self.storage_url),
+                storage=shared.open_storage(
+                    self.storage_url, self.heartbeat_interval, self.grace_period
+                ),
                 sampler=sampler,
                 pruner=pruner,
                 study_name=study_name,
@@ -161,6 +163,8 @@ class OptunaSweeperImpl(Sweeper):
         planned: int | None = None
         while True:
             with shared.ask_lock(self.storage_url):
+                # A worker killed meanwhile: fail its trial and queue it again, now.
+                shared.recover_abandoned(run.study, self.grace_period)
                 counted = shared.counted_trials(run.study.get_trials(deepcopy=False))
                 remaining = run.n_trials - len(counted)
                 if planned is None:
