@@ -5,6 +5,12 @@ as many trials as ``n_jobs`` and the study's remaining total allow, launch
 them as one Hydra batch, and tell each result (value, FAIL with the error, or
 PRUNED). Every count is read from the storage, so resumed sweeps and several
 workers on one study share one ``n_trials`` total.
+
+Private internals used, for want of a public API (hence ``optuna<6`` in pyproject.toml):
+``Study._storage`` with ``Trial._trial_id`` (system attributes of a running trial,
+heartbeats, the stored state of a trial after ``tell``) and Hydra's
+``JobReturn._return_value`` (a pruned job's outcome without the getter's error log).
+Storage and sampler helpers list theirs in ``cnnlab.sweep.storage`` and ``.samplers``.
 """
 
 from __future__ import annotations
