@@ -115,3 +115,21 @@ def test_unseeded_and_grid_samplers_are_plain_optuna_samplers() -> None:
     )
     # The grid's seed fixes its order, which every worker must share.
     assert type(build_sampler(grid)) is optuna.samplers.GridSampler
+
+
+def test_trials_asked_together_keep_their_own_seed() -> None:
+    """n_jobs > 1: two trials asked, then a parameter suggested on each (custom_search_space)."""
+    studies = []
+    for together in (False, True):
+        study = optuna.create_study(sampler=build_sampler(sampler_cfg("random")))
+        if together:
+            trials = [study.ask(), study.ask()]
+            values = [t.suggest_float("x", 0, 1) for t in trials]
+        else:
+            values = []
+            for _ in range(2):
+                trial = study.ask()
+                values.append(trial.suggest_float("x", 0, 1))
+                study.tell(trial, 0.0)
+        studies.append(values)
+    assert studies[0] == studies[1]

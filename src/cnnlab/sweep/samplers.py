@@ -60,6 +60,9 @@ def build_sampler(cfg: DictConfig) -> BaseSampler:
 class PerTrialSeedSampler(BaseSampler):
     """Runs each trial with a fresh sampler seeded from the sweep seed and the trial number.
 
+    Trials asked together (``n_jobs`` > 1) each keep their own sampler until they are told,
+    so parameters suggested later (``custom_search_space``) use the trial's own seed too.
+
     Args:
         make: Builds the underlying sampler from a seed.
         sweep_seed: The configured seed.
@@ -68,30 +71,35 @@ class PerTrialSeedSampler(BaseSampler):
     def __init__(self, make: Callable[[int], BaseSampler], sweep_seed: int) -> None:
         self._make = make
         self.sweep_seed = sweep_seed
-        # Built now so that a bad sampler config fails before any trial starts.
-        self._sampler = make(sweep_seed)
+        # Built now so that a bad sampler config fails before any trial starts; it also
+        # serves trials this process did not ask for (none in a sweep).
+        self._default = make(sweep_seed)
+        self._samplers: dict[int, BaseSampler] = {}
 
     def __str__(self) -> str:
-        return f"{self._sampler} (seeded per trial)"
+        return f"{self._default} (seeded per trial)"
+
+    def _sampler(self, trial: FrozenTrial) -> BaseSampler:
+        return self._samplers.get(trial.number, self._default)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         """Build this trial's sampler and record its seed on the trial."""
         seed = trial_seed(self.sweep_seed, trial.number)
-        self._sampler = self._make(seed)
+        self._samplers[trial.number] = self._make(seed)
         study._storage.set_trial_user_attr(trial._trial_id, SEED_ATTR, seed)
-        self._sampler.before_trial(study, trial)
+        self._sampler(trial).before_trial(study, trial)
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
         """Delegate to the trial's sampler."""
-        return self._sampler.infer_relative_search_space(study, trial)
+        return self._sampler(trial).infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         """Delegate to the trial's sampler."""
-        return self._sampler.sample_relative(study, trial, search_space)
+        return self._sampler(trial).sample_relative(study, trial, search_space)
 
     def sample_independent(
         self,
@@ -101,7 +109,7 @@ class PerTrialSeedSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         """Delegate to the trial's sampler."""
-        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
         self,
@@ -110,9 +118,9 @@ class PerTrialSeedSampler(BaseSampler):
         state: TrialState,
         values: Any,
     ) -> None:
-        """Delegate to the latest sampler (Optuna's samplers keep no per-trial state here)."""
-        self._sampler.after_trial(study, trial, state, values)
+        """Delegate to the trial's sampler, then let it go."""
+        self._sampler(trial).after_trial(study, trial, state, values)
+        self._samplers.pop(trial.number, None)
 
     def reseed_rng(self) -> None:
-        """Reseed the current sampler (the next trial gets its derived seed again)."""
-        self._sampler.reseed_rng()
+        """Nothing to do: every trial gets its own derived seed."""
