@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install train sweep test test-all bench lint format typecheck clean
 
-# Create the virtual environment and install cnnlab with the exact tested versions.
+# Create the virtual environment and install cnnlab with the exact tested versions
+# (postgres: the PostgreSQL driver, which the storage tests use on a pgserver database).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[dev,interpret]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,interpret,postgres]'
 	touch $(STAMP)
 
 install: $(STAMP)

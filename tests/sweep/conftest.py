@@ -2,7 +2,8 @@
 
 The objective is the material's f(x, y) = g(x) + h(y): x matters, y barely.
 Switches in its config make a trial crash, return NaN, sleep, or report
-intermediate values to its trial (so the pruner can stop it).
+intermediate values to its trial (so the pruner can stop it). At the end: a real
+PostgreSQL server (pgserver) and a fresh database per test.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -128,3 +131,34 @@ def load_study(app: Path, name: str | None = None) -> optuna.Study:
         (summary,) = optuna.get_all_study_summaries(url)
         name = summary.study_name
     return optuna.load_study(study_name=name, storage=url)
+
+
+# --- A real PostgreSQL 16 (the pgserver wheel), for the storage and multi-worker tests ---
+
+# SQLAlchemy driver for the tests: psycopg 3, the `postgres` extra's driver.
+POSTGRES_DRIVER = "postgresql+psycopg"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One PostgreSQL server for the whole session, in a temporary folder.
+
+    Skipped (with the reason) only where pgserver cannot start a server.
+    """
+    try:
+        import pgserver
+
+        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    except Exception as exc:
+        pytest.skip(f"pgserver cannot start PostgreSQL here: {type(exc).__name__}: {exc}")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """The SQLAlchemy URL of a fresh, empty database on the session's server."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    postgres_server.psql(f"CREATE DATABASE {name};")
+    uri: str = postgres_server.get_uri(name)
+    return uri.replace("postgresql://", f"{POSTGRES_DRIVER}://", 1)

@@ -2,10 +2,19 @@
 
 - :func:`open_storage` turns the ``storage`` setting into an Optuna storage:
   an SQLAlchemy URL, ``journal:PATH`` for Optuna's journal file, or None.
+  On PostgreSQL the schema is created under an advisory lock, so that workers
+  starting together on a fresh database do not race to create it.
 - :func:`ask_lock` serialises "count the trials, then ask" between processes
-  that share a file-based storage, so workers never overshoot ``n_trials``.
+  that share a study (a lock file next to a file storage, an advisory lock on
+  PostgreSQL), so workers never overshoot ``n_trials`` nor take one grid point twice.
 - :class:`Heartbeat` and :func:`recover_abandoned` find trials left RUNNING
-  by a sweep that was killed, mark them FAIL and queue them again.
+  by a sweep that was killed, mark them FAIL and queue them again. RDB storages
+  use Optuna's own heartbeat (``record_heartbeat``, ``fail_stale_trials`` with
+  :func:`requeue` as its stale-trial callback); other storages a system attribute.
+
+Private Optuna internals used here (no public API exists for them):
+``Study._storage`` (the study's storage object, to write system attributes and
+to fail a trial atomically) and ``FrozenTrial._trial_id`` (the storage's id of a trial).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,13 +40,21 @@ if TYPE_CHECKING:
 
 STORAGE_KEY = "hydra.sweeper.storage"
 JOURNAL_PREFIX = "journal:"
+# Our lock file is "<storage file>" + this suffix. Not ".lock": Optuna's journal file
+# backend locks "<journal>.lock" itself, and waits 30 s then breaks a lock it did not take.
+LOCK_SUFFIX = ".cnnlab-lock"
+# PostgreSQL advisory lock keys (any 64-bit integers, the same in every worker).
+ASK_LOCK_KEY = 0x636E6E6C6162  # "cnnlab"
+SCHEMA_LOCK_KEY = ASK_LOCK_KEY + 1
 # System attributes the sweeper keeps on each trial (hidden from user attributes).
 HEARTBEAT_ATTR = "cnnlab:heartbeat"
 WORKER_ATTR = "cnnlab:worker"
 SURPLUS_ATTR = "cnnlab:surplus"
 PRUNER_ATTR = "cnnlab:pruner"
-# Set by the re-queued copy of an abandoned trial: the number of the trial it replaces.
+# Set by the re-queued copy of an abandoned trial: the number of the trial it replaces
+# (the key Optuna's RetryHeartbeatStaleTrialCallback uses too).
 RETRY_ATTR = "failed_trial"
+POSTGRES_HINT = "for PostgreSQL: pip install 'cnnlab[postgres]' (psycopg 3)"
 
 
 def normalize_url(url: str | None) -> str | None:
@@ -65,20 +83,61 @@ def file_path(url: str) -> Path | None:
     return None
 
 
-@overload
-def open_storage(url: str) -> BaseStorage: ...
+def is_postgres(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database (any driver: ``postgresql+psycopg://``...)."""
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def lock_file(path: Path) -> Path:
+    """The file :func:`ask_lock` locks for the storage file ``path``."""
+    return path.with_name(path.name + LOCK_SUFFIX)
+
+
+@contextmanager
+def _storage_errors(url: str) -> Iterator[None]:
+    """Turn the errors of a storage that cannot be opened into one ``ConfigError`` line."""
+    try:
+        yield
+    except (OSError, ImportError, ValueError) as exc:
+        hint = f"; {POSTGRES_HINT}" if isinstance(exc, ImportError) and is_postgres(url) else ""
+        raise ConfigError(STORAGE_KEY, f"cannot open {url!r}: {exc}{hint}") from None
+    except Exception as exc:  # SQLAlchemy's ArgumentError, OperationalError, ...
+        if type(exc).__module__.startswith("sqlalchemy"):
+            raise ConfigError(STORAGE_KEY, f"cannot open {url!r}: {exc}") from None
+        raise
 
 
 @overload
-def open_storage(url: None) -> None: ...
+def open_storage(
+    url: str, heartbeat_interval: int | None = ..., grace_period: float | None = ...
+) -> BaseStorage: ...
 
 
 @overload
-def open_storage(url: str | None) -> BaseStorage | None: ...
+def open_storage(
+    url: None, heartbeat_interval: int | None = ..., grace_period: float | None = ...
+) -> None: ...
 
 
-def open_storage(url: str | None) -> BaseStorage | None:
+@overload
+def open_storage(
+    url: str | None, heartbeat_interval: int | None = ..., grace_period: float | None = ...
+) -> BaseStorage | None: ...
+
+
+def open_storage(
+    url: str | None, heartbeat_interval: int | None = None, grace_period: float | None = None
+) -> BaseStorage | None:
     """Open the storage named by ``url`` (None: the study lives in memory only).
+
+    Args:
+        url: An SQLAlchemy URL, ``journal:PATH``, or None.
+        heartbeat_interval: For RDB storages, turn on Optuna's heartbeat: running trials
+            are stamped this often (seconds) and :func:`recover_abandoned` fails and
+            re-queues those silent for ``grace_period`` seconds. None: no heartbeat
+            (readers such as ``cnnlab report`` and the jobs' pruning hook).
+        grace_period: Seconds of silence after which a running trial is abandoned
+            (default: twice the interval, as in Optuna).
 
     Raises:
         ConfigError: ``hydra.sweeper.storage`` cannot be opened (bad URL, missing driver,
@@ -90,34 +149,89 @@ def open_storage(url: str | None) -> BaseStorage | None:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     path = file_path(url)
-    try:
+    with _storage_errors(url):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         if url.startswith(JOURNAL_PREFIX):
             return JournalStorage(JournalFileBackend(str(path)))
+        kwargs: dict[str, Any] = {}
+        if heartbeat_interval is not None:
+            kwargs = {
+                "heartbeat_interval": int(heartbeat_interval),
+                "grace_period": int(grace_period) if grace_period else None,
+                "heartbeat_stale_trial_callback": requeue,
+            }
+            # study.ask() warns that the heartbeat is meant for Study.optimize, whose
+            # loop stamps its trials; the sweeper's Heartbeat stamps those it asks for.
+            warnings.filterwarnings(
+                "ignore", message="Heartbeat of storage is supposed to be used with Study"
+            )
         # Workers on one SQLite file wait for each other's writes instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}} if path is not None else None
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    except (OSError, ImportError, ValueError) as exc:
-        raise ConfigError(STORAGE_KEY, f"cannot open {url!r}: {exc}") from None
-    except Exception as exc:  # SQLAlchemy's ArgumentError, OperationalError, ...
-        if type(exc).__module__.startswith("sqlalchemy"):
-            raise ConfigError(STORAGE_KEY, f"cannot open {url!r}: {exc}") from None
-        raise
+        with _schema_lock(url), warnings.catch_warnings():
+            # The heartbeat arguments are marked experimental; they are what we want.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+
+
+@contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, let one process at a time create Optuna's tables (no-op elsewhere).
+
+    Workers starting together on a fresh database otherwise fail with
+    ``UniqueViolation ... CREATE TYPE studydirection``.
+    """
+    if not is_postgres(url):
+        yield
+        return
+    with _advisory_lock(url, SCHEMA_LOCK_KEY):
+        yield
+
+
+_lock_engines: dict[str, Any] = {}
+
+
+@contextmanager
+def _advisory_lock(url: str, key: int) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock ``key`` on the database of ``url``.
+
+    The server releases it when the connection closes, so a killed worker never
+    leaves it held.
+    """
+    import sqlalchemy
+
+    if url not in _lock_engines:
+        _lock_engines[url] = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    with _lock_engines[url].connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
 
 @contextmanager
 def ask_lock(url: str | None) -> Iterator[None]:
-    """Hold an exclusive lock next to a file-based storage (no-op for servers).
+    """Hold the study's shared lock: a lock file next to a file-based storage, an
+    advisory lock on PostgreSQL (no-op for other servers and for memory).
 
     Raises:
-        ConfigError: The lock file cannot be created.
+        ConfigError: The lock file cannot be created, or the database cannot be reached.
     """
-    path = file_path(url) if url else None
-    if path is None:
+    if url is None:
         yield
         return
-    lock_path = path.with_name(path.name + ".lock")
+    path = file_path(url)
+    if path is None:
+        if not is_postgres(url):
+            yield
+            return
+        with contextlib.ExitStack() as stack:
+            with _storage_errors(url):
+                stack.enter_context(_advisory_lock(url, ASK_LOCK_KEY))
+            yield
+        return
+    lock_path = lock_file(path)
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a")  # noqa: SIM115 - closed in finally
@@ -136,16 +250,24 @@ def worker_id() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
+def uses_optuna_heartbeat(storage: BaseStorage) -> bool:
+    """Whether ``storage`` runs Optuna's own heartbeat (an RDB storage opened with one)."""
+    get_interval = getattr(storage, "get_heartbeat_interval", None)
+    return get_interval is not None and get_interval() is not None
+
+
 class Heartbeat:
     """Stamps the trials this process runs with the time, every ``interval`` seconds.
 
     A trial whose stamp is older than the grace period belongs to a sweep that
-    died; :func:`recover_abandoned` then re-queues it.
+    died; :func:`recover_abandoned` then re-queues it. On a storage with Optuna's
+    heartbeat the stamp is Optuna's (``record_heartbeat``), else a system attribute.
     """
 
     def __init__(self, storage: BaseStorage, interval: float) -> None:
         self.storage = storage
         self.interval = interval
+        self._optuna_heartbeat = uses_optuna_heartbeat(storage)
         self._trial_ids: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -185,7 +307,34 @@ class Heartbeat:
         for trial_id in trial_ids:
             # A job may finish its trial (pruned) while we stamp it.
             with contextlib.suppress(UpdateFinishedTrialError):
-                self.storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, now)
+                if self._optuna_heartbeat:
+                    self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+                else:
+                    self.storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, now)
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a copy of the failed ``trial``: same parameters (and grid point), run again.
+
+    Optuna's stale-trial callback on RDB storages, and used for dead workers too. Unlike
+    Optuna's ``RetryHeartbeatStaleTrialCallback`` the copy names the trial it replaces
+    (not the first of a chain), which is what :func:`counted_trials` needs, and drops the
+    dead worker's own attributes so that the copy is not taken for abandoned in turn.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    system_attrs = {k: v for k, v in trial.system_attrs.items() if not k.startswith("cnnlab:")}
+    system_attrs[RETRY_ATTR] = trial.number
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=trial.user_attrs,
+            system_attrs=system_attrs,
+        )
+    )
 
 
 def recover_abandoned(study: optuna.Study, grace_period: float) -> list[int]:
@@ -193,7 +342,8 @@ def recover_abandoned(study: optuna.Study, grace_period: float) -> list[int]:
 
     A trial is abandoned when the sweep process that ran it is gone: its process
     no longer exists on this host, or its heartbeat is older than ``grace_period``
-    seconds. The copy keeps the parameters (and a grid sampler's grid point).
+    seconds (Optuna's ``fail_stale_trials`` on a storage with Optuna's heartbeat).
+    The copy keeps the parameters (and a grid sampler's grid point).
 
     Returns:
         The numbers of the trials that were failed and re-queued.
@@ -203,33 +353,37 @@ def recover_abandoned(study: optuna.Study, grace_period: float) -> list[int]:
     from optuna.trial import TrialState
 
     storage = study._storage  # the study's own storage object; Optuna has no public getter
+    optuna_heartbeat = uses_optuna_heartbeat(storage)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     recovered = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _is_abandoned(trial, grace_period):
+    if optuna_heartbeat:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # Fails the silent trials; the storage's callback (requeue) queues their copies.
+            optuna.storages.fail_stale_trials(study)
+        states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+        recovered = [t.number for t in running if states[t.number] == TrialState.FAIL]
+        running = [t for t in running if states[t.number] == TrialState.RUNNING]
+    for trial in running:
+        if not _is_abandoned(trial, grace_period, heartbeat_expired=not optuna_heartbeat):
             continue
         try:
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except UpdateFinishedTrialError:
             continue  # another worker recovered it first
-        system_attrs = {k: v for k, v in trial.system_attrs.items() if not k.startswith("cnnlab:")}
-        system_attrs[RETRY_ATTR] = trial.number
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.WAITING,
-                params=trial.params,
-                distributions=trial.distributions,
-                user_attrs=trial.user_attrs,
-                system_attrs=system_attrs,
-            )
-        )
+        requeue(study, trial)
         recovered.append(trial.number)
-    return recovered
+    return sorted(recovered)
 
 
-def _is_abandoned(trial: FrozenTrial, grace_period: float) -> bool:
+def _is_abandoned(trial: FrozenTrial, grace_period: float, heartbeat_expired: bool) -> bool:
+    """Whether ``trial``'s worker is gone: a dead process on this host, or (with
+    ``heartbeat_expired``) a heartbeat attribute older than ``grace_period``."""
     worker = trial.system_attrs.get(WORKER_ATTR) or {}
     if worker.get("host") == socket.gethostname() and not _alive(int(worker.get("pid", -1))):
         return True
+    if not heartbeat_expired:
+        return False
     start = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
     last = max(float(trial.system_attrs.get(HEARTBEAT_ATTR, 0.0)), start)
     return time.time() - last > grace_period

@@ -5,6 +5,12 @@ as many trials as ``n_jobs`` and the study's remaining total allow, launch
 them as one Hydra batch, and tell each result (value, FAIL with the error, or
 PRUNED). Every count is read from the storage, so resumed sweeps and several
 workers on one study share one ``n_trials`` total.
+
+Private internals used, for want of a public API (hence ``optuna<6`` in pyproject.toml):
+``Study._storage`` with ``Trial._trial_id`` (system attributes of a running trial,
+heartbeats, the stored state of a trial after ``tell``) and Hydra's
+``JobReturn._return_value`` (a pruned job's outcome without the getter's error log).
+Storage and sampler helpers list theirs in ``cnnlab.sweep.storage`` and ``.samplers``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
 from cnnlab.sweep.objective import metric_directions, optimized_metrics
@@ -185,7 +192,9 @@ class OptunaSweeperImpl(Sweeper):
         # Workers starting together would race to create the schema and the study.
         with shared.ask_lock(self.storage_url):
             study = optuna.create_study(
-                storage=shared.open_storage(self.storage_url),
+                storage=shared.open_storage(
+                    self.storage_url, self.heartbeat_interval, self.grace_period
+                ),
                 sampler=sampler,
                 pruner=pruner,
                 study_name=study_name,
@@ -223,6 +232,8 @@ class OptunaSweeperImpl(Sweeper):
         planned: int | None = None
         while True:
             with shared.ask_lock(self.storage_url):
+                # A worker killed meanwhile: fail its trial and queue it again, now.
+                shared.recover_abandoned(run.study, self.grace_period)
                 counted = shared.counted_trials(run.study.get_trials(deepcopy=False))
                 remaining = run.n_trials - len(counted)
                 if planned is None:
@@ -343,7 +354,8 @@ class OptunaSweeperImpl(Sweeper):
                     "hydra.sweeper.params", "grid search needs at least one parameter"
                 )
             return instantiate(self.sampler_cfg, search_space=grid), True
-        return instantiate(self.sampler_cfg), False
+        # Seeded per trial, so that workers and resumed sweeps never repeat a point.
+        return samplers.build_sampler(self.sampler_cfg), False
 
     def _write_info(
         self, study_name: str, n_trials: int, space: search_space.SearchSpace, pruner: Any
