@@ -29,6 +29,13 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from cnnlab.errors import ConfigError
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
+from cnnlab.sweep.results import write_optimization_results
+
+# hydra-optuna-sweeper's helpers under their names there, for code written against its _impl.
+from cnnlab.sweep.space import (  # noqa: F401
+    create_optuna_distribution_from_override,
+    create_params_from_overrides,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +58,7 @@ def removed_motpe_sampler(**_: Any) -> None:
     """Fail loudly: MOTPESampler was removed from Optuna."""
     raise ConfigError(
         "hydra.sweeper.sampler",
-        "motpe was removed from Optuna; TPE handles several objectives: "
+        "The 'motpe' sampler was removed in Optuna 4.0; TPE handles several objectives: "
         "hydra/sweeper/sampler=tpe (or nsgaii)",
     )
 
@@ -117,9 +124,7 @@ class OptunaSweeperImpl(Sweeper):
         sampler, is_grid = self._sampler(space)
         n_trials = self.n_trials
         if is_grid:
-            grid_size = math.prod(
-                len(search_space.grid_values(k, d)) for k, d in space.distributions.items()
-            )
+            grid_size = math.prod(len(values) for values in space.grid().values())
             if grid_size < n_trials:
                 log.info("grid of %d points: n_trials %d -> %d", grid_size, n_trials, grid_size)
                 n_trials = grid_size
@@ -152,6 +157,7 @@ class OptunaSweeperImpl(Sweeper):
             self._loop(run)
         finally:
             heartbeat.stop()
+            write_optimization_results(study, self.sweep_dir)
             if self.report:
                 _write_report(self.sweep_dir)
         return run.trials
@@ -240,7 +246,7 @@ class OptunaSweeperImpl(Sweeper):
                 "hydra.sweeper.sampler", "cmaes needs the cmaes package: pip install cmaes"
             )
         if target.endswith(".GridSampler"):
-            grid = {k: search_space.grid_values(k, d) for k, d in space.distributions.items()}
+            grid = space.grid()
             if not grid:
                 raise ConfigError(
                     "hydra.sweeper.params", "grid search needs at least one parameter"
