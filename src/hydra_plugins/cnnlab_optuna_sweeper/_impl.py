@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from cnnlab.errors import ConfigError
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
+from cnnlab.sweep.parallel import parallel_override
 from cnnlab.sweep.results import write_optimization_results
 
 # hydra-optuna-sweeper's helpers under their names there, for code written against its _impl.
@@ -207,10 +208,13 @@ class OptunaSweeperImpl(Sweeper):
     def _launch(self, run: _Run, trials: list[Trial]) -> None:
         job_idx = max(self.job_idx, min(t.number for t in trials))
         batch = []
+        # Trials side by side on one machine split its cores (cnnlab.sweep.parallel).
+        parallel = parallel_override(self.config.hydra.launcher, len(trials))
         for offset, trial in enumerate(trials):
             if self.custom_search_space is not None:
                 self.custom_search_space(self.config, trial)
             overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
+            overrides.append(parallel)
             trial.set_user_attr("overrides", overrides)
             trial.set_user_attr("job_num", job_idx + offset)
             trial.set_user_attr("sweep_dir", str(self.sweep_dir))
