@@ -36,24 +36,29 @@ def test_sweep_returns_none_and_writes_the_best_trial(tmp_path: Path) -> None:
     """Hydra's own multirun entry point, on cnnlab's config tree and its train task."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     from cnnlab.tasks import run_task
 
     with initialize_config_dir(str(config_dir()), job_name="train", version_base="1.3"):
         hydra = GlobalHydra.instance().hydra
         assert hydra is not None
-        returned = hydra.multirun(
-            config_name="train",
-            task_function=lambda cfg: run_task("train", cfg),
-            overrides=[
-                "hparams_search=random",
-                "hydra.sweeper.n_trials=2",
-                "hydra.sweeper.report=false",
-                "optimizer.lr=choice(0.001, 0.003)",
-                *QUIET,
-            ],
-            with_log_configuration=False,
-        )
+        try:
+            returned = hydra.multirun(
+                config_name="train",
+                task_function=lambda cfg: run_task("train", cfg),
+                overrides=[
+                    "hparams_search=random",
+                    "hydra.sweeper.n_trials=2",
+                    "hydra.sweeper.report=false",
+                    "optimizer.lr=choice(0.001, 0.003)",
+                    *QUIET,
+                ],
+                with_log_configuration=False,
+            )
+        finally:
+            # The multirun leaves its config in Hydra's global state; later tests expect none.
+            HydraConfig.instance().cfg = None
     assert returned is None
     outputs = tmp_path / "outputs"
     best = _study(outputs).best_trial
