@@ -6,6 +6,7 @@ Each child process is timed by wall clock and weighed by its peak resident set s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -416,5 +417,79 @@ def bench_memory(repeats: int, workdir: Path) -> Table:
         "python -m cnnlab train debug=limit logger=none",
         f'python -c "{IMPORTS}"',
         "python -c <benchmarks/processes.py::_IN_MEMORY> DATA_ROOT",
+    ]
+    return table
+
+
+# ------------------------------------------------------------------ 6. parallel trials
+
+# One trial: LeNet-5 on the digits, a fixed number of steps, no test, no logger.
+_TRIAL = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=20",
+    "trainer.limit_val_batches=5",
+    "test=false",
+    "logger=none",
+    "hydra.sweeper.report=false",
+]
+# (label, launcher overrides): one trial at a time in the sweep's process, or two at a
+# time in joblib worker processes, each with its share of the cores.
+_PARALLEL = [
+    ("`n_jobs=1` (basic launcher)", ["hydra.sweeper.n_jobs=1"]),
+    ("`n_jobs=2` (`hydra/launcher=joblib`)", ["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"]),
+]
+
+
+def _parallel_sweep(n_trials: int, launcher: list[str], study: str) -> list[str]:
+    return _cnnlab(
+        "train",
+        "-m",
+        "hparams_search=random",
+        f"hydra.sweeper.n_trials={n_trials}",
+        f"hydra.sweeper.study_name={study}",
+        *launcher,
+        *_TRIAL,
+    )
+
+
+def bench_parallel(n_trials: int, repeats: int, workdir: Path) -> Table:
+    """Benchmark 6: a sweep's wall time with one trial at a time vs two side by side."""
+    table = Table(
+        title="6. Parallel trials on one machine",
+        intro=(
+            f"Wall time of a whole {n_trials}-trial random sweep of `cnnlab train` (LeNet-5 "
+            "on the digits, 20 training steps per trial) with one trial at a time against "
+            "two at a time through the joblib launcher, where each trial sets torch to its "
+            f"share of the cores (`sweep.parallel_jobs`). Median of {repeats} interleaved "
+            "repeats; ratio = the n_jobs=1 time / the row's time (the speed-up). The torch "
+            "threads are those the trials' run.json recorded."
+        ),
+        columns=["sweep", "seconds", "torch threads per trial", "ratio"],
+    )
+    threads: dict[str, set[int]] = {label: set() for label, _ in _PARALLEL}
+    counter = iter(range(10**6))
+
+    def sweep(label: str, launcher: list[str]) -> float:
+        study = f"parallel-{next(counter)}"
+        # A folder per sweep, so that its trials' run.json files can be read back.
+        env = {**_env(workdir), "CNNLAB_OUTPUTS": str(workdir / "parallel" / study)}
+        seconds = run_child(_parallel_sweep(n_trials, launcher, study), workdir, env).seconds
+        for path in (workdir / "parallel" / study).glob("multiruns/train/*/*/run.json"):
+            threads[label].add(json.loads(path.read_text())["hardware"]["torch_threads"])
+        return seconds
+
+    measures = {
+        label: lambda label=label, launcher=launcher: sweep(label, launcher)
+        for label, launcher in _PARALLEL
+    }
+    results = interleaved(measures, repeats)
+    baseline = median(results[_PARALLEL[0][0]])
+    for label, _ in _PARALLEL:
+        seconds = median(results[label])
+        recorded = ", ".join(str(n) for n in sorted(threads[label]))
+        table.rows.append([label, f"{seconds:.1f}", recorded, f"{baseline / seconds:.2f}"])
+    table.commands += [
+        " ".join(["cnnlab", *_parallel_sweep(n_trials, launcher, "NAME")[2:]])
+        for _, launcher in _PARALLEL
     ]
     return table

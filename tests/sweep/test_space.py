@@ -1,4 +1,8 @@
-"""The params grammar -> Optuna distribution table, grid values and value formatting."""
+"""The params grammar -> Optuna distribution table, grid values and value formatting.
+
+``range`` follows hydra-optuna-sweeper: its end is part of the distribution every
+sampler but the grid draws from; the grid tries Hydra's values (end excluded).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from cnnlab.errors import ConfigError
-from cnnlab.sweep.space import format_value, grid_values, parse_search_space
+from cnnlab.sweep.space import (
+    create_optuna_distribution_from_override,
+    create_params_from_overrides,
+    format_value,
+    grid_values,
+    parse_search_space,
+)
 
 INT = IntDistribution
 FLOAT = FloatDistribution
@@ -22,10 +32,13 @@ CAT = CategoricalDistribution
         ("k=choice(a, b)", CAT(["a", "b"])),
         ("k=choice(true, false)", CAT([True, False])),
         ("k=choice(0.1, x, 3)", CAT([0.1, "x", 3])),
-        ("k=range(1, 9, 2)", INT(1, 7, step=2)),
-        ("k=range(1, 5)", INT(1, 4)),
-        ("k=range(5, 1, -2)", INT(3, 5, step=2)),
-        ("k=range(0, 1, 0.25)", FLOAT(0.0, 0.75, step=0.25)),
+        ("k=range(1, 3)", INT(1, 3)),
+        ("k=range(1, 9, 2)", INT(1, 9, step=2)),
+        ("k=range(1, 8, 2)", INT(1, 7, step=2)),
+        ("k=range(5, 1, -2)", INT(1, 5, step=2)),
+        ("k=range(0, 1, 0.25)", FLOAT(0.0, 1.0, step=0.25)),
+        ("k=range(0.5, 5.5, step=1)", FLOAT(0.5, 5.5, step=1)),
+        ("k=range(0, 1, 0.3)", FLOAT(0.0, 0.9, step=0.3)),
         ("k=shuffle(range(1, 4))", CAT([1, 2, 3])),
         ("k=interval(0, 1)", FLOAT(0.0, 1.0)),
         ("k=interval(0.5, 2.5)", FLOAT(0.5, 2.5)),
@@ -64,7 +77,7 @@ def test_prefixes_survive_into_trial_overrides() -> None:
     [
         ({"a": "interval(2, 1)"}, [], "hydra.sweeper.params.a", "start < end"),
         ({"a": "tag(log, interval(0, 1))"}, [], "hydra.sweeper.params.a", "start > 0"),
-        ({}, ["a=range(3, 3)"], "a", "empty"),
+        ({}, ["a=range(3, 1)"], "a", "empty"),
         ({}, ["a=glob(*)"], "a", "not supported"),
         ({}, ["a=choice(1,"], "a", ""),
     ],
@@ -89,6 +102,36 @@ def test_grid_values_are_hydras_range(distribution: object, values: list[object]
     assert grid_values("k", distribution) == values  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("override", "values"),
+    [
+        ("k=range(1, 3)", [1, 2]),
+        ("k=range(1, 8, 2)", [1, 3, 5, 7]),
+        ("k=range(5, 1, -2)", [5, 3]),
+        ("k=range(0, 1, 0.1)", [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]),
+        ("k=range(-1.0, 1.0, step=1)", [-1.0, 0.0]),
+        ("k=int(interval(1, 3))", [1, 2, 3]),
+        ("k=choice(b, a)", ["b", "a"]),
+    ],
+)
+def test_a_grid_tries_hydras_range_values(override: str, values: list[object]) -> None:
+    space = parse_search_space(None, [override])
+    assert space.grid() == {"k": values}
+    # Every grid value lies in the distribution the trial is asked with.
+    distribution = space.distributions["k"]
+    if isinstance(distribution, CAT):
+        assert set(values) <= set(distribution.choices)
+    else:
+        assert all(distribution.low <= v <= distribution.high for v in values)  # type: ignore[attr-defined]
+
+
+def test_a_grid_rejects_a_range_without_values() -> None:
+    space = parse_search_space(None, ["a=range(3, 3)"])
+    assert space.distributions == {"a": INT(3, 3)}
+    with pytest.raises(ConfigError, match=r"^a: this range has no values"):
+        space.grid()
+
+
 def test_grid_rejects_continuous_dimensions() -> None:
     with pytest.raises(ConfigError, match=r"^optimizer\.lr: grid search needs discrete"):
         grid_values("optimizer.lr", FLOAT(1e-4, 1e-1, log=True))
@@ -103,3 +146,26 @@ def test_format_value_round_trips_through_hydra(value: object) -> None:
     assert not parsed.is_sweep_override()
     assert parsed.value() == value
     assert type(parsed.value()) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("k=range(1,3)", INT(1, 3)),
+        ("k=choice('x', 'y')", CAT(["x", "y"])),
+        ("k=5", "5"),
+        ("+k=abc", "abc"),
+    ],
+)
+def test_official_helper_gives_a_distribution_or_the_value(line: str, expected: object) -> None:
+    override = OverridesParser.create().parse_override(line)
+    assert create_optuna_distribution_from_override(override) == expected
+
+
+def test_official_helper_splits_space_fixed_values_and_deletions() -> None:
+    distributions, fixed, deletions = create_params_from_overrides(
+        ["a=choice(1,2)", "b=5", "+c=range(1,3)", "~d", "~e=1"]
+    )
+    assert distributions == {"a": CAT([1, 2]), "+c": INT(1, 3)}
+    assert fixed == {"b": "5"}
+    assert deletions == ["~d", "~e=1"]

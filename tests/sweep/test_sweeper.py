@@ -244,7 +244,7 @@ def test_study_name_follows_the_command(app: Path, run_app) -> None:
     ("args", "message"),
     [
         (["hydra.sweeper.direction=up"], "hydra.sweeper.direction: expected minimize or maximize"),
-        (["hydra/sweeper/sampler=motpe"], "hydra.sweeper.sampler: motpe was removed"),
+        (["hydra/sweeper/sampler=motpe"], "The 'motpe' sampler was removed in Optuna 4.0"),
         (["hydra/sweeper/sampler=grid", "x=interval(0,1)"], "x: grid search needs discrete"),
         (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs: must be an integer >= 1"),
         (["hydra.sweeper.max_failure_rate=2"], "hydra.sweeper.max_failure_rate: must be in [0, 1]"),

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -148,11 +149,13 @@ def platform_info() -> dict[str, str]:
 
 
 def hardware_info() -> dict[str, Any]:
-    """Return CPU count, usable CPUs, total memory and the CUDA devices torch can see."""
+    """Return CPU count, usable CPUs, torch's threads, memory and the CUDA devices it sees."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    torch = sys.modules.get("torch")  # only a run that has imported torch has threads to tell
     return {
         "cpu_count": os.cpu_count(),
         "cpus_usable": usable,
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
         "memory_bytes": _total_memory(),
         "cuda_devices": _cuda_devices(),
     }

@@ -75,6 +75,8 @@ class TrialReporter:
         import optuna
         from optuna.trial import TrialState
 
+        if len(self.study.directions) > 1:
+            return  # Optuna prunes single-objective studies only: Trial.report would raise
         self.trial.report(float(value), step)
         if not self.trial.should_prune():
             return

@@ -7,8 +7,9 @@ distributions:
 override                                  distribution
 ========================================  ==============================================
 ``k=choice(a, b, c)``, ``k=a,b,c``        ``CategoricalDistribution([a, b, c])``
-``k=range(1, 9, 2)``                      ``IntDistribution(1, 7, step=2)`` (Hydra's values)
-``k=range(0, 1, 0.25)``                   ``FloatDistribution(0, 0.75, step=0.25)``
+``k=range(1, 3)``                         ``IntDistribution(1, 3)``; a grid tries 1, 2
+``k=range(1, 9, 2)``                      ``IntDistribution(1, 9, step=2)``; a grid: 1, 3, 5, 7
+``k=range(0.5, 5.5, step=1)``             ``FloatDistribution(0.5, 5.5, step=1)``
 ``k=shuffle(range(...))``                 ``CategoricalDistribution`` of the range's values
 ``k=interval(0, 1)``                      ``FloatDistribution(0, 1)``
 ``k=int(interval(1, 8))``                 ``IntDistribution(1, 8)``
@@ -16,8 +17,10 @@ override                                  distribution
 ``k=value``                               fixed: passed to every trial unchanged
 ========================================  ==============================================
 
-``range`` stops before its end, as everywhere in Hydra, so every sampler tries
-exactly the values a basic multirun would.
+``range`` follows hydra-optuna-sweeper: for every sampler but the grid its end
+is included (``range(1, 3)`` samples 1, 2 or 3); the grid sampler tries Hydra's
+own values, end excluded, as a basic multirun would (1, 2). An end that is not
+on the step's grid is rounded down onto it (``range(1, 8, 2)`` ends at 7).
 """
 
 from __future__ import annotations
@@ -58,11 +61,31 @@ class SearchSpace:
         distributions: Parameter name (a config key) -> Optuna distribution.
         prefixes: Parameter name -> its override prefix (``+``, ``++`` or empty).
         fixed: Overrides passed unchanged to every trial, as written.
+        range_values: Parameter name -> Hydra's values of its ``range`` (end excluded),
+            which a grid tries instead of the distribution's end-inclusive steps.
     """
 
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     prefixes: dict[str, str] = field(default_factory=dict)
     fixed: dict[str, str] = field(default_factory=dict)
+    range_values: dict[str, list[Any]] = field(default_factory=dict)
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Return the values a grid search tries, per parameter.
+
+        Raises:
+            ConfigError: A parameter is continuous (an ``interval``) or its range is empty.
+        """
+        grid = {}
+        for name, distribution in self.distributions.items():
+            if name in self.range_values:
+                values = self.range_values[name]
+                if not values:
+                    raise ConfigError(name, "this range has no values for a grid search")
+            else:
+                values = grid_values(name, distribution)
+            grid[name] = values
+        return grid
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """Return the Hydra overrides of one trial: the fixed ones, then ``params``."""
@@ -97,12 +120,17 @@ def parse_search_space(params: dict[str, Any] | None, arguments: list[str]) -> S
         key = where or name
         space.distributions.pop(name, None)
         space.fixed.pop(name, None)
+        space.range_values.pop(name, None)
         distribution = distribution_from_override(override, key)
         if distribution is None:
             space.fixed[name] = override.input_line or line
-        else:
-            space.distributions[name] = distribution
-            space.prefixes[name] = _prefix(override)
+            continue
+        space.distributions[name] = distribution
+        space.prefixes[name] = _prefix(override)
+        value = override.value()
+        if isinstance(value, RangeSweep) and not value.shuffle:
+            values = cast("list[float]", list(override.sweep_iterator()))  # a range: numbers
+            space.range_values[name] = [_round(v) for v in values]
     return space
 
 
@@ -130,21 +158,27 @@ def distribution_from_override(override: Override, key: str) -> BaseDistribution
         # The loop above checked every choice's type.
         return CategoricalDistribution(cast("Sequence[CategoricalChoiceType]", choices))
     if isinstance(value, RangeSweep):
-        return _range_distribution(override, value, key)
+        return _range_distribution(value, key)
     if isinstance(value, IntervalSweep):
         return _interval_distribution(value, key)
     raise ConfigError(key, f"{override.input_line!r} is not supported by the Optuna sweeper")
 
 
-def _range_distribution(override: Override, value: RangeSweep, key: str) -> BaseDistribution:
-    values = cast("list[float]", list(override.sweep_iterator()))  # a range yields numbers
-    if not values:
-        raise ConfigError(key, f"range({value.start}, {value.stop}, {value.step}) is empty")
-    low, high = min(values), max(values)
-    step = abs(value.step) if value.step is not None else 1
-    if all(isinstance(v, int) for v in (value.start, value.stop, step)):
-        return IntDistribution(int(low), int(high), step=int(step))
-    return FloatDistribution(float(low), float(high), step=float(step))
+def _range_distribution(value: RangeSweep, key: str) -> BaseDistribution:
+    """``range(start, stop, step)`` with its end included, as hydra-optuna-sweeper has it."""
+    start, stop = value.start, value.stop
+    step = value.step if value.step is not None else 1
+    if start is None or stop is None or step == 0:
+        raise ConfigError(key, f"range({start}, {stop}, {step}) needs a start, a stop and a step")
+    # Whole steps from start towards stop; the small slack absorbs float error (0.3 / 0.1).
+    n_steps = math.floor((stop - start) / step + 1e-9)
+    if n_steps < 0:
+        raise ConfigError(key, f"range({start}, {stop}, {step}) is empty")
+    end = start + n_steps * step
+    low, high = min(start, end), max(start, end)
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return IntDistribution(int(low), int(high), step=abs(int(step)))
+    return FloatDistribution(_round(low), _round(high), step=abs(float(step)))
 
 
 def _interval_distribution(value: IntervalSweep, key: str) -> BaseDistribution:
@@ -172,8 +206,7 @@ def grid_values(name: str, distribution: BaseDistribution) -> list[Any]:
         return list(range(distribution.low, distribution.high + 1, distribution.step))
     if isinstance(distribution, FloatDistribution) and distribution.step is not None:
         n = round((distribution.high - distribution.low) / distribution.step) + 1
-        # Round away the float error of low + i * step so values match Hydra's range.
-        return [round(distribution.low + i * distribution.step, 12) for i in range(n)]
+        return [_round(distribution.low + i * distribution.step) for i in range(n)]
     raise ConfigError(
         name, "grid search needs discrete values: use choice(...) or range(...), not interval"
     )
@@ -200,6 +233,45 @@ def format_value(value: Any) -> str:
         pass
     escaped = text.replace("\\", "\\\\").replace("'", "\\'")
     return f"'{escaped}'"
+
+
+def create_optuna_distribution_from_override(override: Override) -> BaseDistribution | str:
+    """hydra-optuna-sweeper's helper, same name and result: a distribution or the value.
+
+    A sweep override gives its distribution; any other gives its value as written.
+    """
+    distribution = distribution_from_override(override, override.get_key_element())
+    return override.get_value_element_as_str() if distribution is None else distribution
+
+
+def create_params_from_overrides(
+    arguments: list[str],
+) -> tuple[dict[str, BaseDistribution], dict[str, str], list[str]]:
+    """hydra-optuna-sweeper's helper, same name and result, for code written against it.
+
+    Returns:
+        The distributions and the fixed values, both keyed by the override's key as written
+        (``+w`` stays ``+w``), and the deletions (``~key``) as written.
+    """
+    distributions: dict[str, BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    deletions: list[str] = []
+    for line in arguments:
+        override = _PARSER.parse_override(line)
+        if override.is_delete():
+            deletions.append(override.input_line or line)
+            continue
+        value = create_optuna_distribution_from_override(override)
+        if isinstance(value, BaseDistribution):
+            distributions[override.get_key_element()] = value
+        else:
+            fixed[override.get_key_element()] = value
+    return distributions, fixed, deletions
+
+
+def _round(value: float) -> float:
+    """Round away the float error of ``start + i * step``, so 0.7 stays 0.7."""
+    return round(value, 12) if isinstance(value, float) else value
 
 
 def _name(override: Override) -> str:

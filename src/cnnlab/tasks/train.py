@@ -44,7 +44,9 @@ PARAMS_KEY = "model/params"
 def run(cfg: DictConfig) -> float | list[float] | None:
     """Train as configured by ``cfg`` and return the value of ``cfg.optimized_metric``."""
     from cnnlab.runs.recorder import recorded_run
+    from cnnlab.sweep.parallel import share_cores
 
+    share_cores(cfg)  # before anything starts torch's thread pool
     with recorded_run(cfg) as recorder:
         metrics = _fit_and_test(cfg, recorder.run_dir, recorder.timings)
         recorder.write_metrics(metrics)

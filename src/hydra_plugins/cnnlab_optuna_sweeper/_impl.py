@@ -44,6 +44,14 @@ from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
 from cnnlab.sweep.objective import metric_directions, optimized_metrics
 from cnnlab.tasks import find_user_error
+from cnnlab.sweep.parallel import parallel_override
+from cnnlab.sweep.results import write_optimization_results
+
+# hydra-optuna-sweeper's helpers under their names there, for code written against its _impl.
+from cnnlab.sweep.space import (  # noqa: F401
+    create_optuna_distribution_from_override,
+    create_params_from_overrides,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +104,7 @@ def removed_motpe_sampler(**_: Any) -> None:
     """Fail loudly: MOTPESampler was removed from Optuna."""
     raise ConfigError(
         "hydra.sweeper.sampler",
-        "motpe was removed from Optuna; TPE handles several objectives: "
+        "The 'motpe' sampler was removed in Optuna 4.0; TPE handles several objectives: "
         "hydra/sweeper/sampler=tpe (or nsgaii)",
     )
 
@@ -180,9 +188,7 @@ class OptunaSweeperImpl(Sweeper):
         sampler, is_grid = self._sampler(space)
         n_trials = self.n_trials
         if is_grid:
-            grid_size = math.prod(
-                len(search_space.grid_values(k, d)) for k, d in space.distributions.items()
-            )
+            grid_size = math.prod(len(values) for values in space.grid().values())
             if grid_size < n_trials:
                 log.info("grid of %d points: n_trials %d -> %d", grid_size, n_trials, grid_size)
                 n_trials = grid_size
@@ -222,6 +228,7 @@ class OptunaSweeperImpl(Sweeper):
             raise
         finally:
             heartbeat.stop()
+            write_optimization_results(study, self.sweep_dir)
             # Files that sum the sweep up are written however it ends.
             report = _write_report(self.sweep_dir) if self.report else None
             if tell_outcome:
@@ -277,10 +284,13 @@ class OptunaSweeperImpl(Sweeper):
     def _launch(self, run: _Run, trials: list[Trial]) -> None:
         job_idx = max(self.job_idx, min(t.number for t in trials))
         batch = []
+        # Trials side by side on one machine split its cores (cnnlab.sweep.parallel).
+        parallel = parallel_override(self.config.hydra.launcher, len(trials))
         for offset, trial in enumerate(trials):
             if self.custom_search_space is not None:
                 self.custom_search_space(self.config, trial)
             overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
+            overrides.append(parallel)
             trial.set_user_attr("overrides", overrides)
             trial.set_user_attr("job_num", job_idx + offset)
             trial.set_user_attr("sweep_dir", str(self.sweep_dir))
@@ -348,7 +358,7 @@ class OptunaSweeperImpl(Sweeper):
                 "hydra.sweeper.sampler", "cmaes needs the cmaes package: pip install cmaes"
             )
         if target.endswith(".GridSampler"):
-            grid = {k: search_space.grid_values(k, d) for k, d in space.distributions.items()}
+            grid = space.grid()
             if not grid:
                 raise ConfigError(
                     "hydra.sweeper.params", "grid search needs at least one parameter"

@@ -208,10 +208,13 @@ def register_configs() -> None:
         "cmaes": CmaEsSamplerConfig,
         "qmc": QMCSamplerConfig,
         "nsgaii": NSGAIISamplerConfig,
-        "motpe": MOTPESamplerConfig,
     }
     for name, node in samplers.items():
         cs.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)
+    # A plain node takes any key: a config written for the old MOTPESampler (with its
+    # n_startup_trials, n_ehvi_candidates, ...) gets the "removed" message, not a key error.
+    motpe = {"_target_": MOTPESamplerConfig._target_, "seed": None}
+    cs.store(group="hydra/sweeper/sampler", name="motpe", node=motpe, provider=PROVIDER)
     pruners: dict[str, type] = {
         "none": NopPrunerConfig,
         "median": MedianPrunerConfig,

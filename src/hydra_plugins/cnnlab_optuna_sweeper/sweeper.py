@@ -28,6 +28,10 @@ class CnnlabOptunaSweeper(Sweeper):
         """Keep the context and build the launcher (called once by Hydra)."""
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
-    def sweep(self, arguments: list[str]) -> Any:
-        """Run the study; ``arguments`` are the command line's overrides."""
-        return self.sweeper.sweep(arguments)
+    def sweep(self, arguments: list[str]) -> None:
+        """Run the study; ``arguments`` are the command line's overrides.
+
+        Returns None, as hydra-optuna-sweeper does: the results are in the study and in
+        the sweep folder (``optimization_results.yaml``, the report).
+        """
+        self.sweeper.sweep(arguments)

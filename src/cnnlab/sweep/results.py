@@ -1,0 +1,74 @@
+"""``optimization_results.yaml``: a sweep's outcome in hydra-optuna-sweeper's format.
+
+Tools written against the official plugin read this file from the sweep folder.
+One objective::
+
+    name: optuna
+    best_params: {optimizer.lr: 0.003, data.batch_size: 64}
+    best_value: 0.91
+
+Several objectives, the Pareto front::
+
+    name: optuna
+    solutions:
+    - params: {model.width: 8}
+      values: [0.85, 6200.0]
+
+The numbers come from the whole study, so a resumed sweep or one of several workers
+reports the study's best, not only its own trials'. cnnlab's richer report
+(``report.md``, ``best.yaml``) is written beside it by :mod:`cnnlab.sweep.report`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import OmegaConf
+
+if TYPE_CHECKING:
+    import optuna
+
+RESULTS_FILE = "optimization_results.yaml"
+
+
+def optimization_results(study: optuna.Study) -> dict[str, Any] | None:
+    """Return the study's outcome as the official plugin writes it; None before any result.
+
+    Args:
+        study: The sweep's study (one or several directions).
+    """
+    from optuna.trial import TrialState
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    if len(study.directions) > 1:
+        front = [{"params": t.params, "values": t.values} for t in study.best_trials]
+        return {"name": "optuna", "solutions": front}
+    best = study.best_trial
+    return {"name": "optuna", "best_params": best.params, "best_value": best.value}
+
+
+def write_optimization_results(
+    study: optuna.Study, sweep_dir: str | os.PathLike[str]
+) -> Path | None:
+    """Write ``optimization_results.yaml`` into ``sweep_dir``; return its path.
+
+    Nothing is written while no trial has completed. The file is replaced in one rename,
+    so a reader never sees it half-written.
+    """
+    results = optimization_results(study)
+    if results is None:
+        return None
+    path = Path(sweep_dir) / RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(results)), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,129 @@
+"""Launchers: trials side by side (joblib, submitit_local) share the cores; SLURM configs compose.
+
+A sweep through ``hydra/launcher=joblib`` or ``submitit_local`` runs the real
+``cnnlab train -m`` in a subprocess; each trial's run.json records the torch threads
+it trained with.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+
+from cnnlab.config import config_dir
+from cnnlab.sweep.parallel import jobs_at_once, share_cores, usable_cores
+from tests.conftest import QUICK
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher"
+
+
+@pytest.mark.parametrize(
+    ("launcher", "batch", "expected"),
+    [
+        ({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}, 4, 1),
+        ({"_target_": JOBLIB, "n_jobs": 2}, 4, 2),
+        ({"_target_": JOBLIB, "n_jobs": 3}, 2, 2),
+        ({"_target_": JOBLIB, "n_jobs": 1}, 4, 1),
+        ({"_target_": JOBLIB, "n_jobs": -1}, 64, usable_cores()),
+        ({"_target_": f"{SUBMITIT}.LocalLauncher"}, 3, 3),
+        ({"_target_": f"{SUBMITIT}.SlurmLauncher"}, 8, 1),
+    ],
+)
+def test_jobs_at_once_per_launcher(launcher: dict[str, Any], batch: int, expected: int) -> None:
+    assert jobs_at_once(launcher, batch) == expected
+
+
+def test_share_cores_splits_the_cores_between_parallel_jobs() -> None:
+    before = torch.get_num_threads()
+    try:
+        assert share_cores(OmegaConf.create({"sweep": {"parallel_jobs": 1}})) is None
+        assert torch.get_num_threads() == before
+        threads = share_cores(OmegaConf.create({"sweep": {"parallel_jobs": 2}}))
+        assert threads == max(1, usable_cores() // 2) == torch.get_num_threads()
+        assert share_cores(OmegaConf.create({"seed": 1})) is None  # not in a sweep
+    finally:
+        torch.set_num_threads(before)
+
+
+def _compose(*overrides: str) -> Any:
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_slurm_config_extends_the_plugins_own_node() -> None:
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher", reason="pip install cnnlab[cluster]"
+    )
+    launcher = _compose("hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
+    assert launcher._target_ == f"{SUBMITIT}.SlurmLauncher"
+    assert launcher.partition == "gpu"
+    assert launcher.gpus_per_node == 1 and launcher.timeout_min == 120
+    assert launcher.array_parallelism == 8
+    # The plugin's own options stay reachable under their names.
+    assert _compose("hydra/launcher=submitit_slurm").hydra.launcher.partition is None
+    local = _compose("hydra/launcher=submitit_local").hydra.launcher
+    assert local._target_ == f"{SUBMITIT}.LocalLauncher"
+
+
+def _side_by_side_sweep(tmp_path: Path, run_subprocess, *launcher: str) -> list[dict[str, Any]]:
+    """Run 2 trials, 2 at a time, through ``launcher``; return the two run.json records."""
+    proc = run_subprocess(
+        "train",
+        "-m",
+        "hparams_search=random",
+        *launcher,
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.report=false",
+        *QUICK,
+        "logger=none",
+        "test=false",
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outputs = tmp_path / "outputs"
+    storage = f"sqlite:///{outputs / 'optuna.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    runs = [json.loads(p.read_text()) for p in sorted(outputs.glob("multiruns/train/*/*/run.json"))]
+    assert len(runs) == 2
+    for run in runs:
+        assert run["status"] == "completed"
+        assert run["config"]["sweep"]["parallel_jobs"] == 2
+        assert run["hardware"]["torch_threads"] == max(1, usable_cores() // 2)
+    return runs
+
+
+def _overlap(runs: list[dict[str, Any]]) -> bool:
+    (a_start, a_end), (b_start, b_end) = (
+        (datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"])) for r in runs
+    )
+    return a_start < b_end and b_start < a_end
+
+
+@pytest.mark.slow
+def test_joblib_runs_two_trials_side_by_side(tmp_path: Path, run_subprocess) -> None:
+    runs = _side_by_side_sweep(tmp_path, run_subprocess, "hydra/launcher=joblib")
+    assert _overlap(runs)
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_a_two_trial_sweep(tmp_path: Path, run_subprocess) -> None:
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher", reason="pip install cnnlab[cluster]"
+    )
+    runs = _side_by_side_sweep(tmp_path, run_subprocess, "hydra/launcher=submitit_local")
+    assert _overlap(runs)
+    # submitit keeps each job's own logs and pickles in the sweep folder.
+    assert list((tmp_path / "outputs").glob("multiruns/train/*/.submitit/*"))
