@@ -43,7 +43,6 @@ from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
 from cnnlab.sweep.objective import metric_directions, optimized_metrics
-from cnnlab.tasks import find_user_error
 from cnnlab.sweep.parallel import parallel_override
 from cnnlab.sweep.results import write_optimization_results
 
@@ -52,6 +51,7 @@ from cnnlab.sweep.space import (  # noqa: F401
     create_optuna_distribution_from_override,
     create_params_from_overrides,
 )
+from cnnlab.tasks import find_user_error
 
 log = logging.getLogger(__name__)
 
