@@ -8,10 +8,12 @@ log into it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import netrc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +62,8 @@ def wandb_logger(
         mode: ``online``, ``offline`` or ``disabled``; None decides from the credentials.
         log_model: Upload checkpoints as artifacts.
     """
-    from pytorch_lightning.loggers import WandbLogger
-
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    return _scrubbing_logger_class()(
         save_dir=save_dir,
         project=project,
         name=name,
@@ -74,6 +74,37 @@ def wandb_logger(
         mode=resolve_mode(mode),
         log_model=log_model,
     )
+
+
+@functools.cache
+def _scrubbing_logger_class() -> type[Any]:
+    """``WandbLogger`` whose run starts with the command line's secrets masked.
+
+    wandb records ``sys.argv`` in the run's metadata (the ``run-*.wandb`` file that
+    ``wandb sync`` uploads), so ``+db_password=...`` would travel with it. The run starts
+    on the first use of ``experiment``; only that moment sees a masked ``sys.argv``.
+    """
+    from pytorch_lightning.loggers import WandbLogger
+
+    class ScrubbedArgvWandbLogger(WandbLogger):
+        @property
+        def experiment(self) -> Any:
+            with _masked_argv():
+                return super().experiment
+
+    return ScrubbedArgvWandbLogger
+
+
+@contextlib.contextmanager
+def _masked_argv() -> Iterator[None]:
+    from cnnlab.runs.scrub import scrub_text
+
+    saved = sys.argv
+    sys.argv = [scrub_text(arg) for arg in saved]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def finish_wandb(failed: bool) -> None:
