@@ -89,6 +89,11 @@ def open_storage(url: str | None) -> BaseStorage | None:
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+    from cnnlab.runs.scrub import restore_url, scrub_text
+
+    # sweep.json records the URL with its password masked; this gets it back when known.
+    url = restore_url(url)
+
     path = file_path(url)
     try:
         if path is not None:
@@ -99,10 +104,10 @@ def open_storage(url: str | None) -> BaseStorage | None:
         engine_kwargs = {"connect_args": {"timeout": 60}} if path is not None else None
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except (OSError, ImportError, ValueError) as exc:
-        raise ConfigError(STORAGE_KEY, f"cannot open {url!r}: {exc}") from None
+        raise ConfigError(STORAGE_KEY, scrub_text(f"cannot open {url!r}: {exc}")) from None
     except Exception as exc:  # SQLAlchemy's ArgumentError, OperationalError, ...
         if type(exc).__module__.startswith("sqlalchemy"):
-            raise ConfigError(STORAGE_KEY, f"cannot open {url!r}: {exc}") from None
+            raise ConfigError(STORAGE_KEY, scrub_text(f"cannot open {url!r}: {exc}")) from None
         raise
 
 

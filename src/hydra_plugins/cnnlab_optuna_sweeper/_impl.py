@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from cnnlab.errors import ConfigError
+from cnnlab.runs.scrub import scrub_secrets, scrub_text
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
 
@@ -205,7 +206,7 @@ class OptunaSweeperImpl(Sweeper):
             if self.custom_search_space is not None:
                 self.custom_search_space(self.config, trial)
             overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
-            trial.set_user_attr("overrides", overrides)
+            trial.set_user_attr("overrides", scrub_secrets(overrides))  # stored in the study
             trial.set_user_attr("job_num", job_idx + offset)
             trial.set_user_attr("sweep_dir", str(self.sweep_dir))
             run.study._storage.set_trial_system_attr(
@@ -265,7 +266,7 @@ class OptunaSweeperImpl(Sweeper):
             "fixed": list(space.fixed.values()),
         }
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.sweep_dir / SWEEP_INFO, info)
+        write_json_atomic(self.sweep_dir / SWEEP_INFO, scrub_secrets(info))
 
 
 class _Run:
@@ -307,7 +308,7 @@ def _tell(run: _Run, trial: Trial, ret: Any) -> None:
         if study._storage.get_trial(trial._trial_id).state == TrialState.PRUNED:
             return  # the job marked it pruned, then something else raised on the way out
         error = f"{type(exc).__name__}: {exc}"
-        trial.set_user_attr("error", error[:2000])
+        trial.set_user_attr("error", scrub_text(error)[:2000])
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         _append_to_job_log(ret, trial, exc)
         log.warning("trial %d failed: %s", trial.number, error)
@@ -340,7 +341,7 @@ def _append_to_job_log(ret: Any, trial: Trial, exc: BaseException) -> None:
     run_dir = Path(str(hydra_cfg.hydra.runtime.output_dir))
     text = "".join(traceback.format_exception(exc))
     with open(run_dir / f"{hydra_cfg.hydra.job.name}.log", "a", encoding="utf-8") as handle:
-        handle.write(f"[cnnlab sweeper] trial {trial.number} failed:\n{text}")
+        handle.write(scrub_text(f"[cnnlab sweeper] trial {trial.number} failed:\n{text}"))
 
 
 def derive_study_name(config: DictConfig, space: search_space.SearchSpace, directions: Any) -> str:
