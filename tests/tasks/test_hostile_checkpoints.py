@@ -196,6 +196,23 @@ def test_every_place_a_target_could_hide_is_checked(where, value, key, tmp_path)
     assert str(ckpt) in str(info.value)
 
 
+def test_checkpoint_callback_paths_must_stay_in_their_folder(tmp_path: Path) -> None:
+    """Lightning reloads these paths on resume; one elsewhere could be loaded or deleted."""
+    from cnnlab.lit.checkpoint import read_checkpoint
+
+    ckpt = _save_checkpoint(tmp_path / "x.ckpt", _real_hparams())
+    content = torch.load(ckpt, weights_only=True)
+    folder = str(tmp_path / "checkpoints")
+    state = {"dirpath": folder, "best_model_path": f"{folder}/best.ckpt", "best_k_models": {}}
+    content["callbacks"] = {"ModelCheckpoint": state}
+    torch.save(content, ckpt)
+    read_checkpoint(ckpt)  # inside its folder: accepted
+    state["best_k_models"] = {str(tmp_path / "precious.txt"): torch.tensor(1.0)}
+    torch.save(content, ckpt)
+    with pytest.raises(CheckpointError, match=r"best_k_models: .*precious.txt.* lies outside"):
+        read_checkpoint(ckpt)
+
+
 def test_a_real_checkpoint_still_loads_and_predicts(run_cli, tmp_path: Path) -> None:
     """The positive control: the checks refuse crafted files, not cnnlab's own."""
     ckpt = _save_checkpoint(tmp_path / "good.ckpt", _real_hparams())

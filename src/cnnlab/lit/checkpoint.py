@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from cnnlab.lit.module import ImageClassifier
 
 __all__ = [
+    "check_callback_paths",
     "check_checkpoint_matches",
     "check_hyperparameters",
     "checkpoint_path",
@@ -83,6 +84,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(hparams, dict) or not isinstance(hparams.get("model"), dict):
         raise CheckpointError(path, "not a cnnlab checkpoint (no model hyperparameters)")
     check_hyperparameters(path, hparams)
+    check_callback_paths(path, checkpoint.get("callbacks"))
     return checkpoint
 
 
@@ -106,6 +108,39 @@ def check_hyperparameters(path: str | Path, hparams: Mapping[str, Any]) -> None:
         raise CheckpointError(
             path, f"{_HPARAMS}.model.name: {name!r} is not a registered cnnlab model"
         )
+
+
+# Paths a ModelCheckpoint state holds; Lightning reloads them on resume and may load
+# (best_model_path, for the final test) or delete (older top-k) the files they name.
+_CHECKPOINT_PATHS = ("best_model_path", "last_model_path", "kth_best_model_path")
+
+
+def check_callback_paths(path: str | Path, callbacks: Any) -> None:
+    """Refuse checkpoint-callback states that name files outside their own folder.
+
+    Raises:
+        CheckpointError: Naming the file and the ``callbacks`` key.
+    """
+    if not isinstance(callbacks, Mapping):
+        return
+    for name, state in callbacks.items():
+        if not isinstance(state, Mapping) or "dirpath" not in state:
+            continue
+        folder = Path(str(state["dirpath"]))
+        named = [(f"{key}", state.get(key)) for key in _CHECKPOINT_PATHS]
+        named += [("best_k_models", k) for k in state.get("best_k_models") or {}]
+        for key, value in named:
+            if value and not _inside(Path(str(value)), folder):
+                raise CheckpointError(
+                    path,
+                    f"callbacks[{name!r}].{key}: {str(value)!r} lies outside the checkpoint "
+                    f"folder {str(folder)!r}",
+                )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    # Lexical on purpose: the files need not exist here, and ".." must not count as inside.
+    return ".." not in path.parts and path.is_relative_to(folder)
 
 
 def _allowed_targets() -> dict[str, frozenset[str]]:
