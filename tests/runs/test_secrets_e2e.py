@@ -132,14 +132,17 @@ def test_train_with_every_logger_leaves_the_secret_nowhere(run_subprocess, tmp_p
     assert f"+db_password={MASK}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
 
 
-def test_reproduce_asks_for_masked_values_again(run_subprocess, tmp_path: Path) -> None:
-    run_subprocess("train", *quick("logger=none", f"+db_password={SECRET}"))
+def test_reproduce_asks_for_masked_values_again(run_cli, capsys, tmp_path: Path) -> None:
+    run_cli("train", *quick("logger=none", f"+db_password={SECRET}"))
     run_dir = only_run_dir(tmp_path / "outputs")
-    result = run_subprocess("reproduce", str(run_dir))
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("reproduce", str(run_dir))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
     assert "db_password was masked" in last and "db_password=..." in last
-    assert "Traceback" not in result.stderr
+    assert str(run_dir / ".hydra" / "config.yaml") in last and "Traceback" not in err
 
 
 @pytest.mark.slow
