@@ -120,7 +120,9 @@ def test_the_hydra_callback_masks_files_not_the_config(tmp_path: Path) -> None:
 
 
 def test_train_with_every_logger_leaves_the_secret_nowhere(run_subprocess, tmp_path) -> None:
-    result = run_subprocess("train", *quick("logger=many", f"+db_password={SECRET}"))
+    # The loss node reaches the module's hyperparameters: Lightning logs and checkpoints them.
+    secrets = (f"+db_password={SECRET}", f"+loss.api_token={SECRET}")
+    result = run_subprocess("train", *quick("logger=many", *secrets))
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = only_run_dir(tmp_path / "outputs")
     written = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
@@ -128,6 +130,7 @@ def test_train_with_every_logger_leaves_the_secret_nowhere(run_subprocess, tmp_p
     for expected in (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml"):
         assert expected in written
     assert any(name.endswith(".wandb") for name in written)
+    assert {"hparams.yaml", "tensorboard/hparams.yaml", "checkpoints/last.ckpt"} <= set(written)
     assert _files_containing(tmp_path, SECRET) == []
     assert f"+db_password={MASK}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
 

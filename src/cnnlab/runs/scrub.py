@@ -28,6 +28,7 @@ __all__ = [
     "MASK",
     "SECRET_KEY_PATTERN",
     "env_secrets",
+    "mask_checkpoint_secrets",
     "masked_keys",
     "remember_urls",
     "restore_url",
@@ -189,3 +190,18 @@ def restore_url(url: str) -> str:
     if f":{MASK}@" not in url:
         return url
     return _KNOWN_URLS.get(url) or url.replace(f":{MASK}@", "@", 1)
+
+
+# Where Lightning stores the module's and the data module's hyperparameters in a checkpoint.
+_CHECKPOINT_HPARAMS = ("hyper_parameters", "datamodule_hyper_parameters")
+
+
+def mask_checkpoint_secrets(checkpoint: dict[str, Any]) -> None:
+    """Mask secrets in a checkpoint's hyperparameters, in place, before it is saved.
+
+    Nothing rebuilt from a checkpoint needs a secret: the network needs none, and data
+    rebuilt from a checkpoint never downloads.
+    """
+    for key in _CHECKPOINT_HPARAMS:
+        if isinstance(checkpoint.get(key), Mapping):
+            checkpoint[key] = scrub_secrets(dict(checkpoint[key]))

@@ -78,7 +78,7 @@ def wandb_logger(
 
 @functools.cache
 def _scrubbing_logger_class() -> type[Any]:
-    """``WandbLogger`` whose run starts with the command line's secrets masked.
+    """``WandbLogger`` masking secrets in its hyperparameters and in the command line.
 
     wandb records ``sys.argv`` in the run's metadata (the ``run-*.wandb`` file that
     ``wandb sync`` uploads), so ``+db_password=...`` would travel with it. The run starts
@@ -86,13 +86,25 @@ def _scrubbing_logger_class() -> type[Any]:
     """
     from pytorch_lightning.loggers import WandbLogger
 
-    class ScrubbedArgvWandbLogger(WandbLogger):
+    from cnnlab.tracking.loggers import masking
+
+    class ScrubbedArgvWandbLogger(masking(WandbLogger)):  # type: ignore[misc]
         @property
         def experiment(self) -> Any:
             with _masked_argv():
                 return super().experiment
 
+    # A module-level name (see __getattr__ below), so ddp_spawn can pickle the logger.
+    ScrubbedArgvWandbLogger.__qualname__ = ScrubbedArgvWandbLogger.__name__
+    ScrubbedArgvWandbLogger.__module__ = __name__
     return ScrubbedArgvWandbLogger
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: pickle finds the logger class by this name.
+    if name == "ScrubbedArgvWandbLogger":
+        return _scrubbing_logger_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextlib.contextmanager
