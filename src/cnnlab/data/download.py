@@ -242,12 +242,12 @@ class _Tree:
                     )
 
 
-def _plan(archive: Path, members: Sequence[_Member]) -> list[_Member]:
+def _check_members(archive: Path, members: Sequence[_Member]) -> None:
+    """Refuse the archive unless every member, taken together, stays inside its folder."""
     tree = _Tree(archive)
     for member in members:
         tree.add(member)
     tree.check_links(members)
-    return list(members)
 
 
 def _tar_members(path: Path, tar: tarfile.TarFile) -> list[tuple[_Member, tarfile.TarInfo]]:
@@ -294,7 +294,7 @@ def _materialise(staging: Path, member: _Member, open_data: Callable[[], IO[byte
 def _extract_tar(path: Path, staging: Path) -> None:
     with tarfile.open(path, "r:*") as tar:
         members = _tar_members(path, tar)
-        _plan(path, [m for m, _ in members])
+        _check_members(path, [m for m, _ in members])
         for member, info in members:
 
             def data(info: tarfile.TarInfo = info) -> IO[bytes]:
@@ -314,7 +314,7 @@ def _extract_zip(path: Path, staging: Path) -> None:
             _Member(i.filename, _member_parts(path, i.filename), "dir" if i.is_dir() else "file")
             for i in infos
         ]
-        _plan(path, members)
+        _check_members(path, members)
         for member, info in zip(members, infos, strict=True):
 
             def data(info: zipfile.ZipInfo = info) -> IO[bytes]:
