@@ -244,7 +244,12 @@ def _a_folder(tmp_path: Path) -> tuple[Path, str]:
     return tmp_path / "folder.ckpt", "folder"
 
 
-@pytest.mark.parametrize("make", [_text_renamed, _wrong_shapes, _a_folder])
+def _a_pipe(tmp_path: Path) -> tuple[Path, str]:
+    os.mkfifo(tmp_path / "pipe.ckpt")  # reading it would wait forever
+    return tmp_path / "pipe.ckpt", "not a regular file"
+
+
+@pytest.mark.parametrize("make", [_text_renamed, _wrong_shapes, _a_folder, _a_pipe])
 @pytest.mark.parametrize("task", [*TASKS, "train"])
 def test_broken_checkpoint_files(task, make, run_cli, capsys, tmp_path: Path) -> None:
     ckpt, reason = make(tmp_path)

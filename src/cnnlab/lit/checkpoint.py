@@ -72,6 +72,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(path, "ckpt_path names a folder, not a checkpoint file")
     if not path.exists():
         raise CheckpointError(path, "no such checkpoint file")
+    if not path.is_file():  # a pipe or device would block or never end
+        raise CheckpointError(path, "not a regular file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
