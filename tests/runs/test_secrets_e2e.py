@@ -133,6 +133,16 @@ def test_train_with_every_logger_leaves_the_secret_nowhere(run_subprocess, tmp_p
     assert {"hparams.yaml", "tensorboard/hparams.yaml", "checkpoints/last.ckpt"} <= set(written)
     assert _files_containing(tmp_path, SECRET) == []
     assert f"+db_password={MASK}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    # Only the secrets: every other value of Hydra's files is as it was.
+    hydra_files = {
+        name: OmegaConf.load(run_dir / ".hydra" / name) for name in ("config.yaml", "hydra.yaml")
+    }
+    assert set(masked_keys(OmegaConf.to_container(hydra_files["config.yaml"]))) == {
+        "db_password",
+        "loss.api_token",
+    }
+    callbacks = hydra_files["hydra.yaml"].hydra.callbacks
+    assert callbacks.mask_private_values._target_ == "cnnlab.runs.scrub_hydra.ScrubSecrets"
 
 
 def test_reproduce_asks_for_masked_values_again(run_cli, capsys, tmp_path: Path) -> None:

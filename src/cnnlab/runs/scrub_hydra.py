@@ -2,9 +2,10 @@
 
 Hydra saves ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` before the task
 runs, with every value as given: ``+db_password=hunter2`` lands on disk. The
-:class:`ScrubSecrets` callback (``hydra.callbacks.scrub_secrets`` in ``conf/hydra``) runs
-right after that save, in the job's process, and replaces each file by its masked copy
-(written beside it and renamed over it). It changes files only: the config the task
+:class:`ScrubSecrets` callback (``hydra.callbacks.mask_private_values`` in ``conf/hydra``;
+a key without a secret-looking word, so it is not masked itself) runs right after that
+save, in the job's process, and replaces each file by its masked copy (written beside it
+and renamed over it). It changes files only: the config the task
 receives keeps the real values. It also masks every log line of the process (the job's
 log file, and the console, which wandb copies into ``output.log``).
 """

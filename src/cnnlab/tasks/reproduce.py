@@ -75,7 +75,7 @@ def reproduce(
         f"hydra.run.dir={out}",
         "hydra.job.name=train",
         # The recorded config has no hydra node: mask this run's secrets as cnnlab's own does.
-        "+hydra.callbacks.scrub_secrets._target_=cnnlab.runs.scrub_hydra.ScrubSecrets",
+        "+hydra.callbacks.mask_private_values._target_=cnnlab.runs.scrub_hydra.ScrubSecrets",
         *overrides,
     ]
     print(f"reproducing {original.dir} into {out}", flush=True)
