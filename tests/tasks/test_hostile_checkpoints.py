@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from cnnlab.config import config_dir
@@ -63,7 +64,9 @@ def _save_checkpoint(path: Path, hparams: dict[str, Any], state: dict[str, Any] 
 
     if state is None:
         state = ImageClassifier(**_real_hparams()).state_dict()
-    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
+    # What Lightning itself writes besides, so that its own loader would accept the file too.
+    lightning = {"pytorch-lightning_version": pl.__version__, "hparams_name": "kwargs"}
+    torch.save({"state_dict": state, "hyper_parameters": hparams, **lightning}, path)
     return path
 
 
