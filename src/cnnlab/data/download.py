@@ -2,9 +2,11 @@
 
 A download streams into a temporary file next to its destination and is
 renamed into place only when complete and verified, so an interrupted or
-corrupt transfer never leaves a file that looks finished. Extraction refuses
-members that would land outside the target folder (absolute paths, ``..``,
-links pointing out) and also unpacks into a temporary folder first.
+corrupt transfer never leaves a file that looks finished. Extraction checks the
+whole member list first and refuses members that would land outside the target
+folder (absolute paths, ``..``, anything written through a link, links that
+resolve outside, hard links to anything but a file of the archive), then writes
+each member itself into a temporary folder, never following a link.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import posixpath
 import shutil
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from cnnlab.errors import DataError
 
@@ -133,34 +136,191 @@ def download_from_mirrors(
     )
 
 
-def _check_member(archive: Path, name: str, dest: Path) -> None:
-    """Raise DataError when an archive path would resolve outside ``dest``."""
-    norm = posixpath.normpath(name.replace("\\", "/"))
-    escapes = norm.startswith("/") or norm == ".." or norm.startswith("../")
-    if escapes or not (dest / norm).resolve().is_relative_to(dest.resolve()):
-        raise DataError(archive, f"member {name!r} would escape {dest}; refusing to extract")
+# Most symlinks the kernel follows while resolving one path (Linux's MAXSYMLINKS).
+_MAX_LINK_HOPS = 40
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One archive member as cnnlab will write it: a path inside the folder and its kind."""
+
+    name: str  # as written in the archive, for messages
+    parts: tuple[str, ...]  # the checked path below the extraction folder
+    kind: str  # "dir", "file", "symlink" or "hardlink"
+    link: str = ""  # the symlink's target text, or the hard link's archive path
+
+
+def _member_parts(archive: Path, name: str) -> tuple[str, ...]:
+    """Split a member name into path components; refuse absolute paths and ``..``.
+
+    ``a/../b`` is refused too, not normalised: written literally it would pass through
+    ``a``, which may be a link.
+    """
+    text = name.replace("\\", "/")
+    parts = tuple(p for p in text.split("/") if p not in ("", "."))
+    if text.startswith("/") or ".." in parts or not parts or "\0" in text:
+        raise DataError(archive, f"member {name!r} would escape the extraction folder; refusing")
+    return parts
+
+
+class _Tree:
+    """The folder an archive will produce, built from its member list before anything is written.
+
+    Checking the whole list first (instead of asking the file system, as ``os.path.realpath``
+    and the tar "data" filter do) means no partial tree is ever written, and no check can be
+    fooled by paths too long for the file system to resolve (CVE-2025-4517).
+    """
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        self.kinds: dict[tuple[str, ...], str] = {(): "dir"}
+        self.links: dict[tuple[str, ...], str] = {}
+
+    def add(self, member: _Member) -> None:
+        """Record a member; refuse one written through a link, twice, or under a file."""
+        for depth in range(1, len(member.parts)):
+            parent = member.parts[:depth]
+            kind = self.kinds.setdefault(parent, "dir")
+            if kind != "dir":
+                raise DataError(
+                    self.archive,
+                    f"member {member.name!r} would be written through the {kind} "
+                    f"{'/'.join(parent)!r}, which could escape the extraction folder; refusing",
+                )
+        existing = self.kinds.get(member.parts)
+        if existing is not None and not (existing == member.kind == "dir"):
+            raise DataError(self.archive, f"member {member.name!r} appears twice; refusing")
+        self.kinds[member.parts] = member.kind
+        if member.kind == "symlink":
+            self.links[member.parts] = member.link
+
+    def resolve(self, name: str, start: tuple[str, ...], target: str) -> tuple[str, ...]:
+        """Resolve ``target`` from folder ``start`` as the kernel will once all is extracted.
+
+        Raises:
+            DataError: The target is absolute, climbs above the folder, or loops.
+        """
+        resolved: list[str] = list(start)
+        pending = [p for p in target.split("/") if p not in ("", ".")]
+        hops = 0
+        if target.startswith("/"):
+            raise DataError(self.archive, f"member {name!r} links to an absolute path; refusing")
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                if not resolved:
+                    raise DataError(
+                        self.archive,
+                        f"member {name!r} links outside the extraction folder (escape)",
+                    )
+                resolved.pop()
+                continue
+            resolved.append(part)
+            link = self.links.get(tuple(resolved))
+            if link is not None:
+                hops += 1
+                if hops > _MAX_LINK_HOPS or link.startswith("/"):
+                    raise DataError(
+                        self.archive, f"member {name!r} links through a loop or out; refusing"
+                    )
+                resolved.pop()
+                pending[:0] = [p for p in link.split("/") if p not in ("", ".")]
+        return tuple(resolved)
+
+    def check_links(self, members: Sequence[_Member]) -> None:
+        """Every symlink must resolve inside; every hard link must name an extracted file."""
+        for member in members:
+            if member.kind == "symlink":
+                self.resolve(member.name, member.parts[:-1], member.link)
+            elif member.kind == "hardlink":
+                source = _member_parts(self.archive, member.link)
+                if self.kinds.get(source) != "file":
+                    raise DataError(
+                        self.archive,
+                        f"member {member.name!r} is a hard link to {member.link!r}, "
+                        "which is not a file of this archive (escape); refusing",
+                    )
+
+
+def _check_members(archive: Path, members: Sequence[_Member]) -> None:
+    """Refuse the archive unless every member, taken together, stays inside its folder."""
+    tree = _Tree(archive)
+    for member in members:
+        tree.add(member)
+    tree.check_links(members)
+
+
+def _tar_members(path: Path, tar: tarfile.TarFile) -> list[tuple[_Member, tarfile.TarInfo]]:
+    found = []
+    for info in tar.getmembers():
+        parts = _member_parts(path, info.name)
+        if info.isdir():
+            kind = "dir"
+        elif info.isreg():
+            kind = "file"
+        elif info.issym():
+            kind = "symlink"
+        elif info.islnk():
+            kind = "hardlink"
+        else:
+            raise DataError(path, f"member {info.name!r} is a device or pipe; refusing")
+        found.append((_Member(info.name, parts, kind, info.linkname), info))
+    return found
+
+
+def _write_file(target: Path, source: IO[bytes]) -> None:
+    # O_EXCL and O_NOFOLLOW: never write into something that already exists, link or not.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with os.fdopen(os.open(target, flags, 0o644), "wb") as out:
+        shutil.copyfileobj(source, out, _CHUNK)
+
+
+def _materialise(staging: Path, member: _Member, open_data: Callable[[], IO[bytes]]) -> None:
+    """Write one checked member below ``staging``; its parents are real folders by now."""
+    target = staging.joinpath(*member.parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if member.kind == "dir":
+        target.mkdir(exist_ok=True)
+    elif member.kind == "symlink":
+        os.symlink(member.link, target)
+    elif member.kind == "hardlink":
+        source = staging.joinpath(*_member_parts(staging, member.link))
+        os.link(source, target, follow_symlinks=False)
+    else:
+        with open_data() as data:
+            _write_file(target, data)
 
 
 def _extract_tar(path: Path, staging: Path) -> None:
     with tarfile.open(path, "r:*") as tar:
-        for member in tar.getmembers():
-            _check_member(path, member.name, staging)
-            # A link must point inside too, or a later member could be written through it.
-            if member.issym():
-                link = posixpath.join(posixpath.dirname(member.name), member.linkname)
-                _check_member(path, link, staging)
-            elif member.islnk():
-                _check_member(path, member.linkname, staging)
-        # The "data" filter is a second line of defence: it also drops device files and
-        # unsafe permission bits.
-        tar.extractall(staging, filter="data")
+        members = _tar_members(path, tar)
+        _check_members(path, [m for m, _ in members])
+        for member, info in members:
+
+            def data(info: tarfile.TarInfo = info) -> IO[bytes]:
+                stream = tar.extractfile(info)
+                if stream is None:
+                    raise DataError(path, f"member {info.name!r} has no data")
+                return stream
+
+            _materialise(staging, member, data)
 
 
 def _extract_zip(path: Path, staging: Path) -> None:
     with zipfile.ZipFile(path) as archive:
-        for name in archive.namelist():
-            _check_member(path, name, staging)
-        archive.extractall(staging)
+        # zipfile writes a stored Unix symlink as a plain file holding its target; so do we.
+        infos = archive.infolist()
+        members = [
+            _Member(i.filename, _member_parts(path, i.filename), "dir" if i.is_dir() else "file")
+            for i in infos
+        ]
+        _check_members(path, members)
+        for member, info in zip(members, infos, strict=True):
+
+            def data(info: zipfile.ZipInfo = info) -> IO[bytes]:
+                return archive.open(info)
+
+            _materialise(staging, member, data)
 
 
 def extract_archive(path: Path, dest: Path) -> list[Path]:

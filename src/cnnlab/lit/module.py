@@ -28,6 +28,7 @@ from cnnlab.lit.metrics import (
     key,
 )
 from cnnlab.lit.optim import build_optimizer, build_scheduler
+from cnnlab.runs.scrub import mask_checkpoint_secrets
 
 
 class _LogOptions(TypedDict):
@@ -191,6 +192,8 @@ class ImageClassifier(pl.LightningModule):
         checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+        # A checkpoint travels: secrets in its hyperparameters (a mirror's password) stay home.
+        mask_checkpoint_secrets(checkpoint)
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -1,12 +1,17 @@
 """Removing secrets from anything cnnlab writes: run manifests, config dumps, logs.
 
-Two rules, both applied by :func:`scrub_secrets`:
+Three rules, all applied by :func:`scrub_secrets`:
 
-* a mapping entry whose key looks secret (``api_key``, ``token``, ``password``, ``secret``,
-  any case, anywhere in the key) has its value replaced by ``"***"``; the same holds for
-  ``key=value`` and ``key: value`` text inside strings (command lines, overrides, diffs);
+* a mapping entry whose key looks secret (``api_key``, ``token``, ``password``, ``passwd``,
+  ``secret``, ``credential``, any case, anywhere in the key) has its value replaced by
+  ``"***"``; the same holds for ``key=value`` and ``key: value`` text inside strings
+  (command lines, overrides, diffs);
+* the password of a URL (``postgresql://user:PASSWORD@host/db``) becomes ``***``;
 * the values of secret-looking environment variables, ``WANDB_API_KEY`` above all, are
   replaced by ``"***"`` wherever they occur in any string.
+
+A file with masked values cannot be re-run as it is: :func:`masked_keys` lists what must
+be supplied again, and :func:`restore_url` gives back a storage URL this process knew.
 
 Matching is deliberately broad (``tokenizer`` counts as secret-looking): hiding a harmless
 value costs little, leaking a key costs a lot.
@@ -19,18 +24,34 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "SECRET_KEY_PATTERN", "env_secrets", "scrub_secrets", "scrub_text"]
+__all__ = [
+    "MASK",
+    "SECRET_KEY_PATTERN",
+    "env_secrets",
+    "mask_checkpoint_secrets",
+    "masked_keys",
+    "remember_urls",
+    "restore_url",
+    "scrub_secrets",
+    "scrub_text",
+]
 
 MASK = "***"
 
 # A key (config key, env var name, CLI flag) that holds a secret.
-SECRET_KEY_PATTERN = re.compile(r"api[_\-]?key|token|passw(?:or)?d|secret", re.IGNORECASE)
+_SECRET_WORDS = r"api[_\-]?key|token|passw(?:or)?d|secret|credential"
+SECRET_KEY_PATTERN = re.compile(_SECRET_WORDS, re.IGNORECASE)
 
 # `name=value`, `name: value`, `"name": "value"` in free text, where the name looks secret.
 _ASSIGNMENT = re.compile(
-    r"""(?P<lead>[\w.\-]*(?:api[_\-]?key|token|passw(?:or)?d|secret)[\w.\-]*["']?\s*[=:]\s*["']?)"""
+    rf"""(?P<lead>[\w.\-]*(?:{_SECRET_WORDS})[\w.\-]*["']?\s*[=:]\s*["']?)"""
     r"""(?P<value>\$\{[^}]*\}|[^\s"',;}\]]+)""",
     re.IGNORECASE,
+)
+
+# The password of `scheme://user:password@host`: whatever sits between `user:` and `@`.
+_URL_PASSWORD = re.compile(
+    r"(?P<lead>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@'\"]*:)(?P<value>[^\s/@'\"]+)(?=@)"
 )
 
 # Secret-looking env vars shorter than this are left alone: values such as "0" or "false"
@@ -79,6 +100,7 @@ def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
     """
     for secret in secrets:
         text = text.replace(secret, MASK)
+    text = _URL_PASSWORD.sub(lambda m: m["lead"] + MASK, text)
     return _ASSIGNMENT.sub(lambda m: m["lead"] + MASK, text)
 
 
@@ -112,3 +134,74 @@ def _scrub(data: Any, secrets: list[str]) -> Any:
     if isinstance(data, str):
         return scrub_text(data, secrets)
     return data
+
+
+def masked_keys(data: Any, prefix: str = "") -> list[str]:
+    """Return the dotted keys of ``data`` whose value was masked (``***`` or a URL's password).
+
+    Example:
+        >>> masked_keys({"db_password": "***", "sweep": {"storage": "pg://u:***@h/db"}})
+        ['db_password', 'sweep.storage']
+    """
+    found = []
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            found += masked_keys(value, f"{prefix}{key}.")
+    elif isinstance(data, list | tuple):
+        for i, value in enumerate(data):
+            found += masked_keys(value, f"{prefix}{i}.")
+    elif isinstance(data, str) and (data == MASK or f":{MASK}@" in data):
+        found.append(prefix.rstrip("."))
+    return found
+
+
+# Masked URL -> the real one, for URLs this process was given (a sweep's storage).
+_KNOWN_URLS: dict[str, str] = {}
+
+
+def remember_urls(data: Any) -> None:
+    """Remember every URL with a password in ``data``, so :func:`restore_url` can undo its mask.
+
+    The sweeper records its storage URL masked (in ``sweep.json``) and reopens the study
+    from that file at the end of the sweep; in that process the real URL is known.
+    """
+    if isinstance(data, Mapping):
+        for value in data.values():
+            remember_urls(value)
+    elif isinstance(data, list | tuple):
+        for value in data:
+            remember_urls(value)
+    elif isinstance(data, str):
+        for match in _URL_PASSWORD.finditer(data):
+            url = data[match.start() :].split()[0]
+            _KNOWN_URLS[scrub_text(url, ())] = url
+
+
+def restore_url(url: str) -> str:
+    """Undo the mask of a URL's password when this process knows the URL, else drop it.
+
+    Without the password the database driver looks for it where it usually does
+    (``PGPASSWORD`` or ``~/.pgpass`` for PostgreSQL, option files for MySQL).
+
+    Example:
+        >>> restore_url("postgresql://me:***@db.example/optuna")
+        'postgresql://me@db.example/optuna'
+    """
+    if f":{MASK}@" not in url:
+        return url
+    return _KNOWN_URLS.get(url) or url.replace(f":{MASK}@", "@", 1)
+
+
+# Where Lightning stores the module's and the data module's hyperparameters in a checkpoint.
+_CHECKPOINT_HPARAMS = ("hyper_parameters", "datamodule_hyper_parameters")
+
+
+def mask_checkpoint_secrets(checkpoint: dict[str, Any]) -> None:
+    """Mask secrets in a checkpoint's hyperparameters, in place, before it is saved.
+
+    Nothing rebuilt from a checkpoint needs a secret: the network needs none, and data
+    rebuilt from a checkpoint never downloads.
+    """
+    for key in _CHECKPOINT_HPARAMS:
+        if isinstance(checkpoint.get(key), Mapping):
+            checkpoint[key] = scrub_secrets(dict(checkpoint[key]))

@@ -49,6 +49,7 @@ from optuna.distributions import (
 )
 
 from cnnlab.errors import ConfigError
+from cnnlab.runs.scrub import SECRET_KEY_PATTERN
 
 _PARSER = OverridesParser.create()
 
@@ -122,6 +123,9 @@ def parse_search_space(params: dict[str, Any] | None, arguments: list[str]) -> S
         space.fixed.pop(name, None)
         space.range_values.pop(name, None)
         distribution = distribution_from_override(override, key)
+        if distribution is not None and SECRET_KEY_PATTERN.search(name):
+            # Optuna stores every trial's parameters in the study, where no mask can reach.
+            raise ConfigError(key, "looks like a secret; a secret cannot be a search dimension")
         if distribution is None:
             space.fixed[name] = override.input_line or line
             continue

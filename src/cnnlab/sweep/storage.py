@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cnnlab.errors import ConfigError
+from cnnlab.runs.scrub import scrub_text
 
 if TYPE_CHECKING:
     import optuna
@@ -100,10 +101,10 @@ def _storage_errors(url: str) -> Iterator[None]:
         yield
     except (OSError, ImportError, ValueError) as exc:
         hint = f"; {POSTGRES_HINT}" if isinstance(exc, ImportError) and is_postgres(url) else ""
-        raise ConfigError(STORAGE_KEY, f"cannot open {url!r}: {exc}{hint}") from None
+        raise ConfigError(STORAGE_KEY, scrub_text(f"cannot open {url!r}: {exc}{hint}")) from None
     except Exception as exc:  # SQLAlchemy's ArgumentError, OperationalError, ...
         if type(exc).__module__.startswith("sqlalchemy"):
-            raise ConfigError(STORAGE_KEY, f"cannot open {url!r}: {exc}") from None
+            raise ConfigError(STORAGE_KEY, scrub_text(f"cannot open {url!r}: {exc}")) from None
         raise
 
 
@@ -147,6 +148,11 @@ def open_storage(
         return None
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from cnnlab.runs.scrub import restore_url
+
+    # sweep.json records the URL with its password masked; this gets it back when known.
+    url = restore_url(url)
 
     path = file_path(url)
     with _storage_errors(url):

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.errors import CheckpointError, ConfigError
+from cnnlab.errors import ConfigError
+
+# Checkpoint reading lives with the module it rebuilds; tasks import it from here.
+from cnnlab.lit.checkpoint import check_checkpoint_matches, load_classifier, read_checkpoint
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from cnnlab.lit.module import ImageClassifier
+__all__ = [
+    "build_callbacks",
+    "build_datamodule",
+    "build_loggers",
+    "build_trainer",
+    "check_accelerator",
+    "check_checkpoint_matches",
+    "load_classifier",
+    "read_checkpoint",
+    "to_dict",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,49 +112,3 @@ def build_trainer(
         logger=loggers or False,
         enable_checkpointing=checkpointing,
     )
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint file safely (``weights_only=True``) or raise :class:`CheckpointError`."""
-    import pickle
-    import zipfile
-
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(path, f"not a loadable checkpoint ({first_line})") from exc
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
-    if "hyper_parameters" not in checkpoint or "model" not in checkpoint["hyper_parameters"]:
-        raise CheckpointError(path, "not a cnnlab checkpoint (no model hyperparameters)")
-    return checkpoint
-
-
-def check_checkpoint_matches(path: str | Path, checkpoint: Mapping[str, Any], model: Any) -> None:
-    """Raise :class:`CheckpointError` when ``checkpoint`` was made for another network."""
-    saved = checkpoint["hyper_parameters"]
-    saved_model = saved["model"]
-    for field in ("name", "in_channels", "num_classes"):
-        want, have = model.get(field), saved_model.get(field)
-        if want != have:
-            raise CheckpointError(
-                path,
-                f"checkpoint is for {field}={have!r}, but this config has model.{field}={want!r}",
-            )
-
-
-def load_classifier(path: str | Path) -> ImageClassifier:
-    """Rebuild an :class:`ImageClassifier` from a checkpoint (no code runs from the file)."""
-    from cnnlab.lit.module import ImageClassifier
-
-    read_checkpoint(path)  # a clear error for files that are not cnnlab checkpoints
-    try:
-        return ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(path, f"cannot rebuild the network: {exc}") from exc

@@ -8,6 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.errors import CheckpointError
+from cnnlab.lit.checkpoint import data_config
 from cnnlab.tasks.common import build_datamodule, build_loggers, build_trainer, load_classifier
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError("split", f"must be one of {SPLITS}, got {cfg.split!r}")
     with recorded_run(cfg) as recorder:
         module = load_classifier(cfg.ckpt_path)
-        data_cfg = cfg.get("data") or OmegaConf.create(module.hparams["data"])
+        data_cfg = cfg.get("data") or OmegaConf.create(data_config(module.hparams))
         datamodule = build_datamodule(data_cfg)
         check_data_fits(cfg.ckpt_path, module.hparams, data_cfg)
         trainer = build_trainer(cfg.trainer, [progress_bar()], build_loggers(cfg.get("logger")))

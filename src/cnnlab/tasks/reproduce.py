@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -26,18 +27,34 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="folder for the new run (default: beside it)")
     parser.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (default 0)")
     parser.add_argument("--atol", type=float, default=0.0, help="absolute tolerance (default 0)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="values masked as *** in the recorded config, supplied again: db_password=...",
+    )
+    args = parser.parse_intermixed_args(argv)
     try:
-        return reproduce(args.run_dir, out=args.out, rtol=args.rtol, atol=args.atol)
+        return reproduce(
+            args.run_dir, out=args.out, rtol=args.rtol, atol=args.atol, overrides=args.overrides
+        )
     except CnnlabError as exc:
         print(f"cnnlab reproduce: error: {exc}", file=sys.stderr)
         return 2
 
 
 def reproduce(
-    run_dir: Path, *, out: Path | None = None, rtol: float = 0.0, atol: float = 0.0
+    run_dir: Path,
+    *,
+    out: Path | None = None,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    overrides: Sequence[str] = (),
 ) -> int:
-    """Train ``run_dir``'s config again into ``out`` and print what differs; 0 when nothing."""
+    """Train ``run_dir``'s config again into ``out`` and print what differs; 0 when nothing.
+
+    Secrets were masked (``***``) when the run was recorded; ``overrides`` supplies them
+    again (``db_password=...``), and the re-run masks them in its own files.
+    """
     from cnnlab.errors import DataError
     from cnnlab.runs.reproduce import compare_metrics, load_run
 
@@ -45,6 +62,7 @@ def reproduce(
     config_dir = original.dir / ".hydra"
     if not (config_dir / "config.yaml").is_file():
         raise DataError(config_dir / "config.yaml", "missing: the run's composed config is needed")
+    _check_masked_supplied(config_dir / "config.yaml", overrides)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     out = (out or original.dir.parent / f"{original.dir.name}-reproduce-{stamp}").resolve()
     command = [
@@ -56,6 +74,9 @@ def reproduce(
         "--config-name=config",
         f"hydra.run.dir={out}",
         "hydra.job.name=train",
+        # The recorded config has no hydra node: mask this run's secrets as cnnlab's own does.
+        "+hydra.callbacks.mask_private_values._target_=cnnlab.runs.scrub_hydra.ScrubSecrets",
+        *overrides,
     ]
     print(f"reproducing {original.dir} into {out}", flush=True)
     completed = subprocess.run(command, check=False)
@@ -68,3 +89,27 @@ def reproduce(
         return 1
     print(f"metrics match: {len(original.metrics)} values (rtol={rtol}, atol={atol})")
     return 0
+
+
+def _check_masked_supplied(config_file: Path, overrides: Sequence[str]) -> None:
+    """Refuse to re-run while a value masked in the recorded config is not given again."""
+    import yaml
+
+    from cnnlab.errors import DataError
+    from cnnlab.runs.scrub import masked_keys
+
+    try:
+        recorded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(config_file, f"cannot read the run's composed config ({exc})") from exc
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    missing = [key for key in masked_keys(recorded) if key not in given]
+    if missing:
+        shown = " ".join(f"{key}=..." for key in missing)
+        raise DataError(
+            config_file,
+            f"{', '.join(missing)} {'was' if len(missing) == 1 else 'were'} masked (***) when "
+            "the run was recorded: secrets are never "
+            f"written to disk; supply them again: cnnlab reproduce {config_file.parent.parent} "
+            f"{shown}",
+        )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from omegaconf import DictConfig
 
 from cnnlab.errors import CheckpointError, ConfigError
+from cnnlab.lit.checkpoint import checkpoint_path
 from cnnlab.lit.metrics import Stage
 from cnnlab.runs.scrub import scrub_secrets
 from cnnlab.sweep import sweep_callbacks
@@ -116,7 +117,7 @@ def _resume_path(cfg: DictConfig, run_dir: Path, model_cfg: dict[str, Any]) -> s
     """Resolve ``ckpt_path`` (a file, or ``last`` of this run) and check it fits the model."""
     if cfg.get("ckpt_path") is None:
         return None
-    path = Path(str(cfg.ckpt_path))
+    path = checkpoint_path(cfg.ckpt_path)  # ConfigError for ckpt_path=''
     if str(cfg.ckpt_path) == "last":
         path = run_dir / "checkpoints" / "last.ckpt"
         if not path.is_file():

@@ -24,6 +24,7 @@ def run(cfg: DictConfig) -> Path:
     import torch
 
     from cnnlab.interpret.render import Interpreter, Settings, check_method
+    from cnnlab.lit.checkpoint import data_config
     from cnnlab.runs.manifest import write_json_atomic
     from cnnlab.runs.recorder import recorded_run
     from cnnlab.tasks.common import load_classifier
@@ -41,7 +42,7 @@ def run(cfg: DictConfig) -> Path:
         module = load_classifier(cfg.ckpt_path)
         hparams = module.hparams
         classes = hparams.get("classes") or [str(i) for i in range(int(hparams["num_classes"]))]
-        data = dict(hparams["data"])
+        data = data_config(hparams)  # downloads off: the file does not choose folders
         datamodule = _datamodule_if_needed(cfg, method, data)
         mean, std = (datamodule.mean, datamodule.std) if datamodule else (data["mean"], data["std"])
         batch = _inputs(cfg, data, datamodule, len(classes))

@@ -8,10 +8,12 @@ log into it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import netrc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +62,8 @@ def wandb_logger(
         mode: ``online``, ``offline`` or ``disabled``; None decides from the credentials.
         log_model: Upload checkpoints as artifacts.
     """
-    from pytorch_lightning.loggers import WandbLogger
-
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(
+    return _scrubbing_logger_class()(
         save_dir=save_dir,
         project=project,
         name=name,
@@ -74,6 +74,49 @@ def wandb_logger(
         mode=resolve_mode(mode),
         log_model=log_model,
     )
+
+
+@functools.cache
+def _scrubbing_logger_class() -> type[Any]:
+    """``WandbLogger`` masking secrets in its hyperparameters and in the command line.
+
+    wandb records ``sys.argv`` in the run's metadata (the ``run-*.wandb`` file that
+    ``wandb sync`` uploads), so ``+db_password=...`` would travel with it. The run starts
+    on the first use of ``experiment``; only that moment sees a masked ``sys.argv``.
+    """
+    from pytorch_lightning.loggers import WandbLogger
+
+    from cnnlab.tracking.loggers import masking
+
+    class ScrubbedArgvWandbLogger(masking(WandbLogger)):  # type: ignore[misc]
+        @property
+        def experiment(self) -> Any:
+            with _masked_argv():
+                return super().experiment
+
+    # A module-level name (see __getattr__ below), so ddp_spawn can pickle the logger.
+    ScrubbedArgvWandbLogger.__qualname__ = ScrubbedArgvWandbLogger.__name__
+    ScrubbedArgvWandbLogger.__module__ = __name__
+    return ScrubbedArgvWandbLogger
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: pickle finds the logger class by this name.
+    if name == "ScrubbedArgvWandbLogger":
+        return _scrubbing_logger_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@contextlib.contextmanager
+def _masked_argv() -> Iterator[None]:
+    from cnnlab.runs.scrub import scrub_text
+
+    saved = sys.argv
+    sys.argv = [scrub_text(arg) for arg in saved]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def finish_wandb(failed: bool) -> None:

@@ -39,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.runs.scrub import scrub_secrets, scrub_text
 from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
@@ -291,7 +292,7 @@ class OptunaSweeperImpl(Sweeper):
                 self.custom_search_space(self.config, trial)
             overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
             overrides.append(parallel)
-            trial.set_user_attr("overrides", overrides)
+            trial.set_user_attr("overrides", scrub_secrets(overrides))  # stored in the study
             trial.set_user_attr("job_num", job_idx + offset)
             trial.set_user_attr("sweep_dir", str(self.sweep_dir))
             # Set now: a job that prunes its trial finishes it, and then it is read-only.
@@ -384,7 +385,7 @@ class OptunaSweeperImpl(Sweeper):
             "fixed": list(space.fixed.values()),
         }
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.sweep_dir / SWEEP_INFO, info)
+        write_json_atomic(self.sweep_dir / SWEEP_INFO, scrub_secrets(info))
 
 
 class _Run:
@@ -460,7 +461,7 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
 
 def _fail(run: _Run, trial: Trial, error: str, exc: BaseException, log_path: Path) -> Failure:
     """Mark ``trial`` FAIL with ``error`` and put the traceback into its job's log."""
-    trial.set_user_attr("error", error[:2000])
+    trial.set_user_attr("error", scrub_text(error)[:2000])
     run.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     _append_to_job_log(log_path, trial, error, exc)
     log.warning("trial %d failed: %s (log: %s)", trial.number, _first_line(error), log_path)
@@ -502,7 +503,9 @@ def _append_to_job_log(log_path: Path, trial: Trial, error: str, exc: BaseExcept
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as handle:
-            handle.write(f"[cnnlab sweeper] trial {trial.number} failed: {error}\n{text}")
+            handle.write(
+                scrub_text(f"[cnnlab sweeper] trial {trial.number} failed: {error}\n{text}")
+            )
     except OSError as err:  # the trial is recorded FAIL anyway; its error is in the study
         log.warning("could not write %s: %s", log_path, err)
 

@@ -17,13 +17,14 @@ and resized when a batch asks for it.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -47,19 +48,36 @@ def decode_image(path: Path, in_channels: int, image_size: int) -> Tensor:
         uint8 tensor ``[in_channels, image_size, image_size]``.
 
     Raises:
-        DataError: Naming the file, when Pillow cannot read it.
+        DataError: Naming the file, when Pillow cannot read it or it has more pixels
+            than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``).
     """
+    mode = _MODES[in_channels]
     try:
-        with Image.open(path) as opened:
-            img = opened.convert(_MODES[in_channels])
-            if img.size != (image_size, image_size):
-                img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(path, f"cannot decode image ({exc})") from exc
+        with warnings.catch_warnings():
+            # Pillow only warns between the limit and twice it; a network that resizes to
+            # a few dozen pixels has no use for such images, and decoding them costs GBs.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                img = opened.convert(mode)
+                if img.size != (image_size, image_size):
+                    img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                array = np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(path, f"image too large to decode safely ({_first_line(exc)})") from exc
+    except Exception as exc:
+        # A hostile or damaged file makes Pillow raise many types (OSError, SyntaxError,
+        # EOFError, struct.error, zlib.error, ...): all of them mean "not a readable image".
+        raise DataError(
+            path, f"cannot decode image ({type(exc).__name__}: {_first_line(exc)})"
+        ) from exc
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class ImageFileDataset(Dataset[tuple[Tensor, Tensor]]):

@@ -1,0 +1,190 @@
+"""Secrets stay out of every file cnnlab, its loggers and its sweeper write.
+
+The end-to-end tests run the real ``cnnlab`` command with a secret on the command line,
+then read every byte of every file it left (run folder, sweep folder, the Optuna study's
+SQLite file, the offline wandb files) and look for the secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from tests.conftest import only_run_dir, quick
+
+from cnnlab.config import config_dir
+from cnnlab.errors import ConfigError
+from cnnlab.runs.scrub import (
+    MASK,
+    masked_keys,
+    remember_urls,
+    restore_url,
+    scrub_secrets,
+    scrub_text,
+)
+from cnnlab.runs.scrub_hydra import ScrubSecrets, mask_record
+
+SECRET = "hunter2-0b5cure"
+
+
+def _files_containing(root: Path, secret: str) -> list[Path]:
+    """Every file under ``root`` whose bytes contain ``secret``."""
+    needle = secret.encode()
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and needle in p.read_bytes()]
+
+
+# ---- the scrubber's rules ----
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "postgresql+psycopg2://optuna:s3cr%40t@db.example:5432/studies",
+            "postgresql+psycopg2://optuna:***@db.example:5432/studies",
+        ),
+        ("storage=mysql://u:pw@h/db other", "storage=mysql://u:***@h/db other"),
+        ("'redis://:pw@h:6379/0'", "'redis://:***@h:6379/0'"),
+        ("https://example.com/a:b@c", "https://example.com/a:b@c"),  # no user:password part
+        ("sqlite:///outputs/optuna.db", "sqlite:///outputs/optuna.db"),
+        ("+db_passwd=abc,debug=limit", "+db_passwd=***,debug=limit"),
+        ("aws_credentials: xyz", "aws_credentials: ***"),
+    ],
+)
+def test_url_passwords_and_more_secret_words_are_masked(text: str, expected: str) -> None:
+    assert scrub_text(text, ()) == expected
+    assert scrub_text(expected, ()) == expected  # masking twice changes nothing
+
+
+def test_structures_mask_secret_keys_and_url_passwords() -> None:
+    data = {"sweep": {"storage": "postgresql://u:pw@h/db"}, "Credential": "c", "api_key": None}
+    assert scrub_secrets(data, secrets=[]) == {
+        "sweep": {"storage": f"postgresql://u:{MASK}@h/db"},
+        "Credential": MASK,
+        "api_key": None,
+    }
+    assert masked_keys(scrub_secrets(data, secrets=[])) == ["sweep.storage", "Credential"]
+
+
+def test_a_masked_storage_url_is_restored_only_where_it_is_known() -> None:
+    masked = "postgresql://u:***@known.example/db"
+    assert restore_url(masked) == "postgresql://u@known.example/db"  # the driver asks PGPASSWORD
+    remember_urls({"hydra": {"sweeper": {"storage": "postgresql://u:pw@known.example/db"}}})
+    assert restore_url(masked) == "postgresql://u:pw@known.example/db"
+
+
+def test_a_secret_cannot_be_a_search_dimension() -> None:
+    from cnnlab.sweep.space import parse_search_space
+
+    with pytest.raises(ConfigError, match=r"\+db_password|db_password"):
+        parse_search_space(None, ["+db_password=choice(a,b)"])
+
+
+def test_log_records_are_masked_in_their_final_message() -> None:
+    record = logging.LogRecord(
+        "x", logging.INFO, "f", 1, "study in %s", ("mysql://u:pw@h/d",), None
+    )
+    mask_record(record)
+    assert record.getMessage() == "study in mysql://u:***@h/d"
+
+
+def test_the_hydra_callback_masks_files_not_the_config(tmp_path: Path) -> None:
+    """Hydra's own files are masked; the config the task gets keeps the real values."""
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[f"+db_password={SECRET}", f"+sweep_storage=postgresql://u:{SECRET}@h/db"],
+            return_hydra_config=True,
+        )
+    folder = tmp_path / ".hydra"
+    folder.mkdir()
+    task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg))
+    (folder / "hydra.yaml").write_text(OmegaConf.to_yaml({"hydra": cfg.hydra}))
+    (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(cfg.hydra.overrides.task))
+    OmegaConf.update(cfg, "hydra.runtime.output_dir", str(tmp_path), force_add=True)
+
+    ScrubSecrets().on_job_start(config=cfg)
+
+    assert _files_containing(tmp_path, SECRET) == []
+    assert cfg.db_password == SECRET  # untouched in memory
+    masked = OmegaConf.load(folder / "config.yaml")
+    assert masked.db_password == MASK and masked.sweep_storage == f"postgresql://u:{MASK}@h/db"
+    assert masked.model == task_cfg.model  # everything else as Hydra wrote it
+
+
+# ---- the real command ----
+
+
+def test_train_with_every_logger_leaves_the_secret_nowhere(run_subprocess, tmp_path) -> None:
+    # The loss node reaches the module's hyperparameters: Lightning logs and checkpoints them.
+    secrets = (f"+db_password={SECRET}", f"+loss.api_token={SECRET}")
+    result = run_subprocess("train", *quick("logger=many", *secrets))
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = only_run_dir(tmp_path / "outputs")
+    written = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+    # The files the issue found the secret in are all there, and clean.
+    for expected in (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml"):
+        assert expected in written
+    assert any(name.endswith(".wandb") for name in written)
+    assert {"hparams.yaml", "tensorboard/hparams.yaml", "checkpoints/last.ckpt"} <= set(written)
+    assert _files_containing(tmp_path, SECRET) == []
+    assert f"+db_password={MASK}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    # Only the secrets: every other value of Hydra's files is as it was.
+    hydra_files = {
+        name: OmegaConf.load(run_dir / ".hydra" / name) for name in ("config.yaml", "hydra.yaml")
+    }
+    assert set(masked_keys(OmegaConf.to_container(hydra_files["config.yaml"]))) == {
+        "db_password",
+        "loss.api_token",
+    }
+    callbacks = hydra_files["hydra.yaml"].hydra.callbacks
+    assert callbacks.mask_private_values._target_ == "cnnlab.runs.scrub_hydra.ScrubSecrets"
+
+
+def test_reproduce_asks_for_masked_values_again(run_cli, capsys, tmp_path: Path) -> None:
+    run_cli("train", *quick("logger=none", f"+db_password={SECRET}"))
+    run_dir = only_run_dir(tmp_path / "outputs")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("reproduce", str(run_dir))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert "db_password was masked" in last and "db_password=..." in last
+    assert str(run_dir / ".hydra" / "config.yaml") in last and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_reproduce_with_the_secret_supplied_again(run_subprocess, tmp_path: Path) -> None:
+    run_subprocess("train", *quick("logger=none", f"+db_password={SECRET}"))
+    run_dir = only_run_dir(tmp_path / "outputs")
+    again = tmp_path / "again"
+    result = run_subprocess("reproduce", str(run_dir), "--out", str(again), f"db_password={SECRET}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "metrics match" in result.stdout
+    assert _files_containing(again, SECRET) == []
+
+
+@pytest.mark.slow
+def test_sweep_leaves_the_secret_nowhere(run_subprocess, tmp_path: Path) -> None:
+    result = run_subprocess(
+        "train",
+        "-m",
+        "hparams_search=random",
+        "hydra.sweeper.n_trials=2",
+        *quick("logger=wandb", f"+db_password={SECRET}"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = tmp_path / "outputs"
+    (sweep_dir,) = (outputs / "multiruns" / "train").iterdir()
+    for name in ("sweep.json", "best.yaml", "0/.hydra/config.yaml", "1/.hydra/overrides.yaml"):
+        assert (sweep_dir / name).is_file(), name
+    assert (outputs / "optuna.db").is_file()
+    assert list(sweep_dir.glob("*/wandb/*/run-*.wandb"))
+    assert _files_containing(tmp_path, SECRET) == []
+    assert SECRET not in result.stdout + result.stderr
+    assert f"db_password: '{MASK}'" in (sweep_dir / "best.yaml").read_text()
