@@ -9,6 +9,7 @@ PostgreSQL server (pgserver) and a fresh database per test.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -153,6 +154,10 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         pytest.skip(f"pgserver cannot start PostgreSQL here: {type(exc).__name__}: {exc}")
     yield server
     server.cleanup()
+    # pgserver logs once more at interpreter exit, when pytest has closed its streams.
+    quiet = logging.getLogger("pgserver")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
 
 
 @pytest.fixture
