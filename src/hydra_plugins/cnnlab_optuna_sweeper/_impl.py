@@ -37,6 +37,7 @@ from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
 from cnnlab.sweep.objective import metric_directions, optimized_metrics
 from cnnlab.tasks import find_user_error
+from cnnlab.tracking.wandb_sweep import log_sweep_summary
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ class OptunaSweeperImpl(Sweeper):
             heartbeat.stop()
             # Files that sum the sweep up are written however it ends.
             report = _write_report(self.sweep_dir) if self.report else None
+            log_sweep_summary(self.config, run.study, self.sweep_dir, self.metric_names)
             if tell_outcome:
                 self._print_outcome(run, report)
         return run.trials
