@@ -108,7 +108,8 @@ def _log(node: DictConfig, study: optuna.Study, sweep_dir: Path, metric_names: l
         images = {
             f"plots/{path.stem}": wandb.Image(str(path)) for path in sorted(sweep_dir.glob("*.png"))
         }
-        run.log({LEADERBOARD_KEY: wandb.Table(columns=list[str | int](columns), data=rows), **images})
+        table = wandb.Table(columns=list[str | int](columns), data=rows)
+        run.log({LEADERBOARD_KEY: table, **images})
         run.summary.update({**counts, **_best(study, names)})
         sync_dir = Path(str(run.settings.sync_dir))
     finally:
