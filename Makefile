@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[dev,interpret,dashboard]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,interpret,dashboard,mlflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
