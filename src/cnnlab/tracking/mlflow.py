@@ -87,7 +87,10 @@ def finish_mlflow(run_dir: Path, status: str) -> None:
     """
     while _open_loggers:
         logger = _open_loggers.pop()
-        # A job that failed before logging anything still gets its (failed) run and run.json.
+        # MLFlowLogger starts its run at the first use; an unused one (fast_dev_run swaps it
+        # for a DummyLogger) gets no run at all.
+        if not getattr(logger, "_initialized", True):
+            continue
         try:
             _finish(logger, run_dir, status)
         except Exception:  # the job's own outcome (and error) must not be hidden by it
