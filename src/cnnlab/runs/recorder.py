@@ -65,6 +65,7 @@ class RunRecorder:
 @contextmanager
 def recorded_run(cfg: DictConfig) -> Iterator[RunRecorder]:
     """Record the job run inside the ``with`` block; finish wandb however it ends."""
+    from cnnlab.tracking.mlflow import finish_mlflow
     from cnnlab.tracking.wandb import finish_wandb
 
     recorder = RunRecorder(cfg)
@@ -74,15 +75,18 @@ def recorded_run(cfg: DictConfig) -> Iterator[RunRecorder]:
     except KeyboardInterrupt:
         recorder.record("interrupted", "KeyboardInterrupt")
         finish_wandb(failed=True)
+        finish_mlflow(recorder.run_dir, "interrupted")
         raise
     except BaseException as exc:
         # optuna.TrialPruned, matched by name: optuna is imported only inside sweeps.
         status = "pruned" if type(exc).__name__ == "TrialPruned" else "failed"
         recorder.record(status, f"{type(exc).__name__}: {exc}")
         finish_wandb(failed=True)
+        finish_mlflow(recorder.run_dir, status)
         raise
     recorder.record("completed")
     finish_wandb(failed=False)
+    finish_mlflow(recorder.run_dir, "completed")
 
 
 def _hydra_overrides() -> list[str]:

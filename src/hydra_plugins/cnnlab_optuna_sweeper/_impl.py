@@ -53,6 +53,7 @@ from cnnlab.sweep.space import (  # noqa: F401
     create_params_from_overrides,
 )
 from cnnlab.tasks import find_user_error
+from cnnlab.tracking.wandb_sweep import log_sweep_summary
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,7 @@ class OptunaSweeperImpl(Sweeper):
             write_optimization_results(study, self.sweep_dir)
             # Files that sum the sweep up are written however it ends.
             report = _write_report(self.sweep_dir) if self.report else None
+            log_sweep_summary(self.config, run.study, self.sweep_dir, self.metric_names)
             if tell_outcome:
                 self._print_outcome(run, report)
         return run.trials

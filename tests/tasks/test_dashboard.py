@@ -1,0 +1,157 @@
+"""``cnnlab dashboard``: optuna-dashboard on a real sweep's study, seen in a real browser.
+
+The browser test runs a real 4-trial ``cnnlab train -m`` sweep, serves its
+study with ``cnnlab dashboard`` in a subprocess and opens it in Debian's
+chromium through playwright (which cannot download its own browsers here).
+Set ``CNNLAB_DOCS_SCREENSHOT=1`` to also refresh ``docs/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import optuna
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium")
+DOCS_SCREENSHOT = os.environ.get("CNNLAB_DOCS_SCREENSHOT") == "1"
+# A short sweep: 4 trials of one epoch of 3 batches; the report is not needed here. The
+# README's screenshot trains a little longer, so that its trials differ.
+SWEEP = [
+    "train",
+    "-m",
+    "hparams_search=random",
+    "debug=limit",
+    "logger=none",
+    "trainer.max_epochs=1",
+    f"trainer.limit_train_batches={12 if DOCS_SCREENSHOT else 3}",
+    "test=false",
+    "hydra.sweeper.n_trials=4",
+    "hydra.sweeper.report=false",
+]
+
+
+def _start_dashboard(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``cnnlab dashboard --port 0`` and return the process and the URL it printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", "dashboard", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first_line: list[str] = []
+    stdout = proc.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: first_line.append(stdout.readline()))
+    reader.start()
+    reader.join(timeout=60)
+    assert first_line and "http://127.0.0.1:" in first_line[0], (first_line, proc.poll())
+    url = first_line[0].split()[1]
+    return proc, url
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium")
+def test_dashboard_shows_the_sweeps_study_in_a_browser(tmp_path: Path, run_subprocess) -> None:
+    from playwright.sync_api import sync_playwright
+
+    sweep = run_subprocess(*SWEEP)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    storage = f"sqlite:///{tmp_path / 'outputs' / 'optuna.db'}"
+    study = optuna.load_study(study_name=None, storage=storage)
+    assert len(study.trials) == 4
+    best = study.best_trial
+    assert Path(best.user_attrs["run_dir"]).is_dir()
+
+    proc, url = _start_dashboard()  # the default storage: $CNNLAB_OUTPUTS/optuna.db
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}dashboard/studies/{study._study_id}")
+            page.get_by_text(f"Best Trial (number={best.number})").wait_for(timeout=60_000)
+            body = page.inner_text("body")
+            assert study.study_name in body
+            # As the page writes a number (JavaScript): 1 for 1.0, else the shortest repr.
+            value = best.value
+            assert (str(int(value)) if value.is_integer() else repr(value)) in body
+            shot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+
+            page.goto(f"{url}dashboard/studies/{study._study_id}/trials")
+            page.get_by_text("4 Trials").wait_for(timeout=60_000)
+            trials_page = page.inner_text("body")
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        returncode = proc.wait(timeout=30)
+    assert returncode == 0, proc.communicate()[1]
+    # The trial leads to its files: the first trial's run folder is on the trials page.
+    assert f"run_dir {study.trials[0].user_attrs['run_dir']}" in trials_page
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if DOCS_SCREENSHOT:
+        shutil.copyfile(shot, REPO / "docs" / "dashboard.png")
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess[str], *names: str) -> None:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("cnnlab dashboard: error:"), last
+    for name in names:
+        assert name in last, last
+
+
+def test_missing_storage_is_one_line_and_creates_nothing(tmp_path: Path, run_subprocess) -> None:
+    proc = run_subprocess("dashboard", "--port", "0")
+    _assert_one_line_error(proc, str(tmp_path / "outputs" / "optuna.db"), "cnnlab train -m")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_file_that_is_not_a_study_storage_is_left_alone(tmp_path: Path, run_subprocess) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("not a database\n")
+    foreign = tmp_path / "other.db"
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE things (x INTEGER)")
+    connection.close()
+    before = foreign.read_bytes()
+    for path in (text, foreign):
+        _assert_one_line_error(
+            run_subprocess("dashboard", str(path), "--port", "0"), str(path), "not an Optuna"
+        )
+    assert text.read_text() == "not a database\n"
+    assert foreign.read_bytes() == before
+
+
+def test_missing_extra_names_it(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=storage, study_name="s")
+    # The real CLI with optuna_dashboard made unimportable, as on a machine without the extra.
+    code = (
+        "import sys; sys.modules['optuna_dashboard'] = None\n"
+        "from cnnlab.cli import main\n"
+        f"main(['dashboard', {storage!r}, '--port', '0'])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    _assert_one_line_error(proc, "cnnlab[dashboard]")
+
+
+def test_a_taken_port_is_one_line(tmp_path: Path, run_subprocess) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=storage, study_name="s")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        _assert_one_line_error(run_subprocess("dashboard", storage, "--port", port), port)
