@@ -215,7 +215,8 @@ def _hostile_outputs(runs: Runs, root: Path) -> dict[str, Path]:
     """Copies of real run folders, made unreadable or left as a killed run leaves them."""
     source = runs.jobs[0]
     folders = {}
-    for name in ("good", "killed", "partial", "truncated", "not_an_object", "not_utf8"):
+    skipped = ("truncated", "not_an_object", "not_utf8", "too_deep", "huge_number")
+    for name in ("good", "killed", "partial", *skipped):
         folder = root / "runs" / "train" / name
         folder.mkdir(parents=True)
         for file in ("run.json", "metrics.json"):
@@ -226,14 +227,18 @@ def _hostile_outputs(runs: Runs, root: Path) -> dict[str, Path]:
     killed = {**manifest, "status": "running", "end": None}
     (folders["killed"] / "run.json").write_text(json.dumps(killed))
     (folders["killed"] / "metrics.json").unlink()
-    # Valid JSON, wrong shapes everywhere, and a metrics.json that is not numbers.
-    partial = {"status": 5, "config": [], "overrides": "lr=1", "start": "yesterday"}
+    # Valid JSON, wrong shapes everywhere, a start the platform cannot place, and metrics
+    # that are not numbers or do not fit a float.
+    partial = {"status": 5, "config": [], "overrides": "lr=1", "start": "0001-01-01T00:00:00"}
     (folders["partial"] / "run.json").write_text(json.dumps(partial))
-    (folders["partial"] / "metrics.json").write_text('{"test/acc": "high"}')
+    (folders["partial"] / "metrics.json").write_text(f'{{"a": "high", "b": 1{"0" * 400}}}')
     text = (source / "run.json").read_text()
     (folders["truncated"] / "run.json").write_text(text[: len(text) // 2])
     (folders["not_an_object"] / "run.json").write_text("[1, 2]")
     (folders["not_utf8"] / "run.json").write_bytes(b'{"status": "\xff\xfe"}')
+    # Valid JSON that Python's json refuses: nesting past the recursion limit, a huge integer.
+    (folders["too_deep"] / "run.json").write_text("[" * 100_000 + "]" * 100_000)
+    (folders["huge_number"] / "run.json").write_text('{"seed": ' + "1" * 5000 + "}")
     return folders
 
 
@@ -245,8 +250,8 @@ def test_corrupt_and_partial_run_json_are_listed_or_skipped_with_one_warning(
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     warnings = result.stderr.splitlines()
-    assert len(warnings) == 3, warnings
-    for name in ("truncated", "not_an_object", "not_utf8"):
+    assert len(warnings) == 5, warnings
+    for name in ("truncated", "not_an_object", "not_utf8", "too_deep", "huge_number"):
         line = next(w for w in warnings if str(folders[name]) in w)
         assert line.startswith("cnnlab runs: warning: skipped ") and "run.json" in line
     rows = {line.split("│")[-2].strip(): line for line in result.stdout.splitlines() if "│" in line}

@@ -86,13 +86,15 @@ class RunInfo:
     def start(self) -> datetime:
         """When the run started (timezone-aware), else when ``run.json`` was written."""
         start = self.manifest.get("start")
-        if isinstance(start, str):
-            try:
-                moment = datetime.fromisoformat(start)
-            except ValueError:
-                return self.modified
-            return moment if moment.tzinfo else moment.astimezone()
-        return self.modified
+        if not isinstance(start, str):
+            return self.modified
+        try:
+            # In local time (a naive time is taken as local), as run folders are named.
+            moment = datetime.fromisoformat(start).astimezone()
+            moment.timestamp()  # raises for a date the platform cannot place (year 1)
+        except (ValueError, OverflowError, OSError):
+            return self.modified
+        return moment
 
     @property
     def overrides(self) -> list[str]:
@@ -176,32 +178,39 @@ def _run_folders(root: Path) -> Iterable[Path]:
 def _numeric_metrics(path: Path) -> dict[str, float]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, ValueError, RecursionError):  # ValueError covers bad JSON and encodings
         return {}
     if not isinstance(data, dict):
         return {}
-    return {
-        str(k): float(v)
-        for k, v in data.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
+    metrics = {}
+    for key, value in data.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                metrics[str(key)] = float(value)
+            except OverflowError:  # an integer beyond float's range
+                continue
+    return metrics
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as one level of dotted keys; lists and scalars stay values.
+    """Nested mappings as one level of dotted keys, sorted; lists and scalars stay values.
 
     Example:
         >>> flatten({"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}, "seed": 1})
-        {'optimizer.lr': 0.1, 'optimizer.betas': [0.9, 0.99], 'seed': 1}
+        {'optimizer.betas': [0.9, 0.99], 'optimizer.lr': 0.1, 'seed': 1}
     """
     flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
+    # A stack rather than recursion: a hostile run.json may nest as deep as json allows.
+    stack: list[tuple[str, Mapping[str, Any]]] = [(prefix, mapping)]
+    while stack:
+        base, node = stack.pop()
+        for key, value in node.items():
+            name = f"{base}{key}"
+            if isinstance(value, Mapping) and value:
+                stack.append((f"{name}.", value))
+            else:
+                flat[name] = value
+    return dict(sorted(flat.items()))
 
 
 def override_pairs(overrides: Sequence[str]) -> dict[str, str]:
@@ -231,7 +240,7 @@ def group_choices(run: RunInfo) -> dict[str, str]:
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
         choices = data["hydra"]["runtime"]["choices"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, ValueError, RecursionError, yaml.YAMLError, KeyError, TypeError):
         return {}
     if not isinstance(choices, dict):
         return {}
@@ -248,18 +257,13 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def key_metrics(runs: Sequence[RunInfo]) -> list[str]:
     """The metrics worth a column: each run's ``optimized_metric``, then the ``test/`` ones."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    from cnnlab.sweep.objective import optimized_metrics
-
     present = {name for run in runs for name in run.metrics}
     chosen: list[str] = []
     for run in runs:
-        try:
-            names = optimized_metrics(run.config)
-        except OmegaConfBaseException:  # an odd config: its runs still get the test metrics
-            names = []
-        chosen += [n for n in names if n in present and n not in chosen]
+        # Read as stored (resolved): a hostile run.json must not reach OmegaConf's grammar.
+        optimized = run.config.get("optimized_metric")
+        names = optimized if isinstance(optimized, list) else [optimized]
+        chosen += [n for n in names if isinstance(n, str) and n in present and n not in chosen]
     chosen += sorted(n for n in present if n.startswith("test/") and n not in chosen)
     return chosen
 

@@ -136,6 +136,9 @@ def read_json_object(path: Path) -> dict[str, Any]:
         raise DataError(path, f"cannot be read ({exc})") from exc
     except json.JSONDecodeError as exc:
         raise DataError(path, f"not valid JSON ({exc}); the file is corrupt or truncated") from exc
+    except (ValueError, RecursionError) as exc:
+        # Valid JSON that Python refuses: a number of over 4300 digits, or nesting too deep.
+        raise DataError(path, f"cannot be decoded ({exc})") from None
     if not isinstance(data, dict):
         raise DataError(path, f"expected a JSON object, found {type(data).__name__}")
     return data
