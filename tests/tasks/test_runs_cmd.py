@@ -182,6 +182,9 @@ def test_sort_and_last(runs: Runs) -> None:
     assert [Path(r["folder"]) for r in _json(runs, "--last", "2")] == runs.jobs
     newest = _json(runs, "--last", "1", "--sort", "test/acc")
     assert [Path(r["folder"]) for r in newest] == [runs.jobs[1]]
+    # One run alone: the table shows all its overrides.
+    alone = _list(runs, "--last", "1").stdout
+    assert "debug=limit logger=none optimizer.lr=0.002" in alone and "1 run in" in alone
 
 
 def test_compare_shows_the_differing_config_keys_and_the_metrics(runs: Runs) -> None:
@@ -224,7 +227,9 @@ def _hostile_outputs(runs: Runs, root: Path) -> dict[str, Path]:
         folders[name] = folder
     manifest = json.loads((source / "run.json").read_text())
     # A killed run: run.json still says running, and it never wrote metrics.json.
-    killed = {**manifest, "status": "running", "end": None}
+    # Its override looks like rich markup: it must be printed as text.
+    overrides = [*manifest["overrides"], "+note=[/]"]
+    killed = {**manifest, "status": "running", "end": None, "overrides": overrides}
     (folders["killed"] / "run.json").write_text(json.dumps(killed))
     (folders["killed"] / "metrics.json").unlink()
     # Valid JSON, wrong shapes everywhere, a start the platform cannot place, and metrics
@@ -255,7 +260,7 @@ def test_corrupt_and_partial_run_json_are_listed_or_skipped_with_one_warning(
         line = next(w for w in warnings if str(folders[name]) in w)
         assert line.startswith("cnnlab runs: warning: skipped ") and "run.json" in line
     rows = {line.split("│")[-2].strip(): line for line in result.stdout.splitlines() if "│" in line}
-    assert "running" in rows["runs/train/killed"]
+    assert "running" in rows["runs/train/killed"] and "note=[/]" in rows["runs/train/killed"]
     assert "unknown" in rows["runs/train/partial"]
     assert "completed" in rows["runs/train/good"]
     assert set(rows) == {"runs/train/good", "runs/train/killed", "runs/train/partial"}

@@ -165,9 +165,12 @@ def _sorted(runs: list[RunInfo], keys: list[Any], reverse: bool) -> list[RunInfo
 def _console() -> Console:
     from rich.console import Console
 
-    console = Console()
+    # Folders, overrides and metric names come from files: brackets in them are text, not
+    # rich markup (a stray "[/]" would raise), and ":name:" is not an emoji.
+    plain = {"markup": False, "emoji": False, "highlight": False}
+    console = Console(**plain)  # type: ignore[arg-type]
     # Piped into a file or a test: no terminal width to respect, and rich would default to 80.
-    return console if console.is_terminal else Console(width=PIPED_WIDTH)
+    return console if console.is_terminal else Console(width=PIPED_WIDTH, **plain)  # type: ignore[arg-type]
 
 
 def _shown(folder: Path, root: Path) -> str:
@@ -179,10 +182,12 @@ def _shown(folder: Path, root: Path) -> str:
 
 def _table(runs: list[RunInfo], root: Path) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     from cnnlab.runs.listing import differing_overrides, format_value, key_metrics, override_pairs
 
-    keys = differing_overrides(runs)
+    # One run alone differs from nothing: show all its overrides.
+    keys = differing_overrides(runs) if len(runs) > 1 else list(override_pairs(runs[0].overrides))
     metrics = key_metrics(runs)
     table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)} in {root}")
     for name in ("time", "task", "status", "overrides"):
@@ -193,11 +198,10 @@ def _table(runs: list[RunInfo], root: Path) -> Any:
     for run in runs:
         pairs = override_pairs(run.overrides)
         overrides = " ".join(f"{k}={pairs[k]}" for k in keys if k in pairs)
-        style = STATUS_STYLE.get(run.status, "")
         table.add_row(
             run.start.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             run.task,
-            f"[{style}]{run.status}[/]" if style else run.status,
+            Text(run.status, style=STATUS_STYLE.get(run.status, "")),
             overrides,
             *(format_value(run.metrics[m]) if m in run.metrics else "" for m in metrics),
             _shown(run.dir, root),
@@ -261,8 +265,8 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
     console = _console()
     for label, run in (("A", a), ("B", b)):
         how = f"{run.status}; {run.stopped}" if run.stopped else run.status
-        console.print(f"{label}: {run.dir}  ({how})", highlight=False)
-        console.print(f"   overrides: {' '.join(run.overrides) or '(none)'}", highlight=False)
+        console.print(f"{label}: {run.dir}  ({how})")
+        console.print(f"   overrides: {' '.join(run.overrides) or '(none)'}")
     differences = config_diff(a, b)
     if differences:
         config = Table(title=f"config: {len(differences)} keys differ")
