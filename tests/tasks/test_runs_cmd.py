@@ -160,6 +160,7 @@ def test_json_carries_status_overrides_and_all_metrics(runs: Runs) -> None:
     ("filters", "expected"),
     [
         (["optimizer.lr=0.002"], [2]),
+        (["optimizer.lr=2e-3"], [2]),  # the same number, written as Hydra accepts it
         (["trainer.max_epochs=2", "status=completed"], [1, 2]),
         (["model=lenet5", "task=train"], [0, 1, 2]),  # a group choice, and the task
         (["callbacks.early_stopping.patience=0"], [0]),

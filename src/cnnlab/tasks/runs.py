@@ -52,7 +52,9 @@ def main(argv: list[str]) -> int:
         description="List the runs under FOLDER (default: $CNNLAB_OUTPUTS or ./outputs). "
         "`cnnlab runs compare A B` compares two run folders.",
     )
-    parser.add_argument("folder", nargs="?", type=Path, metavar="FOLDER")
+    parser.add_argument(
+        "folder", nargs="?", type=Path, metavar="FOLDER", help="searched for run.json files"
+    )
     parser.add_argument(
         "--sort",
         metavar="KEY",
@@ -130,19 +132,22 @@ def _values(run: RunInfo) -> dict[str, Any]:
 
 
 def _matches(actual: Any, wanted: str) -> bool:
-    """Whether a run's value is ``wanted`` as typed on the command line (``0.01``, ``true``)."""
-    import yaml
+    """Whether a run's value is ``wanted`` as typed on the command line (``1e-3``, ``true``)."""
+    from cnnlab.runs.listing import format_value
 
     if actual is _ABSENT:
         return False
+    if isinstance(actual, bool):  # before int: true is not 1
+        return wanted.lower() == str(actual).lower()
+    if isinstance(actual, int | float):
+        try:
+            return float(wanted) == actual
+        except ValueError:
+            return False
     if isinstance(actual, str):
         return actual == wanted
-    try:
-        parsed = yaml.safe_load(wanted)
-    except yaml.YAMLError:
-        return False
-    # true is not 1: a bool matches only a bool.
-    return isinstance(parsed, bool) == isinstance(actual, bool) and parsed == actual
+    # null, lists and mappings as --json and compare print them.
+    return format_value(actual) == wanted
 
 
 def _sorted(runs: list[RunInfo], keys: list[Any], reverse: bool) -> list[RunInfo]:
