@@ -305,3 +305,19 @@ def test_bad_arguments_give_one_line_and_exit_1(
     assert len(lines) == 1, lines
     assert named.format(**values) in lines[0] and "error" in lines[0]
     assert sorted(runs.outputs.rglob("*")) == before  # it only reads
+
+
+@pytest.mark.parametrize(
+    ("overrides", "stopped"),
+    [
+        (["debug=fast_dev_run"], "fast_dev_run (1 batch)"),
+        (quick("+trainer.max_steps=3"), "max_steps=3 reached at epoch 1"),
+    ],
+)
+def test_train_says_why_it_stopped_short(
+    run_cli, capsys, tmp_path: Path, overrides: list[str], stopped: str
+) -> None:
+    run_cli("train", "logger=none", "test=false", *overrides)
+    assert f"stopped: {stopped}" in capsys.readouterr().out.splitlines()
+    (run_json,) = (tmp_path / "outputs").glob("runs/train/*/run.json")
+    assert json.loads(run_json.read_text())["timings"]["stopped"] == stopped

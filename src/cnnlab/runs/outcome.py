@@ -35,7 +35,9 @@ def stop_info(trainer: pl.Trainer) -> dict[str, Any]:
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(callback, EarlyStopping) and _has_stopped(callback):
             why = callback.stopping_reason_message or f"{callback.monitor} stopped improving"
-            why = why.replace(" Signaling Trainer to stop.", "")
+            # Lightning's message, without its framing ("Monitored metric ... to stop.").
+            why = why.replace(" Signaling Trainer to stop.", "").removeprefix("Monitored metric ")
+            why = why.rstrip(".")
             reason = f"early stopping at epoch {callback.stopped_epoch + 1} ({why})"
             return {"epochs": epochs, "stopped": reason}
         if isinstance(callback, Timer) and callback.time_remaining() == 0:
