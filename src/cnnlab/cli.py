@@ -22,10 +22,10 @@ TASKS: dict[str, tuple[str, str | None]] = {
     "predict": ("classify image files: cnnlab predict ckpt_path=... input=PATH", "predict"),
     "reproduce": ("re-run a run from its folder and compare: cnnlab reproduce RUN_DIR", None),
     "report": ("write a sweep's report, plots and best.yaml: cnnlab report SWEEP_DIR", None),
-    "runs": ("list runs, or compare two: cnnlab runs [FOLDER] | cnnlab runs compare A B", None),
     "compare-search": ("grid vs random vs TPE at equal budgets (Bergstra and Bengio 2012)", None),
     "summary": ("layers, parameters and mult-adds: cnnlab summary model=NAME", "summary"),
     "visualize": ("saliency, Grad-CAM, class models: cnnlab visualize ckpt_path=...", "visualize"),
+    "runs": ("list runs, or compare two: cnnlab runs [FOLDER] | cnnlab runs compare A B", None),
 }
 
 # Lightning's DDP launcher re-runs ``sys.argv`` for the other ranks. The task name is
