@@ -231,6 +231,7 @@ def _hostile_outputs(runs: Runs, root: Path) -> dict[str, Path]:
     # Its override looks like rich markup: it must be printed as text.
     overrides = [*manifest["overrides"], "+note=[/]"]
     killed = {**manifest, "status": "running", "end": None, "overrides": overrides}
+    killed["config"] = {**manifest["config"], "seed": 10**400}  # beyond a float's range
     (folders["killed"] / "run.json").write_text(json.dumps(killed))
     (folders["killed"] / "metrics.json").unlink()
     # Valid JSON, wrong shapes everywhere, a start the platform cannot place, and metrics
@@ -268,6 +269,8 @@ def test_corrupt_and_partial_run_json_are_listed_or_skipped_with_one_warning(
 
     listed = _json(runs, str(tmp_path / "hostile"), "--sort", "status")
     assert [r["status"] for r in listed] == ["completed", "running", "unknown"]
+    by_seed = _json(runs, str(tmp_path / "hostile"), "--sort", "seed")  # 42, 10**400, none
+    assert [r["status"] for r in by_seed] == ["completed", "running", "unknown"]
     assert listed[1]["metrics"] == {} and listed[2]["metrics"] == {}
 
     # A run named on purpose must be readable: one line naming its run.json.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -158,7 +159,12 @@ def _sorted(runs: list[RunInfo], keys: list[Any], reverse: bool) -> list[RunInfo
         if isinstance(value, datetime):
             return (0, value.timestamp(), "")
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return (0, float(value), "") if value == value else (2, 0.0, "nan")
+            if value != value:  # NaN: after every number and text
+                return (2, 0.0, "nan")
+            # An integer beyond float's range sorts as infinity.
+            if abs(value) > sys.float_info.max:
+                return (0, math.inf if value > 0 else -math.inf, "")
+            return (0, float(value), "")
         return (1, 0.0, str(value))
 
     present = [(rank(k), i) for i, k in enumerate(keys) if k is not _ABSENT]
@@ -172,10 +178,11 @@ def _console() -> Console:
 
     # Folders, overrides and metric names come from files: brackets in them are text, not
     # rich markup (a stray "[/]" would raise), and ":name:" is not an emoji.
-    plain = {"markup": False, "emoji": False, "highlight": False}
-    console = Console(**plain)  # type: ignore[arg-type]
+    console = Console(markup=False, emoji=False, highlight=False)
+    if console.is_terminal:
+        return console
     # Piped into a file or a test: no terminal width to respect, and rich would default to 80.
-    return console if console.is_terminal else Console(width=PIPED_WIDTH, **plain)  # type: ignore[arg-type]
+    return Console(markup=False, emoji=False, highlight=False, width=PIPED_WIDTH)
 
 
 def _shown(folder: Path, root: Path) -> str:
