@@ -26,6 +26,7 @@ TASKS: dict[str, tuple[str, str | None]] = {
     "compare-search": ("grid vs random vs TPE at equal budgets (Bergstra and Bengio 2012)", None),
     "summary": ("layers, parameters and mult-adds: cnnlab summary model=NAME", "summary"),
     "visualize": ("saliency, Grad-CAM, class models: cnnlab visualize ckpt_path=...", "visualize"),
+    "runs": ("list runs, or compare two: cnnlab runs [FOLDER] | cnnlab runs compare A B", None),
 }
 
 # Lightning's DDP launcher re-runs ``sys.argv`` for the other ranks. The task name is

@@ -18,7 +18,7 @@ import yaml
 
 from cnnlab.errors import DataError
 
-__all__ = ["RunRecord", "compare_metrics", "load_run"]
+__all__ = ["RunRecord", "compare_metrics", "load_run", "read_json_object"]
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     manifest_path = folder / "run.json"
     if not manifest_path.is_file():
         raise DataError(manifest_path, "missing; is this a cnnlab run folder?")
-    manifest = _read_json_object(manifest_path)
+    manifest = read_json_object(manifest_path)
     metrics_path = folder / "metrics.json"
     if not metrics_path.is_file():
         status = manifest.get("status")
         why = f"the run's status is {status!r}" if status != "completed" else "it was removed"
         raise DataError(metrics_path, f"missing, so there are no final metrics ({why})")
-    metrics = _metrics(metrics_path, _read_json_object(metrics_path))
+    metrics = _metrics(metrics_path, read_json_object(metrics_path))
     return RunRecord(folder, manifest, metrics, _overrides(folder, manifest, manifest_path))
 
 
@@ -128,13 +128,17 @@ def _close(want: float, got: float, rtol: float, atol: float) -> bool:
     return abs(got - want) <= atol + rtol * abs(want)
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """Read a JSON file that must hold an object; :class:`DataError` naming it otherwise."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(path, f"cannot be read ({exc})") from exc
     except json.JSONDecodeError as exc:
         raise DataError(path, f"not valid JSON ({exc}); the file is corrupt or truncated") from exc
+    except (ValueError, RecursionError) as exc:
+        # Valid JSON that Python refuses: a number of over 4300 digits, or nesting too deep.
+        raise DataError(path, f"cannot be decoded ({exc})") from None
     if not isinstance(data, dict):
         raise DataError(path, f"expected a JSON object, found {type(data).__name__}")
     return data

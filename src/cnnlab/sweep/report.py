@@ -500,17 +500,15 @@ def write_multirun_report(sweep_dir: Path | str) -> Report:
 
 def _multirun_runs(sweep_dir: Path) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
     """(folder, run.json, metrics.json) of each job folder, in job order."""
+    from cnnlab.runs.listing import RUN_FILE, read_run
+
     runs = []
-    for path in sweep_dir.glob("*/run.json"):
+    for path in sweep_dir.glob(f"*/{RUN_FILE}"):
         try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError):
+            run = read_run(path.parent)
+        except DataError:
             continue
-        try:
-            metrics = json.loads((path.parent / "metrics.json").read_text())
-        except (OSError, ValueError):
-            metrics = {}
-        runs.append((path.parent, manifest, metrics if isinstance(metrics, dict) else {}))
+        runs.append((run.dir, run.manifest, run.metrics))
 
     def job_order(item: tuple[Path, Any, Any]) -> tuple[int, str]:
         name = item[0].name

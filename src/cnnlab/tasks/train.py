@@ -44,6 +44,7 @@ PARAMS_KEY = "model/params"
 
 def run(cfg: DictConfig) -> float | list[float] | None:
     """Train as configured by ``cfg`` and return the value of ``cfg.optimized_metric``."""
+    from cnnlab.runs.outcome import print_train_summary
     from cnnlab.runs.recorder import recorded_run
     from cnnlab.sweep.parallel import share_cores
 
@@ -51,6 +52,7 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     with recorded_run(cfg) as recorder:
         metrics = _fit_and_test(cfg, recorder.run_dir, recorder.timings)
         recorder.write_metrics(metrics)
+    print_train_summary(recorder, metrics)
     return objective(metrics, cfg.optimized_metric)
 
 
@@ -59,6 +61,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
 
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.lit.perf import apply_perf
+    from cnnlab.runs.outcome import stop_info
 
     pl.seed_everything(int(cfg.seed), workers=True)
     # The data group builds cnnlab's ImageDataModule (statistics and class names).
@@ -91,6 +94,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
     timings["fit_s"] = round(time.perf_counter() - tic, 3)
     timings["train_samples"] = module.train_samples
     timings["samples_per_s"] = round(module.train_samples / max(timings["fit_s"], 1e-9), 1)
+    timings.update(stop_info(trainer))  # epochs run and why fit stopped
     if trainer.interrupted:
         raise KeyboardInterrupt
     metrics = _scalars(trainer.callback_metrics)

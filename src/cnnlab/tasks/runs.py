@@ -1,0 +1,338 @@
+"""``cnnlab runs``: list the runs in an outputs folder, and compare two of them.
+
+Hand tuning is run, look, change a value, run again. ``cnnlab runs`` shows what was run:
+one line per run folder (``runs/`` and ``multiruns/`` alike) with its time, task, status,
+the overrides that differ between the listed runs, its key metrics and its folder.
+``cnnlab runs compare A B`` shows how two runs' configs and metrics differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from cnnlab.errors import CnnlabError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cnnlab.runs.listing import RunInfo
+
+# Table width when stdout is not a terminal: run folders stay on one line.
+PIPED_WIDTH = 400
+# Keys of a run besides its config, metrics and group choices (for --sort and --filter).
+COLUMNS = ("time", "task", "status", "folder")
+STATUS_STYLE = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "red"}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Reports a bad option as one line and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def main(argv: list[str]) -> int:
+    """Run ``cnnlab runs [FOLDER] [options]`` or ``cnnlab runs compare A B``; return the status.
+
+    Returns:
+        0 on success (also when no run matches), 1 for a missing folder, an unreadable run
+        named by the user or a bad option (one line on stderr).
+    """
+    if argv[:1] == ["compare"]:
+        return _compare_main(argv[1:])
+    parser = _OneLineParser(
+        prog="cnnlab runs",
+        description="List the runs under FOLDER (default: $CNNLAB_OUTPUTS or ./outputs). "
+        "`cnnlab runs compare A B` compares two run folders.",
+    )
+    parser.add_argument(
+        "folder", nargs="?", type=Path, metavar="FOLDER", help="searched for run.json files"
+    )
+    parser.add_argument(
+        "--sort",
+        metavar="KEY",
+        help="sort by a column (time, task, status, folder), a metric (test/acc) or a config "
+        "key (optimizer.lr, model); default: time",
+    )
+    parser.add_argument("--reverse", "-r", action="store_true", help="sort in reverse order")
+    parser.add_argument(
+        "--filter",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="keep runs whose config key, group, status or task has VALUE (repeatable)",
+    )
+    parser.add_argument("--last", type=int, metavar="N", help="keep the N most recent runs")
+    parser.add_argument("--json", action="store_true", help="print the runs as JSON")
+    args = parser.parse_args(argv)
+    if args.last is not None and args.last < 1:
+        parser.error(f"--last: must be at least 1, got {args.last}")
+    root = args.folder if args.folder is not None else outputs_root()
+    try:
+        return _list(root, args)
+    except CnnlabError as exc:
+        print(f"cnnlab runs: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def outputs_root() -> Path:
+    """The outputs folder a run writes into: ``$CNNLAB_OUTPUTS``, else ``./outputs``."""
+    return Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
+
+
+def _list(root: Path, args: argparse.Namespace) -> int:
+    from cnnlab.errors import ConfigError
+    from cnnlab.runs.listing import find_runs
+
+    runs, warnings = find_runs(root)
+    for warning in warnings:
+        print(f"cnnlab runs: warning: {warning}", file=sys.stderr)
+    values = {run.dir: _values(run) for run in runs}
+    for text in args.filter:
+        key, sep, wanted = text.partition("=")
+        if not sep or not key:
+            raise ConfigError("--filter", f"expected KEY=VALUE, got {text!r}")
+        if runs and not any(key in v for v in values.values()):
+            raise ConfigError("--filter", f"no run has the key {key!r}")
+        runs = [run for run in runs if _matches(values[run.dir].get(key, _ABSENT), wanted)]
+    if args.last is not None:
+        runs = runs[-args.last :]  # runs are oldest first
+    sort = args.sort or "time"
+    if runs and not any(sort in v for v in values.values()):
+        raise ConfigError("--sort", f"no run has the key {sort!r}")
+    runs = _sorted(runs, [values[run.dir].get(sort, _ABSENT) for run in runs], args.reverse)
+    if args.json:
+        print(json.dumps([_as_json(run, runs) for run in runs], indent=2, default=str))
+    elif not runs:
+        print(f"no runs in {root}" + (" match the filters" if args.filter else ""))
+    else:
+        _console().print(_table(runs, root))
+    return 0
+
+
+_ABSENT = object()
+
+
+def _values(run: RunInfo) -> dict[str, Any]:
+    """What --sort and --filter can name: group choices, overrides, config, metrics, columns."""
+    from cnnlab.runs.listing import flatten, group_choices, override_pairs
+
+    values: dict[str, Any] = {**group_choices(run), **override_pairs(run.overrides)}
+    values.update(flatten(run.config))
+    values.update(run.metrics)
+    values.update(time=run.start, task=run.task, status=run.status, folder=str(run.dir))
+    return values
+
+
+def _matches(actual: Any, wanted: str) -> bool:
+    """Whether a run's value is ``wanted`` as typed on the command line (``1e-3``, ``true``)."""
+    from cnnlab.runs.listing import format_value
+
+    if actual is _ABSENT:
+        return False
+    if isinstance(actual, bool):  # before int: true is not 1
+        return wanted.lower() == str(actual).lower()
+    if isinstance(actual, int | float):
+        try:
+            return float(wanted) == actual
+        except ValueError:
+            return False
+    if isinstance(actual, str):
+        return actual == wanted
+    # null, lists and mappings as --json and compare print them.
+    return format_value(actual) == wanted
+
+
+def _sorted(runs: list[RunInfo], keys: list[Any], reverse: bool) -> list[RunInfo]:
+    """Runs by their key: numbers, then text (or the reverse); runs without the key last."""
+    from datetime import datetime
+
+    def rank(value: Any) -> tuple[int, float, str]:
+        if isinstance(value, datetime):
+            return (0, value.timestamp(), "")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value != value:  # NaN: after every number and text
+                return (2, 0.0, "nan")
+            # An integer beyond float's range sorts as infinity.
+            if abs(value) > sys.float_info.max:
+                return (0, math.inf if value > 0 else -math.inf, "")
+            return (0, float(value), "")
+        return (1, 0.0, str(value))
+
+    present = [(rank(k), i) for i, k in enumerate(keys) if k is not _ABSENT]
+    absent = [i for i, k in enumerate(keys) if k is _ABSENT]
+    order = sorted(present, key=lambda item: item[0], reverse=reverse)
+    return [runs[i] for _, i in order] + [runs[i] for i in absent]
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    # Folders, overrides and metric names come from files: brackets in them are text, not
+    # rich markup (a stray "[/]" would raise), and ":name:" is not an emoji.
+    console = Console(markup=False, emoji=False, highlight=False)
+    if console.is_terminal:
+        return console
+    # Piped into a file or a test: no terminal width to respect, and rich would default to 80.
+    return Console(markup=False, emoji=False, highlight=False, width=PIPED_WIDTH)
+
+
+def _shown(folder: Path, root: Path) -> str:
+    try:
+        return str(folder.relative_to(root)) or "."
+    except ValueError:
+        return str(folder)
+
+
+def _table(runs: list[RunInfo], root: Path) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    from cnnlab.runs.listing import differing_overrides, format_value, key_metrics, override_pairs
+
+    # One run alone differs from nothing: show all its overrides.
+    keys = differing_overrides(runs) if len(runs) > 1 else list(override_pairs(runs[0].overrides))
+    metrics = key_metrics(runs)
+    table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)} in {root}")
+    for name in ("time", "task", "status", "overrides"):
+        table.add_column(name)
+    for name in metrics:
+        table.add_column(name, justify="right")
+    table.add_column("folder", no_wrap=True)
+    for run in runs:
+        pairs = override_pairs(run.overrides)
+        overrides = " ".join(f"{k}={pairs[k]}" for k in keys if k in pairs)
+        table.add_row(
+            run.start.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            run.task,
+            Text(run.status, style=STATUS_STYLE.get(run.status, "")),
+            overrides,
+            *(format_value(run.metrics[m]) if m in run.metrics else "" for m in metrics),
+            _shown(run.dir, root),
+        )
+    return table
+
+
+def _as_json(run: RunInfo, runs: Sequence[RunInfo]) -> dict[str, Any]:
+    from cnnlab.runs.listing import differing_overrides, override_pairs
+
+    pairs = override_pairs(run.overrides)
+    return {
+        "folder": str(run.dir.resolve()),
+        "time": run.start.isoformat(),
+        "task": run.task,
+        "status": run.status,
+        "error": run.error,
+        "stopped": run.stopped,
+        "overrides": run.overrides,
+        "differing": {k: pairs[k] for k in differing_overrides(runs) if k in pairs},
+        "metrics": run.metrics,
+    }
+
+
+def _compare_main(argv: list[str]) -> int:
+    parser = _OneLineParser(
+        prog="cnnlab runs compare",
+        description="Show how the configs (dotted keys) and metrics of two run folders differ.",
+    )
+    parser.add_argument("a", type=Path, metavar="A", help="a run folder")
+    parser.add_argument("b", type=Path, metavar="B", help="another run folder")
+    parser.add_argument("--json", action="store_true", help="print the differences as JSON")
+    args = parser.parse_args(argv)
+    from cnnlab.runs.listing import read_run
+
+    try:
+        a, b = read_run(_locate(args.a)), read_run(_locate(args.b))
+    except CnnlabError as exc:
+        print(f"cnnlab runs compare: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_comparison_json(a, b), indent=2, default=str))
+    else:
+        _print_comparison(a, b)
+    return 0
+
+
+def _locate(folder: Path) -> Path:
+    """``folder`` as given, else under the outputs folder (as ``cnnlab runs`` shows it)."""
+    if folder.exists() or folder.is_absolute():
+        return folder
+    under_outputs = outputs_root() / folder
+    return under_outputs if under_outputs.exists() else folder
+
+
+def _print_comparison(a: RunInfo, b: RunInfo) -> None:
+    from rich.table import Table
+
+    from cnnlab.runs.listing import MISSING, config_diff, format_value, metric_diff
+
+    console = _console()
+    for label, run in (("A", a), ("B", b)):
+        how = f"{run.status}; {run.stopped}" if run.stopped else run.status
+        console.print(f"{label}: {run.dir}  ({how})")
+        console.print(f"   overrides: {' '.join(run.overrides) or '(none)'}")
+    differences = config_diff(a, b)
+    if differences:
+        config = Table(title=f"config: {len(differences)} keys differ")
+        for name in ("key", "A", "B"):
+            config.add_column(name)
+        for key, value_a, value_b in differences:
+            config.add_row(
+                key,
+                "(absent)" if value_a is MISSING else format_value(value_a),
+                "(absent)" if value_b is MISSING else format_value(value_b),
+            )
+        console.print(config)
+    else:
+        console.print("config: the same")
+    rows = metric_diff(a, b)
+    if not rows:
+        console.print("metrics: neither run has metrics.json")
+        return
+    metrics = Table(title="metrics")
+    for name in ("metric", "A", "B", "B - A"):
+        metrics.add_column(name, justify="left" if name == "metric" else "right")
+    for key, value_a, value_b in rows:
+        delta = value_b - value_a if value_a is not None and value_b is not None else None
+        metrics.add_row(
+            key,
+            *("" if v is None else format_value(v) for v in (value_a, value_b)),
+            "" if delta is None else f"{delta:+.4g}",
+        )
+    console.print(metrics)
+
+
+def _comparison_json(a: RunInfo, b: RunInfo) -> dict[str, Any]:
+    from cnnlab.runs.listing import MISSING, config_diff, metric_diff
+
+    config = [
+        {
+            "key": key,
+            **({"a": va} if va is not MISSING else {}),
+            **({"b": vb} if vb is not MISSING else {}),
+        }
+        for key, va, vb in config_diff(a, b)
+    ]
+    metrics = [
+        {
+            "key": key,
+            "a": va,
+            "b": vb,
+            "difference": vb - va if va is not None and vb is not None else None,
+        }
+        for key, va, vb in metric_diff(a, b)
+    ]
+    return {
+        "a": str(a.dir.resolve()),
+        "b": str(b.dir.resolve()),
+        "config": config,
+        "metrics": metrics,
+    }
