@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ProgressBar, RichProgressBar
@@ -100,13 +100,16 @@ def _cells(matrix: Any) -> list[tuple[tuple[int, int], int]]:
 
 def log_image(trainer: pl.Trainer, name: str, path: Path) -> None:
     """Send an image file to every logger that takes images (wandb, TensorBoard)."""
-    # `experiment` belongs to each concrete logger, not to the Logger base class: cast.
+    from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+    # By type, not by attribute: under fast_dev_run Lightning's DummyLogger answers every
+    # attribute with a no-op function.
     for logger in trainer.loggers:
-        if hasattr(logger, "log_image"):  # WandbLogger
+        if isinstance(logger, WandbLogger):
             logger.log_image(key=name, images=[str(path)])
-        elif hasattr(cast(Any, logger).experiment, "add_image"):  # TensorBoard's SummaryWriter
+        elif isinstance(logger, TensorBoardLogger):
             import numpy as np
             from PIL import Image
 
             image = np.asarray(Image.open(path).convert("RGB"))
-            cast(Any, logger).experiment.add_image(name, image, dataformats="HWC")
+            logger.experiment.add_image(name, image, dataformats="HWC")

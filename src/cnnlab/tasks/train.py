@@ -53,6 +53,7 @@ def run(cfg: DictConfig) -> float | list[float] | None:
 
 def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> dict[str, float]:
     import pytorch_lightning as pl
+    from pytorch_lightning.loggers import WandbLogger
 
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.lit.perf import apply_perf
@@ -104,7 +105,9 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
         timings["test_s"] = round(time.perf_counter() - tic, 3)
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
     for logger in trainer.loggers:
-        if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):  # wandb
+        # By type: under fast_dev_run Lightning swaps loggers for a DummyLogger whose
+        # `experiment` answers every attribute with a no-op function.
+        if isinstance(logger, WandbLogger):
             logger.experiment.summary.update(metrics)
     log.info("metrics: %s", json.dumps(metrics, sort_keys=True))
     return dict(sorted(metrics.items()))
