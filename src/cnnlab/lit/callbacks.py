@@ -11,6 +11,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ProgressBar, RichProgressBar
 from typing_extensions import override
 
+from cnnlab.runs.atomic import replacing
+
 log = logging.getLogger(__name__)
 
 
@@ -86,10 +88,12 @@ class ConfusionMatrixPlot(Callback):
         ax.set_ylabel("true")
         ax.set_title("test confusion matrix")
         fig.tight_layout()
-        self.dirpath.mkdir(parents=True, exist_ok=True)
         self.path = self.dirpath / "confusion_matrix.png"
-        fig.savefig(self.path, dpi=100)
-        plt.close(fig)
+        try:
+            with replacing(self.path) as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
+        finally:
+            plt.close(fig)
         log_image(trainer, "test/confusion_matrix", self.path)
 
 

@@ -7,12 +7,10 @@ record) and with the final status at the end. Secrets are masked before anything
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
 import os
 import platform
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum, StrEnum
@@ -23,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import cnnlab
+from cnnlab.runs.atomic import write_text_atomic
 from cnnlab.runs.git import git_state
 from cnnlab.runs.scrub import scrub_secrets
 
@@ -162,8 +161,9 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON so that ``path`` is never seen half-written.
 
     The JSON goes to a temporary file beside ``path``, is flushed to disk, and then replaces
-    ``path`` in one rename. On any error the temporary file is removed and an existing
-    ``path`` is left as it was. Paths, dates and enums are written as strings.
+    ``path`` in one rename (see :mod:`cnnlab.runs.atomic`). On any error the temporary file is
+    removed and an existing ``path`` is left as it was. Paths, dates and enums are written as
+    strings.
 
     Args:
         path: The file to write; missing parent folders are created.
@@ -171,24 +171,12 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        WriteError: When the disk is full, read-only or not writable.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        # os.open with 0o666 lets the umask decide the mode, as for any ordinary file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=_json_default)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return target
+    text = json.dumps(data, indent=2, default=_json_default) + "\n"
+    return write_text_atomic(path, text)
 
 
 def _plain_config(cfg: DictConfig | Mapping[str, Any]) -> tuple[dict[str, Any], bool]:

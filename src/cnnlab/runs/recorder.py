@@ -7,6 +7,7 @@ when it ends (``completed``, ``failed`` with the error, or ``interrupted``);
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
 
 
 class RunRecorder:
@@ -54,6 +57,19 @@ class RunRecorder:
         )
         write_json_atomic(self.run_dir / "run.json", manifest)
 
+    def record_end(self, status: str, error: str) -> None:
+        """Record how a failed run ended, if the disk still lets us.
+
+        On a full or read-only disk ``run.json`` keeps its previous content (it is never
+        half-written) and the run's own error stays the one reported.
+        """
+        from cnnlab.runs.atomic import WriteError
+
+        try:
+            self.record(status, error)
+        except (WriteError, OSError) as exc:
+            log.warning("run.json not updated to %r: %s", status, exc)
+
     def write_metrics(self, metrics: dict[str, float]) -> None:
         """Write the final ``metrics.json`` (flat keys, sorted, no timings)."""
         from cnnlab.runs.manifest import write_json_atomic
@@ -72,17 +88,27 @@ def recorded_run(cfg: DictConfig) -> Iterator[RunRecorder]:
     try:
         yield recorder
     except KeyboardInterrupt:
-        recorder.record("interrupted", "KeyboardInterrupt")
+        recorder.record_end("interrupted", "KeyboardInterrupt")
         finish_wandb(failed=True)
         raise
     except BaseException as exc:
         # optuna.TrialPruned, matched by name: optuna is imported only inside sweeps.
         status = "pruned" if type(exc).__name__ == "TrialPruned" else "failed"
-        recorder.record(status, f"{type(exc).__name__}: {exc}")
+        recorder.record_end(status, _reason(exc))
         finish_wandb(failed=True)
         raise
     recorder.record("completed")
     finish_wandb(failed=False)
+
+
+def _reason(exc: BaseException) -> str:
+    """The one-line reason of a failure: the user error in the chain, else the exception."""
+    from cnnlab.tasks import find_user_error
+
+    user_error = find_user_error(exc)
+    if user_error is not None:
+        return f"{type(user_error).__name__}: {user_error}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _hydra_overrides() -> list[str]:
