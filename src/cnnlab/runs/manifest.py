@@ -71,6 +71,7 @@ def build_manifest(
     timings: Mapping[str, Any],
     error: str | None,
     source_dir: str | os.PathLike[str] | None = None,
+    starts: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Assemble the content of ``run.json``, with secrets masked.
 
@@ -88,6 +89,9 @@ def build_manifest(
         error: The one-line error of a failed run.
         source_dir: Folder whose git repository is recorded (default: where the cnnlab package
             was imported from).
+        starts: Each start of the run, oldest first (a resumed run has several): its
+            ``start``, ``end``, ``status``, ``command``, ``overrides`` and ``error``. The
+            top-level ``start``, ``command`` and ``overrides`` are those of the first.
 
     Returns:
         A JSON-serialisable dict. Secret-keyed values and the values of secret environment
@@ -119,6 +123,7 @@ def build_manifest(
         "platform": platform_info(),
         "hardware": hardware_info(),
         "git": git_state(source_dir),
+        "starts": [dict(entry) for entry in starts or []],
     }
     return scrub_secrets(manifest)
 
