@@ -14,7 +14,9 @@ import csv
 import io
 import logging
 import os
+import sys
 from argparse import Namespace
+from pathlib import Path
 from typing import Any
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
@@ -28,6 +30,9 @@ from typing_extensions import override
 from cnnlab.runs.atomic import WriteError, replacing, write_text_atomic
 
 log = logging.getLogger(__name__)
+
+# A step count no run reaches: flush only at checkpoints and at the end.
+NEVER = sys.maxsize
 
 
 class RunCSVWriter(ExperimentWriter):
@@ -76,9 +81,21 @@ class RunCSVWriter(ExperimentWriter):
 class RunCSVLogger(CSVLogger):
     """Lightning's ``CSVLogger`` with the run-safe writer :class:`RunCSVWriter`.
 
-    Rows are written when a checkpoint is saved and when training ends (and every
-    ``flush_logs_every_n_steps`` steps, as in Lightning).
+    Rows are written when a checkpoint is saved and when training ends: the file then holds
+    exactly the training the last checkpoint kept, and a resumed run appends the rest without
+    repeating a step. ``flush_logs_every_n_steps`` (default: never) writes more often, at the
+    cost of steps repeated in the file after a resume.
     """
+
+    def __init__(
+        self,
+        save_dir: str | Path,
+        name: str | None = "lightning_logs",
+        version: int | str | None = None,
+        prefix: str = "",
+        flush_logs_every_n_steps: int = NEVER,
+    ) -> None:
+        super().__init__(save_dir, name, version, prefix, flush_logs_every_n_steps)
 
     @property
     @override
