@@ -175,3 +175,15 @@ def test_read_only_outputs_folder_gets_one_line(
 
     _assert_one_line_error(done, str(outputs), "Read-only file system")
     assert list(outputs.iterdir()) == []
+
+
+def test_full_outputs_folder_gets_one_line_and_no_empty_run_folder(
+    tmpfs, run_subprocess, tmp_path: Path
+) -> None:
+    outputs = tmpfs("outputs", "size=64k")
+    _fill(outputs, leave=0)
+
+    done = run_subprocess("summary", env={"CNNLAB_OUTPUTS": str(outputs)})
+
+    _assert_one_line_error(done, str(outputs / "runs" / "summary"), "No space left on device")
+    assert sorted(p.name for p in outputs.iterdir()) == ["filler"]

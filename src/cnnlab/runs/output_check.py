@@ -9,6 +9,7 @@ naming the folder and the cause and exits with status 1.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing_extensions import override
 
 from cnnlab.runs.atomic import WriteError, write_bytes_atomic
 
+PROBE_NAME = ".cnnlab-write-check"
 # Enough bytes to need a block of its own: a full disk refuses it.
 PROBE_BYTES = b"cnnlab: this folder is writable\n" * 128
 
@@ -46,15 +48,19 @@ class OutputFolderCheck(Callback):
 
 
 def check_writable(folder: Path, task: str) -> None:
-    """Create ``folder`` and write then remove a probe file in it; exit 1 with one line if not."""
-    probe = folder / ".cnnlab-write-check"
+    """Create ``folder`` and write then remove a probe file in it; exit 1 with one line if not.
+
+    Folders this check created are removed again when the disk refuses the probe.
+    """
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WriteError(folder, exc) from exc
-        write_bytes_atomic(probe, PROBE_BYTES)
-        probe.unlink()
-    except WriteError as exc:
-        print(f"cnnlab {task}: error: {exc}", file=sys.stderr)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(folder / PROBE_NAME, PROBE_BYTES)
+        (folder / PROBE_NAME).unlink()
+    except (WriteError, OSError) as exc:
+        cause = exc.cause if isinstance(exc, WriteError) else exc
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        print(f"cnnlab {task}: error: {WriteError(folder, cause)}", file=sys.stderr)
         raise SystemExit(1) from None
