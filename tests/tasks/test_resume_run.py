@@ -83,18 +83,42 @@ def test_killed_run_resumed_matches_an_uninterrupted_run(run_subprocess, tmp_pat
     assert "epoch 1/4" in log and "epoch 4/4" in log
 
 
-def test_resume_refuses_a_change_that_would_restart_the_schedule(
-    run_cli, capsys, tmp_path: Path
-) -> None:
+def test_resume_refuses_what_would_change_the_run(run_cli, capsys, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_cli("train", *RUN[:1], "debug=limit", "logger=none", f"hydra.run.dir={run_dir}")
+    run_cli("train", "debug=limit", "logger=none", f"hydra.run.dir={run_dir}")
     before = (run_dir / "run.json").read_text()
-    for change, key in [("trainer.max_epochs=8", "trainer.max_epochs"), ("model=vgg11", "model")]:
+    refused = {
+        # The cosine schedule was made for 2 epochs: more would restart it.
+        "trainer.max_epochs=8": "trainer.max_epochs",
+        "model=vgg11": "model",
+        # The run completed: nothing to continue.
+        "debug=limit": str(run_dir),
+    }
+    for change, needle in refused.items():
         with pytest.raises(SystemExit) as exit_info:
             run_cli("train", f"resume={run_dir}", change)
         assert exit_info.value.code == 1
-        assert key in capsys.readouterr().err.strip().splitlines()[-1]
+        assert needle in capsys.readouterr().err.strip().splitlines()[-1]
     assert (run_dir / "run.json").read_text() == before
+
+
+def test_resume_records_safe_changes_with_its_start(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli("train", "debug=limit", "scheduler=none", "logger=none", f"hydra.run.dir={run_dir}")
+    first = json.loads((run_dir / "run.json").read_text())
+
+    run_cli("train", f"resume={run_dir}", "trainer.max_epochs=3", "test=false")
+
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert [s["status"] for s in manifest["starts"]] == ["completed", "completed"]
+    assert manifest["starts"][1]["changes"] == {
+        "trainer.max_epochs": [2, 3],
+        "test": [True, False],
+    }
+    assert manifest["starts"][1]["overrides"] == ["trainer.max_epochs=3", "test=false"]
+    assert manifest["config"]["trainer"]["max_epochs"] == 3
+    assert manifest["start"] == first["start"]
+    assert manifest["overrides"] == first["overrides"]
 
 
 def test_resume_of_a_folder_without_checkpoint_is_one_line(run_subprocess, tmp_path: Path) -> None:

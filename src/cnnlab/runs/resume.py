@@ -126,6 +126,11 @@ def resume_run(cfg: DictConfig) -> Resume | None:
     for key, text in _own_overrides():
         resume.overrides.append(text)
         _apply(resume, key, cfg)
+    if _status(folder) == "completed" and "trainer.max_epochs" not in resume.changes:
+        raise DataError(
+            folder,
+            "resume: the run completed; resume it with a higher trainer.max_epochs to train longer",
+        )
     with open_dict(config):
         # The resumed run records what it was started with; this start is in run.json's starts.
         config[RESUME_KEY] = None
@@ -176,6 +181,15 @@ def _own_overrides() -> list[tuple[str, str]]:
             raise ConfigError(override.key_or_group, "cannot be deleted or moved on resume")
         pairs.append((override.key_or_group, text))
     return pairs
+
+
+def _status(folder: Path) -> Any:
+    import json
+
+    try:
+        return json.loads((folder / "run.json").read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _plain(value: Any) -> Any:
