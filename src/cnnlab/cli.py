@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> Any:
         command = importlib.import_module(f"cnnlab.tasks.{task.replace('-', '_')}")
         raise SystemExit(command.main(rest))
 
+    if task == "train" and any(arg.startswith(("resume=", "ckpt_path=last")) for arg in rest):
+        from cnnlab.runs.resume import resume_arguments
+
+        rest = resume_arguments(task, rest)  # `train resume=<run folder>`: that run's own folder
     os.environ[TASK_ENV] = task
     sys.argv = [sys.argv[0], *rest]
     return _hydra_app(task)()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ProgressBar, RichProgressBar
 from typing_extensions import override
+
+from cnnlab.runs.atomic import replacing
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +88,12 @@ class ConfusionMatrixPlot(Callback):
         ax.set_ylabel("true")
         ax.set_title("test confusion matrix")
         fig.tight_layout()
-        self.dirpath.mkdir(parents=True, exist_ok=True)
         self.path = self.dirpath / "confusion_matrix.png"
-        fig.savefig(self.path, dpi=100)
-        plt.close(fig)
+        try:
+            with replacing(self.path) as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
+        finally:
+            plt.close(fig)
         log_image(trainer, "test/confusion_matrix", self.path)
 
 
@@ -100,13 +104,16 @@ def _cells(matrix: Any) -> list[tuple[tuple[int, int], int]]:
 
 def log_image(trainer: pl.Trainer, name: str, path: Path) -> None:
     """Send an image file to every logger that takes images (wandb, TensorBoard)."""
-    # `experiment` belongs to each concrete logger, not to the Logger base class: cast.
+    from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+    # By type, not by attribute: under fast_dev_run Lightning's DummyLogger answers every
+    # attribute with a no-op function.
     for logger in trainer.loggers:
-        if hasattr(logger, "log_image"):  # WandbLogger
+        if isinstance(logger, WandbLogger):
             logger.log_image(key=name, images=[str(path)])
-        elif hasattr(cast(Any, logger).experiment, "add_image"):  # TensorBoard's SummaryWriter
+        elif isinstance(logger, TensorBoardLogger):
             import numpy as np
             from PIL import Image
 
             image = np.asarray(Image.open(path).convert("RGB"))
-            cast(Any, logger).experiment.add_image(name, image, dataformats="HWC")
+            logger.experiment.add_image(name, image, dataformats="HWC")

@@ -7,13 +7,11 @@ record) and with the final status at the end. Secrets are masked before anything
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
 import os
 import platform
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum, StrEnum
@@ -24,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import cnnlab
+from cnnlab.runs.atomic import write_text_atomic
 from cnnlab.runs.git import git_state
 from cnnlab.runs.scrub import scrub_secrets
 
@@ -73,6 +72,7 @@ def build_manifest(
     timings: Mapping[str, Any],
     error: str | None,
     source_dir: str | os.PathLike[str] | None = None,
+    starts: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Assemble the content of ``run.json``, with secrets masked.
 
@@ -90,6 +90,9 @@ def build_manifest(
         error: The one-line error of a failed run.
         source_dir: Folder whose git repository is recorded (default: where the cnnlab package
             was imported from).
+        starts: Each start of the run, oldest first (a resumed run has several): its
+            ``start``, ``end``, ``status``, ``command``, ``overrides`` and ``error``. The
+            top-level ``start``, ``command`` and ``overrides`` are those of the first.
 
     Returns:
         A JSON-serialisable dict. Secret-keyed values and the values of secret environment
@@ -121,6 +124,7 @@ def build_manifest(
         "platform": platform_info(),
         "hardware": hardware_info(),
         "git": git_state(source_dir),
+        "starts": [dict(entry) for entry in starts or []],
     }
     return scrub_secrets(manifest)
 
@@ -165,8 +169,9 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON so that ``path`` is never seen half-written.
 
     The JSON goes to a temporary file beside ``path``, is flushed to disk, and then replaces
-    ``path`` in one rename. On any error the temporary file is removed and an existing
-    ``path`` is left as it was. Paths, dates and enums are written as strings.
+    ``path`` in one rename (see :mod:`cnnlab.runs.atomic`). On any error the temporary file is
+    removed and an existing ``path`` is left as it was. Paths, dates and enums are written as
+    strings.
 
     Args:
         path: The file to write; missing parent folders are created.
@@ -174,24 +179,12 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        WriteError: When the disk is full, read-only or not writable.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        # os.open with 0o666 lets the umask decide the mode, as for any ordinary file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=_json_default)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return target
+    text = json.dumps(data, indent=2, default=_json_default) + "\n"
+    return write_text_atomic(path, text)
 
 
 def _plain_config(cfg: DictConfig | Mapping[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -7,33 +7,46 @@ when it ends (``completed``, ``failed`` with the error, or ``interrupted``);
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    from cnnlab.runs.resume import Resume
+
+log = logging.getLogger(__name__)
 
 
 class RunRecorder:
     """Writes ``run.json`` and ``metrics.json`` of one job into ``cfg.paths.run_dir``.
+
+    A resumed run (``resume``) keeps the first start's ``start``, ``command`` and
+    ``overrides`` and appends this start to the ``starts`` already in ``run.json``.
 
     Attributes:
         run_dir: The job's folder.
         timings: Seconds and counts the task measured; saved in ``run.json``.
     """
 
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: DictConfig, resume: Resume | None = None) -> None:
         from pytorch_lightning.utilities import rank_zero_only
 
         self.cfg = cfg
+        self.resume = resume
         self.run_dir = Path(cfg.paths.run_dir)
         self.timings: dict[str, Any] = {}
         self.start = datetime.now(UTC)
         # Lightning sets `rank` on the function at import; its stubs do not declare it.
         self.is_zero = rank_zero_only.rank == 0  # type: ignore[attr-defined]
+        self.first = _previous_record(self.run_dir) if resume else {}
+        self.earlier_starts = _starts_of(self.first)
 
     def record(self, status: str, error: str | None = None) -> None:
         """(Re)write ``run.json`` with ``status``."""
@@ -41,18 +54,45 @@ class RunRecorder:
 
         if not self.is_zero:
             return
+        end = None if status == "running" else datetime.now(UTC)
+        this_start: dict[str, Any] = {
+            "start": self.start.isoformat(),
+            "end": end.isoformat() if end else None,
+            "status": status,
+            "command": list(sys.argv),
+            "overrides": self.resume.overrides if self.resume else _hydra_overrides(),
+            "error": error,
+        }
+        if self.resume:
+            this_start["resumed_from"] = str(self.resume.checkpoint)
+            this_start["changes"] = self.resume.changes
+        first_start = _when(self.first.get("start")) or self.start
         manifest = build_manifest(
             self.cfg,
-            overrides=_hydra_overrides(),
-            command=list(sys.argv),
+            overrides=self.resume.original_overrides if self.resume else _hydra_overrides(),
+            command=self.first.get("command") or list(sys.argv),
             seed=int(self.cfg.get("seed", 0)),
-            start=self.start,
-            end=None if status == "running" else datetime.now(UTC),
+            start=first_start,
+            end=end,
             status=status,
             timings=self.timings,
             error=error,
+            starts=[*self.earlier_starts, this_start],
         )
         write_json_atomic(self.run_dir / "run.json", manifest)
+
+    def record_end(self, status: str, error: str) -> None:
+        """Record how a failed run ended, if the disk still lets us.
+
+        On a full or read-only disk ``run.json`` keeps its previous content (it is never
+        half-written) and the run's own error stays the one reported.
+        """
+        from cnnlab.runs.atomic import WriteError
+
+        try:
+            self.record(status, error)
+        except (WriteError, OSError) as exc:
+            log.warning("run.json not updated to %r: %s", status, exc)
 
     def write_metrics(self, metrics: dict[str, float]) -> None:
         """Write the final ``metrics.json`` (flat keys, sorted, no timings)."""
@@ -63,30 +103,70 @@ class RunRecorder:
 
 
 @contextmanager
-def recorded_run(cfg: DictConfig) -> Iterator[RunRecorder]:
+def recorded_run(cfg: DictConfig, resume: Resume | None = None) -> Iterator[RunRecorder]:
     """Record the job run inside the ``with`` block; finish wandb however it ends."""
     from cnnlab.tracking.mlflow import finish_mlflow
     from cnnlab.tracking.wandb import finish_wandb
 
-    recorder = RunRecorder(cfg)
+    recorder = RunRecorder(cfg, resume)
     recorder.record("running")
     try:
         yield recorder
     except KeyboardInterrupt:
-        recorder.record("interrupted", "KeyboardInterrupt")
+        recorder.record_end("interrupted", "KeyboardInterrupt")
         finish_wandb(failed=True)
         finish_mlflow(recorder.run_dir, "interrupted")
         raise
     except BaseException as exc:
         # optuna.TrialPruned, matched by name: optuna is imported only inside sweeps.
         status = "pruned" if type(exc).__name__ == "TrialPruned" else "failed"
-        recorder.record(status, f"{type(exc).__name__}: {exc}")
+        recorder.record_end(status, _reason(exc))
         finish_wandb(failed=True)
         finish_mlflow(recorder.run_dir, status)
         raise
     recorder.record("completed")
     finish_wandb(failed=False)
     finish_mlflow(recorder.run_dir, "completed")
+
+
+def _previous_record(run_dir: Path) -> dict[str, Any]:
+    """The run's ``run.json`` before this start (empty when missing or unreadable)."""
+    try:
+        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _starts_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The starts recorded so far; a start still "running" ended without a record: killed."""
+    if not record:
+        return []
+    starts = record.get("starts") or [
+        {key: record.get(key) for key in ("start", "end", "status", "command", "overrides")}
+    ]
+    return [
+        {**entry, "status": "killed"} if entry.get("status") == "running" else dict(entry)
+        for entry in starts
+        if isinstance(entry, dict)
+    ]
+
+
+def _when(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The one-line reason of a failure: the user error in the chain, else the exception."""
+    from cnnlab.tasks import find_user_error
+
+    user_error = find_user_error(exc)
+    if user_error is not None:
+        return f"{type(user_error).__name__}: {user_error}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _hydra_overrides() -> list[str]:

@@ -104,6 +104,8 @@ def build_trainer(
     from hydra.utils import instantiate
     from pytorch_lightning.callbacks import ModelCheckpoint
 
+    from cnnlab.lit.checkpoint_io import AtomicCheckpointIO
+
     check_accelerator(trainer_cfg)
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     return instantiate(
@@ -111,4 +113,6 @@ def build_trainer(
         callbacks=callbacks,
         logger=loggers or False,
         enable_checkpointing=checkpointing,
+        # Checkpoints are written beside their target and renamed: never half-written.
+        plugins=[AtomicCheckpointIO()],
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from cnnlab.errors import ConfigError, DataError
+from cnnlab.runs.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,13 @@ def find_images(path: Path) -> list[Path]:
 
 
 def write_csv_atomic(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Write a CSV through a temporary file so a reader never sees half of it."""
+    """Write a CSV through a temporary file so a reader never sees half of it.
+
+    Raises:
+        WriteError: When the disk is full, read-only or not writable (nothing is left behind).
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, path)
+    write_text_atomic(path, buffer.getvalue())

@@ -46,18 +46,27 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     """Train as configured by ``cfg`` and return the value of ``cfg.optimized_metric``."""
     from cnnlab.runs.outcome import print_train_summary
     from cnnlab.runs.recorder import recorded_run
+    from cnnlab.runs.resume import resume_run
     from cnnlab.sweep.parallel import share_cores
 
     share_cores(cfg)  # before anything starts torch's thread pool
-    with recorded_run(cfg) as recorder:
-        metrics = _fit_and_test(cfg, recorder.run_dir, recorder.timings)
+    # `resume=<run folder>`: that run's own config and last checkpoint (see cnnlab.runs.resume).
+    resume = resume_run(cfg)
+    if resume is not None:
+        cfg = resume.config
+    with recorded_run(cfg, resume=resume) as recorder:
+        ckpt_path = str(resume.checkpoint) if resume else None
+        metrics = _fit_and_test(cfg, recorder.run_dir, recorder.timings, ckpt_path)
         recorder.write_metrics(metrics)
     print_train_summary(recorder, metrics)
     return objective(metrics, cfg.optimized_metric)
 
 
-def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> dict[str, float]:
+def _fit_and_test(
+    cfg: DictConfig, run_dir: Path, timings: dict[str, Any], resume_from: str | None
+) -> dict[str, float]:
     import pytorch_lightning as pl
+    from pytorch_lightning.loggers import WandbLogger
 
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.lit.perf import apply_perf
@@ -69,7 +78,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
     model_cfg = to_dict(cfg.model)
     # The statistics actually used (computed at setup when the config says null), for predict.
     data_cfg = {**to_dict(cfg.data), "mean": datamodule.mean, "std": datamodule.std}
-    ckpt_path = _resume_path(cfg, run_dir, model_cfg)
+    ckpt_path = _resume_path(resume_from or cfg.get("ckpt_path"), run_dir, model_cfg)
     module = ImageClassifier(
         model=model_cfg,
         num_classes=int(cfg.data.num_classes),
@@ -111,23 +120,24 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, timings: dict[str, Any]) -> di
         timings["test_s"] = round(time.perf_counter() - tic, 3)
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
     for logger in trainer.loggers:
-        if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):  # wandb
+        # By type: under fast_dev_run Lightning swaps loggers for a DummyLogger whose
+        # `experiment` answers every attribute with a no-op function.
+        if isinstance(logger, WandbLogger):
             logger.experiment.summary.update(metrics)
     log.info("metrics: %s", json.dumps(metrics, sort_keys=True))
     return dict(sorted(metrics.items()))
 
 
-def _resume_path(cfg: DictConfig, run_dir: Path, model_cfg: dict[str, Any]) -> str | None:
-    """Resolve ``ckpt_path`` (a file, or ``last`` of this run) and check it fits the model."""
-    if cfg.get("ckpt_path") is None:
+def _resume_path(wanted: Any, run_dir: Path, model_cfg: dict[str, Any]) -> str | None:
+    """Check the checkpoint to continue from (``ckpt_path``, or a resumed run's last) fits."""
+    if wanted is None:
         return None
-    path = checkpoint_path(cfg.ckpt_path)  # ConfigError for ckpt_path=''
-    if str(cfg.ckpt_path) == "last":
-        path = run_dir / "checkpoints" / "last.ckpt"
-        if not path.is_file():
-            raise CheckpointError(
-                path, "ckpt_path=last needs hydra.run.dir=<the run folder to resume>"
-            )
+    if str(wanted) == "last":
+        raise CheckpointError(
+            run_dir / "checkpoints" / "last.ckpt",
+            "ckpt_path=last: resume a run with `cnnlab train resume=<its run folder>`",
+        )
+    path = checkpoint_path(wanted)  # ConfigError for ckpt_path=''
     check_checkpoint_matches(path, read_checkpoint(path), model_cfg)
     return str(path)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from cnnlab.runs.scrub import scrub_secrets
 
-__all__ = ["csv_logger", "masking", "tensorboard_logger"]
+__all__ = ["masking", "tensorboard_logger"]
 
 
 @functools.cache
@@ -48,13 +48,6 @@ def __getattr__(name: str) -> Any:
         if isinstance(logger_class, type):
             return masking(logger_class)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def csv_logger(**kwargs: Any) -> Any:
-    """A ``CSVLogger`` (``metrics.csv``, ``hparams.yaml``) that masks secrets."""
-    from pytorch_lightning.loggers import CSVLogger
-
-    return masking(CSVLogger)(**kwargs)
 
 
 def tensorboard_logger(**kwargs: Any) -> Any:

@@ -1,0 +1,131 @@
+"""The ``csv`` logger: ``metrics.csv`` and ``hparams.yaml`` that are never half-written or lost.
+
+Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts (so a resumed run
+loses its first epochs), appends rows in place and writes ``hparams.yaml`` in place (so a full
+disk leaves a truncated file). :class:`RunCSVLogger` keeps the rows already in the folder,
+rewrites each file through a temporary file and a rename (:mod:`cnnlab.runs.atomic`), and
+writes ``metrics.csv`` whenever a checkpoint is saved, so that after a crash the file holds
+the rows of the training that the last checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import sys
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+from lightning_fabric.loggers.logger import rank_zero_experiment
+from lightning_fabric.utilities.logger import _convert_params
+from pytorch_lightning.core.saving import save_hparams_to_yaml
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+from typing_extensions import override
+
+from cnnlab.runs.atomic import WriteError, replacing, write_text_atomic
+from cnnlab.runs.scrub import scrub_secrets
+
+log = logging.getLogger(__name__)
+
+# A step count no run reaches: flush only at checkpoints and at the end.
+NEVER = sys.maxsize
+
+
+class RunCSVWriter(ExperimentWriter):
+    """Keeps every row of ``metrics.csv`` (those already on disk first) and rewrites it whole."""
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        self.rows: list[dict[str, Any]] = self._read_rows()
+        for row in self.rows:
+            self.metrics_keys.extend(k for k in row if k not in self.metrics_keys)
+        self.metrics_keys.sort()
+
+    @override
+    def _check_log_dir_exists(self) -> None:
+        # Lightning deletes metrics.csv here; cnnlab appends to it (a resumed run keeps its rows).
+        return
+
+    def _read_rows(self) -> list[dict[str, Any]]:
+        if not os.path.isfile(self.metrics_file_path):
+            return []
+        with open(self.metrics_file_path, newline="", encoding="utf-8") as fh:
+            return [{k: v for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+    @override
+    def save(self) -> None:
+        """Write all rows to ``metrics.csv`` at once; pending rows stay pending on failure."""
+        if not self.metrics:
+            return
+        rows = self.rows + self.metrics
+        keys = sorted(set(self.metrics_keys).union(*self.metrics))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.metrics_file_path, buffer.getvalue())
+        self.rows, self.metrics_keys, self.metrics = rows, keys, []
+
+    @override
+    def log_hparams(self, params: dict[str, Any]) -> None:
+        """Merge ``params`` into ``hparams.yaml``, rewritten whole."""
+        self.hparams.update(params)
+        with replacing(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE)) as tmp:
+            save_hparams_to_yaml(tmp, self.hparams)
+
+
+class RunCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger`` with the run-safe writer :class:`RunCSVWriter`.
+
+    Rows are written when a checkpoint is saved and when training ends: the file then holds
+    exactly the training the last checkpoint kept, and a resumed run appends the rest without
+    repeating a step. ``flush_logs_every_n_steps`` (default: never) writes more often, at the
+    cost of steps repeated in the file after a resume.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | Path,
+        name: str | None = "lightning_logs",
+        version: int | str | None = None,
+        prefix: str = "",
+        flush_logs_every_n_steps: int = NEVER,
+    ) -> None:
+        super().__init__(save_dir, name, version, prefix, flush_logs_every_n_steps)
+
+    @property
+    @override
+    @rank_zero_experiment
+    def experiment(self) -> RunCSVWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = RunCSVWriter(log_dir=self.log_dir)
+        return self._experiment  # type: ignore[return-value]
+
+    @override
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace | None = None) -> None:
+        # hparams.yaml never holds a secret (see cnnlab.runs.scrub).
+        self.experiment.log_hparams(scrub_secrets(_convert_params(params)))
+
+    @override
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        # The rows on disk follow the checkpoints: a resumed run continues right after them.
+        self.save()
+
+    @override
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        try:
+            super().finalize(status)
+        except WriteError as exc:
+            if status == "success":
+                raise
+            # The run already failed: its own error is the one to report, not this one.
+            log.warning("metrics.csv not updated: %s", exc)

@@ -1,0 +1,66 @@
+"""A Hydra callback that checks the run folder can be written before the job starts.
+
+Hydra creates the run folder, writes ``.hydra/`` and opens the job's log file before the task
+runs; on a read-only or full disk each of those fails with a traceback from inside Hydra.
+:class:`OutputFolderCheck` runs first (``hydra.callbacks`` in ``conf/hydra/default.yaml``): it
+creates the folder and writes a small probe file, and when the disk refuses it prints one line
+naming the folder and the cause and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from typing_extensions import override
+
+from cnnlab.runs.atomic import WriteError, write_bytes_atomic
+
+PROBE_NAME = ".cnnlab-write-check"
+# Enough bytes to need a block of its own: a full disk refuses it.
+PROBE_BYTES = b"cnnlab: this folder is writable\n" * 128
+
+
+class OutputFolderCheck(Callback):
+    """Before a single run: the run folder exists and takes a file, or one line and exit 1."""
+
+    @override
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # A log line that cannot be written (disk full mid-run) must not print a traceback of
+        # its own for every line; the task reports the write failure once.
+        logging.raiseExceptions = False
+        # `${hydra:...}` in the folder's name needs the Hydra config, set here only for
+        # the time it takes to resolve it (run_job sets it again, and restores what it found).
+        hydra_config = HydraConfig.instance()
+        before = hydra_config.cfg
+        hydra_config.set_config(config)
+        try:
+            folder = Path(str(config.hydra.run.dir))
+        finally:
+            hydra_config.cfg = before
+        check_writable(folder, str(config.get("task", "cnnlab")))
+
+
+def check_writable(folder: Path, task: str) -> None:
+    """Create ``folder`` and write then remove a probe file in it; exit 1 with one line if not.
+
+    Folders this check created are removed again when the disk refuses the probe.
+    """
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(folder / PROBE_NAME, PROBE_BYTES)
+        (folder / PROBE_NAME).unlink()
+    except (WriteError, OSError) as exc:
+        cause = exc.cause if isinstance(exc, WriteError) else exc
+        for path in created:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        print(f"cnnlab {task}: error: {WriteError(folder, cause)}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,206 @@
+"""Resume a run in its own folder: ``cnnlab train resume=<run folder>``.
+
+A resumed run is the same run, continued. It uses the config the run was composed with
+(``.hydra/config.yaml``), not a new composition of today's defaults, and its ``last.ckpt``.
+Hydra writes nothing new into ``.hydra/`` (the original overrides stay), the job log and
+``metrics.csv`` are appended to, and ``run.json`` keeps every start in ``starts``.
+
+Further overrides are accepted only when they change nothing, or for the keys of
+:data:`SAFE_CHANGES` within their rule (``trainer.max_epochs`` upward, when the learning-rate
+schedule does not depend on the number of epochs). The older form
+``cnnlab train ckpt_path=last hydra.run.dir=<run folder>`` means the same.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from cnnlab.errors import CnnlabError, ConfigError, DataError
+
+__all__ = ["SAFE_CHANGES", "Resume", "resume_arguments", "resume_run"]
+
+RESUME_KEY = "resume"
+CONFIG_FILE = Path(".hydra") / "config.yaml"
+OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+# Keys a resumed run may change, and why each is safe.
+SAFE_CHANGES = {
+    "trainer.max_epochs": "train longer: upward only, with a schedule that ignores the length",
+    "test": "whether to test the best checkpoint at the end",
+}
+# Schedules whose shape is fixed by the number of epochs when training starts: a longer
+# resumed run would restart them (a cosine that reached 0 climbs back up).
+LENGTH_BOUND_SCHEDULES = ("cosine", "onecycle")
+
+
+@dataclass
+class Resume:
+    """What a resumed start continues from.
+
+    Attributes:
+        folder: The run folder.
+        config: The run's own composed config, with the accepted changes applied.
+        checkpoint: ``checkpoints/last.ckpt`` of the run.
+        original_overrides: The overrides the run was started with.
+        overrides: The overrides of this resume command (besides ``resume=``).
+        changes: ``{key: [old, new]}`` for each value this resume changed.
+    """
+
+    folder: Path
+    config: DictConfig
+    checkpoint: Path
+    original_overrides: list[str]
+    overrides: list[str] = field(default_factory=list)
+    changes: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def resume_arguments(task: str, args: Sequence[str]) -> list[str]:
+    """Turn ``resume=<folder>`` (or ``ckpt_path=last hydra.run.dir=<folder>``) into Hydra's args.
+
+    The run folder becomes Hydra's run folder, with ``hydra.output_subdir=null`` so that its
+    ``.hydra/`` files stay those of the run. Other arguments are kept for
+    :func:`resume_run` to check. Exits with one line when the folder cannot be resumed.
+    """
+    args = list(args)
+    if task != "train":
+        return args
+    values = dict(arg.split("=", 1) for arg in args if "=" in arg)
+    if RESUME_KEY in values:
+        folder = values[RESUME_KEY]
+    elif values.get("ckpt_path") == "last" and "hydra.run.dir" in values:
+        folder = values["hydra.run.dir"]
+    else:
+        return args
+    try:
+        run_dir = check_resumable(Path(folder), multirun=bool({"-m", "--multirun"} & set(args)))
+    except CnnlabError as exc:
+        print(f"cnnlab train: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    dropped = (f"{RESUME_KEY}=", "ckpt_path=last", "hydra.run.dir=", "hydra.output_subdir=")
+    kept = [arg for arg in args if not arg.startswith(dropped)]
+    return [
+        *kept,
+        f"{RESUME_KEY}={run_dir}",
+        f"hydra.run.dir={run_dir}",
+        "hydra.output_subdir=null",
+    ]
+
+
+def check_resumable(folder: Path, *, multirun: bool = False) -> Path:
+    """Return ``folder`` made absolute if it is a run folder with a last checkpoint."""
+    if multirun:
+        raise ConfigError(RESUME_KEY, "resumes one run folder; it does not combine with -m")
+    if not folder.is_dir():
+        raise DataError(folder, "resume: no such run folder")
+    if not (folder / CONFIG_FILE).is_file():
+        raise DataError(folder, f"resume: not a run folder (no {CONFIG_FILE})")
+    if not (folder / LAST_CHECKPOINT).is_file():
+        raise DataError(
+            folder / LAST_CHECKPOINT, "resume: the run saved no checkpoint yet; start it anew"
+        )
+    return folder.resolve()
+
+
+def resume_run(cfg: DictConfig) -> Resume | None:
+    """The run's own config and checkpoint when ``cfg.resume`` names a run folder, else None.
+
+    Raises:
+        ConfigError: For an override that would change the run (naming its key).
+        DataError: When the run folder's config cannot be read.
+    """
+    if cfg.get(RESUME_KEY) is None:
+        return None
+    folder = check_resumable(Path(str(cfg[RESUME_KEY])))
+    config = _load_yaml(folder / CONFIG_FILE)
+    original = _load_yaml(folder / OVERRIDES_FILE) if (folder / OVERRIDES_FILE).is_file() else []
+    if not isinstance(config, DictConfig):
+        raise DataError(folder / CONFIG_FILE, "resume: not a config mapping")
+    resume = Resume(folder, config, folder / LAST_CHECKPOINT, [str(o) for o in original or []])
+    for key, text in _own_overrides():
+        resume.overrides.append(text)
+        _apply(resume, key, cfg)
+    if _status(folder) == "completed" and "trainer.max_epochs" not in resume.changes:
+        raise DataError(
+            folder,
+            "resume: the run completed; resume it with a higher trainer.max_epochs to train longer",
+        )
+    with open_dict(config):
+        # The resumed run records what it was started with; this start is in run.json's starts.
+        config[RESUME_KEY] = None
+    return resume
+
+
+def _apply(resume: Resume, key: str, composed: DictConfig) -> None:
+    new = _plain(OmegaConf.select(composed, key))
+    old = _plain(OmegaConf.select(resume.config, key))
+    if new == old:
+        return
+    if key not in SAFE_CHANGES:
+        allowed = ", ".join(SAFE_CHANGES)
+        raise ConfigError(
+            key,
+            f"resuming {resume.folder} cannot change it (the run has {old!r}); "
+            f"a resumed run may change only: {allowed}",
+        )
+    if key == "trainer.max_epochs":
+        _check_more_epochs(resume.config, old, new)
+    OmegaConf.update(resume.config, key, new, merge=False)
+    resume.changes[key] = [old, new]
+
+
+def _check_more_epochs(config: DictConfig, old: Any, new: Any) -> None:
+    if not isinstance(new, int) or isinstance(new, bool) or (new < old and new != -1):
+        raise ConfigError("trainer.max_epochs", f"a resumed run only trains longer: {old} -> {new}")
+    schedule = OmegaConf.select(config, "scheduler.name")
+    if schedule in LENGTH_BOUND_SCHEDULES:
+        raise ConfigError(
+            "trainer.max_epochs",
+            f"the run's {schedule} schedule was made for {old} epochs and would restart "
+            f"if resumed for {new}; resume with the same max_epochs",
+        )
+
+
+def _own_overrides() -> list[tuple[str, str]]:
+    """This command's task overrides other than ``resume=``, as ``(key, text)``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return []
+    texts = [t for t in HydraConfig.get().overrides.task if not t.startswith(f"{RESUME_KEY}=")]
+    pairs = []
+    for text, override in zip(texts, OverridesParser.create().parse_overrides(texts), strict=True):
+        if override.is_delete() or override.package is not None:
+            raise ConfigError(override.key_or_group, "cannot be deleted or moved on resume")
+        pairs.append((override.key_or_group, text))
+    return pairs
+
+
+def _status(folder: Path) -> Any:
+    import json
+
+    try:
+        return json.loads((folder / "run.json").read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.load(path)
+    except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as exc:
+        raise DataError(path, f"resume: cannot read ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,52 @@
+"""The csv logger keeps a run folder's rows and writes them whole, at checkpoints."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import yaml
+
+from cnnlab.lit.csv_logger import RunCSVLogger
+
+
+def _steps(path: Path) -> list[int]:
+    with path.open(newline="") as fh:
+        return [int(row["step"]) for row in csv.DictReader(fh)]
+
+
+def test_a_second_logger_in_the_folder_appends_to_its_rows(tmp_path: Path) -> None:
+    first = RunCSVLogger(tmp_path, name="", version="")
+    for step in range(3):
+        first.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
+    first.finalize("success")
+
+    # A resumed run: the rows of the first start stay, new keys widen the header.
+    second = RunCSVLogger(tmp_path, name="", version="")
+    second.log_metrics({"val/acc": 0.5}, step=3)
+    second.finalize("success")
+
+    assert _steps(tmp_path / "metrics.csv") == [0, 1, 2, 3]
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header == ["step", "train/loss", "val/acc"]
+    assert list(tmp_path.iterdir()) == [tmp_path / "metrics.csv"]
+
+
+def test_rows_reach_the_file_at_checkpoints_not_every_hundred_steps(tmp_path: Path) -> None:
+    logger = RunCSVLogger(tmp_path, name="", version="")
+    for step in range(150):
+        logger.log_metrics({"train/loss": 1.0}, step=step)
+    assert not (tmp_path / "metrics.csv").exists()
+    logger.after_save_checkpoint(None)
+    assert _steps(tmp_path / "metrics.csv") == list(range(150))
+
+
+def test_hyperparameters_are_merged_into_hparams_yaml(tmp_path: Path) -> None:
+    logger = RunCSVLogger(tmp_path, name="", version="")
+    logger.log_hyperparams({"seed": 1, "model": {"name": "lenet5"}})
+    logger.log_hyperparams({"seed": 2})
+    assert yaml.safe_load((tmp_path / "hparams.yaml").read_text()) == {
+        "seed": 2,
+        "model": {"name": "lenet5"},
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hparams.yaml"]

@@ -1,0 +1,19 @@
+"""``cnnlab train debug=fast_dev_run`` (a README command) with the default csv logger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import only_run_dir
+
+
+def test_fast_dev_run_with_the_default_logger_completes(run_subprocess, tmp_path: Path) -> None:
+    # Lightning swaps the csv logger for a DummyLogger under fast_dev_run; the task used to
+    # mistake it for wandb and crash after training.
+    done = run_subprocess("train", "debug=fast_dev_run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    run_dir = only_run_dir(tmp_path / "outputs")
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())

@@ -1,0 +1,129 @@
+"""``cnnlab train resume=<run folder>``: a killed run, resumed, is the run it would have been."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+# Deterministic and short, with the default cosine schedule and csv logger. Enough batches per
+# epoch that a kill lands inside an epoch.
+RUN = [
+    "trainer.deterministic=true",
+    "trainer.max_epochs=4",
+    "trainer.limit_train_batches=12",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=4",
+]
+
+
+def _rows(run_dir: Path) -> list[tuple[tuple[str, str], ...]]:
+    with (run_dir / "metrics.csv").open(newline="") as fh:
+        rows = [tuple(sorted((k, v) for k, v in row.items() if v)) for row in csv.DictReader(fh)]
+    return sorted(rows)
+
+
+def _config(run_dir: Path) -> str:
+    config = json.loads((run_dir / "run.json").read_text())["config"]
+    return json.dumps(config, sort_keys=True).replace(str(run_dir), "<run>")
+
+
+def _kill_after_first_checkpoint(run_dir: Path, cwd: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", "train", *RUN, f"hydra.run.dir={run_dir}"],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # into the second epoch's training batches
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
+
+
+# Three real training processes (~50 s on a busy 2-core machine): in the slow suite.
+@pytest.mark.slow
+def test_killed_run_resumed_matches_an_uninterrupted_run(run_subprocess, tmp_path: Path) -> None:
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    done = run_subprocess("train", *RUN, f"hydra.run.dir={full}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    _kill_after_first_checkpoint(killed, tmp_path)
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"
+    rows_before = _rows(killed)
+    assert rows_before, "metrics.csv had no rows at the kill"
+
+    done = run_subprocess("train", f"resume={killed}")
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((killed / "metrics.json").read_text()) == json.loads(
+        (full / "metrics.json").read_text()
+    )
+    # Every row written before the kill is still there, and the file is the uninterrupted one.
+    assert set(rows_before) <= set(_rows(killed))
+    assert _rows(killed) == _rows(full)
+    assert _config(killed) == _config(full)
+    assert yaml.safe_load((killed / ".hydra" / "overrides.yaml").read_text()) == RUN
+    manifest = json.loads((killed / "run.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["overrides"] == RUN
+    assert [s["status"] for s in manifest["starts"]] == ["killed", "completed"]
+    assert manifest["starts"][1]["resumed_from"] == str(killed / "checkpoints" / "last.ckpt")
+    log = (killed / "train.log").read_text()
+    assert "epoch 1/4" in log and "epoch 4/4" in log
+
+
+def test_resume_refuses_what_would_change_the_run(run_cli, capsys, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli("train", "debug=limit", "logger=none", f"hydra.run.dir={run_dir}")
+    before = (run_dir / "run.json").read_text()
+    refused = {
+        # The cosine schedule was made for 2 epochs: more would restart it.
+        "trainer.max_epochs=8": "trainer.max_epochs",
+        "model=vgg11": "model",
+        # The run completed: nothing to continue.
+        "debug=limit": str(run_dir),
+    }
+    for change, needle in refused.items():
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli("train", f"resume={run_dir}", change)
+        assert exit_info.value.code == 1
+        assert needle in capsys.readouterr().err.strip().splitlines()[-1]
+    assert (run_dir / "run.json").read_text() == before
+
+
+def test_resume_records_safe_changes_with_its_start(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli("train", "debug=limit", "scheduler=none", "logger=none", f"hydra.run.dir={run_dir}")
+    first = json.loads((run_dir / "run.json").read_text())
+
+    run_cli("train", f"resume={run_dir}", "trainer.max_epochs=3", "test=false")
+
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert [s["status"] for s in manifest["starts"]] == ["completed", "completed"]
+    assert manifest["starts"][1]["changes"] == {
+        "trainer.max_epochs": [2, 3],
+        "test": [True, False],
+    }
+    assert manifest["starts"][1]["overrides"] == ["trainer.max_epochs=3", "test=false"]
+    assert manifest["config"]["trainer"]["max_epochs"] == 3
+    assert manifest["start"] == first["start"]
+    assert manifest["overrides"] == first["overrides"]
+
+
+def test_resume_of_a_folder_without_checkpoint_is_one_line(run_subprocess, tmp_path: Path) -> None:
+    done = run_subprocess("train", f"resume={tmp_path / 'nowhere'}")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert str(tmp_path / "nowhere") in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "nowhere").exists()
