@@ -86,7 +86,7 @@ def test_real_process_exit_code_and_no_traceback(run_subprocess) -> None:
     result = run_subprocess("train", *quick("optimizer.lr=-1"))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert "cnnlab train: error: optimizer.lr: must be > 0, got -1" in result.stderr
+    assert "cnnlab train: error: optimizer.lr: must be a number > 0, got -1" in result.stderr
 
 
 def test_full_traceback_with_hydra_full_error(run_subprocess) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.errors import CheckpointError, ConfigError
+from cnnlab.errors import CheckpointError, ConfigError, config_errors
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -38,7 +38,8 @@ def build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
     from pytorch_lightning.utilities import rank_zero_only
 
     log.info("data: %s", data_cfg.get("name", data_cfg.get("_target_")))
-    datamodule = instantiate(data_cfg)
+    with config_errors("data"):
+        datamodule = instantiate(data_cfg)
     # Lightning sets `rank` on the function at import; its stubs do not declare it.
     if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
         datamodule.prepare_data()
@@ -52,12 +53,14 @@ def build_callbacks(cfg: DictConfig | None, *, with_logger: bool) -> list[pl.Cal
 
     callbacks = []
     for name, node in (cfg or {}).items():
+        name = str(name)
         if node is None:
             continue
         if name == "lr_monitor" and not with_logger:
             log.info("callbacks.lr_monitor skipped: it needs a logger")
             continue
-        callbacks.append(instantiate(node))
+        with config_errors(f"callbacks.{name}"):
+            callbacks.append(instantiate(node))
     return callbacks
 
 
@@ -65,7 +68,12 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
     """Instantiate each logger of the ``logger`` group."""
     from hydra.utils import instantiate
 
-    return [instantiate(node) for node in (cfg or {}).values() if node is not None]
+    loggers = []
+    for name, node in (cfg or {}).items():
+        if node is not None:
+            with config_errors(f"logger.{name!s}"):
+                loggers.append(instantiate(node))
+    return loggers
 
 
 def check_accelerator(trainer_cfg: DictConfig) -> None:
@@ -95,12 +103,13 @@ def build_trainer(
 
     check_accelerator(trainer_cfg)
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    return instantiate(
-        trainer_cfg,
-        callbacks=callbacks,
-        logger=loggers or False,
-        enable_checkpointing=checkpointing,
-    )
+    with config_errors("trainer"):
+        return instantiate(
+            trainer_cfg,
+            callbacks=callbacks,
+            logger=loggers or False,
+            enable_checkpointing=checkpointing,
+        )
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
