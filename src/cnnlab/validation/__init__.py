@@ -27,9 +27,7 @@ from cnnlab.errors import ConfigError, first_line
 from cnnlab.validation.rules import creatable_problem
 from cnnlab.validation.schema import CHECKS, TABLES
 
-__all__ = ["ValidateConfig", "validate_config"]
-
-_MISSING = object()
+__all__ = ["ValidateConfig", "validate_config", "validate_run"]
 
 
 def validate_config(task: str, cfg: DictConfig) -> None:
@@ -44,13 +42,11 @@ def validate_config(task: str, cfg: DictConfig) -> None:
         raise ConfigError(missing[0], f"is required; set it on the command line: {missing[0]}=...")
     resolved = resolve(cfg)
     for table in TABLES.get(task, ()):
-        for key, rule in table.items():
-            value = lookup(resolved, key)
-            if value is _MISSING:
-                continue
-            problem = rule.problem(value)
-            if problem is not None:
-                raise ConfigError(key, problem)
+        for pattern, rule in table.items():
+            for key, value in lookup(resolved, pattern):
+                problem = rule.problem(value)
+                if problem is not None:
+                    raise ConfigError(key, problem)
     for check in CHECKS.get(task, ()):
         check(resolved)
 
@@ -80,14 +76,21 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
     return cast("dict[str, Any]", container)  # a DictConfig gives a dict with str keys
 
 
-def lookup(cfg: dict[str, Any], key: str) -> Any:
-    """The value at dotted ``key``, or ``_MISSING`` when a part of the path is absent."""
-    node: Any = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
+def lookup(node: Any, pattern: str, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """The ``(key, value)`` pairs at dotted ``pattern``; ``*`` matches any one key.
+
+    ``callbacks.*.mode`` finds the ``mode`` of every callback; a path that is absent
+    yields nothing (an optimizer without ``momentum`` has nothing to check there).
+    """
+    part, _, rest = pattern.partition(".")
+    if not isinstance(node, dict):
+        return
+    names = [str(k) for k in node] if part == "*" else [part] if part in node else []
+    for name in names:
+        if rest:
+            yield from lookup(node[name], rest, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", node[name]
 
 
 def check_run_dir(config: DictConfig) -> None:
@@ -112,16 +115,24 @@ class ValidateConfig(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
         from cnnlab.tasks import exit_on_user_error
 
-        task = str(config.get("task", ""))
-        # Hydra's own resolvers (hydra:runtime.cwd in the run folder's path) need this.
-        HydraConfig.instance().set_config(config)
-        with exit_on_user_error(task, log_it=False):
-            check_run_dir(config)
-            validate_config(task, _task_config(config))
+        with exit_on_user_error(str(config.get("task", "")), log_it=False):
+            validate_run(config)
+
+
+def validate_run(config: DictConfig) -> None:
+    """Validate a single run's config as Hydra composed it (with its ``hydra`` node).
+
+    Checks that the run folder can be created, then :func:`validate_config` on the task's
+    part of the config, resolved as the job will see it.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    # Hydra's own resolvers (hydra:runtime.cwd in the run folder's path) need this.
+    HydraConfig.instance().set_config(config)
+    check_run_dir(config)
+    validate_config(str(config.get("task", "")), _task_config(config))
 
 
 def _task_config(config: DictConfig) -> DictConfig:

@@ -129,6 +129,17 @@ class Choice(Rule):
 
 
 @dataclass(frozen=True)
+class Str(Rule):
+    """Any string, the empty one included (a logger's ``name: ""``)."""
+
+    def describe(self) -> str:
+        return "a string"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, str) and "\x00" not in value
+
+
+@dataclass(frozen=True)
 class Text(Rule):
     """A non-empty string."""
 
@@ -194,7 +205,10 @@ class _PathRule(Rule):
     def problem(self, value: Any) -> str | None:
         if not isinstance(value, str) or not value.strip() or "\x00" in value:
             return f"must be {self.describe()}, got {show(value)}"
-        return self.path_problem(Path(value).expanduser())
+        try:
+            return self.path_problem(Path(value).expanduser())
+        except OSError as exc:  # a name too long, a loop of links
+            return f"cannot use {show(value)} as a path ({exc.strerror or exc})"
 
     def path_problem(self, path: Path) -> str | None:
         raise NotImplementedError
@@ -255,11 +269,14 @@ class Folder(_PathRule):
 def creatable_problem(folder: Path) -> str | None:
     """None when ``folder`` is a writable folder or can be created; else why not."""
     folder = Path(os.path.abspath(folder))
-    if folder.exists() and not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
+    try:
+        if folder.exists() and not folder.is_dir():
+            return f"{folder} is a file, not a folder"
+        existing = folder
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as exc:  # a name too long, a loop of links
+        return f"cannot use {show(str(folder))} as a folder ({exc.strerror or exc})"
     if not existing.is_dir():
         return f"cannot create {folder}: {existing} is a file"
     if not os.access(existing, os.W_OK | os.X_OK):

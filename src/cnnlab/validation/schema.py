@@ -26,6 +26,7 @@ from cnnlab.validation.rules import (
     ReadableFile,
     ReadablePath,
     Rule,
+    Str,
     Text,
 )
 
@@ -46,7 +47,14 @@ PRECISIONS = (
     "16-true", "bf16-true", "64-true", "64", 64, "transformer-engine",
 )  # fmt: skip
 
-TOP: Table = {"seed": SEED, "tags": ListOf(Text()), "task": Text()}
+TOP: Table = {
+    "seed": SEED,
+    "tags": ListOf(Text()),
+    "task": Text(),
+    "paths.data_dir": Folder(),
+    "paths.output_root": Folder(),
+    "paths.run_dir": Folder(),
+}
 
 TRAIN_TOP: Table = {
     "ckpt_path": Nullable(Either(Choice("last"), ReadableFile())),
@@ -90,6 +98,7 @@ TRAINER: Table = {
 
 OPTIMIZER: Table = {
     "optimizer._target_": Text(),
+    "optimizer._partial_": Bool(),
     "optimizer.lr": POSITIVE,
     "optimizer.weight_decay": NON_NEGATIVE,
     "optimizer.betas": ListOf(Float(0.0, 1.0, open_high=True), length=2),
@@ -167,18 +176,59 @@ MODEL: Table = {
     "dropout.spatial": Bool(),
 }
 
+# Its values are checked by building the policy (train); the name is checked everywhere.
+AUGMENTATION: Table = {"augmentation.name": Text()}
+
 LOSS: Table = {
     "loss.name": Choice("cross_entropy", "mse"),
     "loss.label_smoothing": Float(0.0, 1.0, open_high=True),
     "loss.apply_softmax": Bool(),
 }
 
+# Every callback of the group (``*``); the keys are Lightning's and cnnlab's own.
 CALLBACKS: Table = {
-    "callbacks.early_stopping.patience": Int(0),
-    "callbacks.early_stopping.min_delta": NON_NEGATIVE,
-    "callbacks.model_checkpoint.save_top_k": Int(-1),
-    "callbacks.model_checkpoint.dirpath": Folder(),
-    "callbacks.last_checkpoint.dirpath": Folder(),
+    "callbacks.*.dirpath": Folder(),
+    "callbacks.*.filename": Text(),
+    "callbacks.*.monitor": Nullable(Text()),
+    "callbacks.*.mode": Choice("min", "max"),
+    "callbacks.*.save_top_k": Int(-1),
+    "callbacks.*.save_last": Nullable(Either(Bool(), Choice("link"))),
+    "callbacks.*.auto_insert_metric_name": Bool(),
+    "callbacks.*.enable_version_counter": Bool(),
+    "callbacks.*.save_on_train_epoch_end": Nullable(Bool()),
+    "callbacks.*.every_n_epochs": Nullable(Int(0)),
+    "callbacks.*.patience": Int(0),
+    "callbacks.*.min_delta": NON_NEGATIVE,
+    "callbacks.*.check_on_train_epoch_end": Nullable(Bool()),
+    "callbacks.*.check_finite": Bool(),
+    "callbacks.*.stopping_threshold": Nullable(Float()),
+    "callbacks.*.logging_interval": Nullable(Choice("step", "epoch")),
+    "callbacks.*.log_momentum": Bool(),
+    "callbacks.*.per_class": Int(1),
+    "callbacks.*.methods": ListOf(
+        Choice("saliency", "gradcam", "class_model", "filters", "feature_maps")
+    ),
+    "callbacks.*.target_layer": Nullable(Text()),
+    "callbacks.*.class_model.steps": Int(1),
+    "callbacks.*.class_model.lr": POSITIVE,
+    "callbacks.*.class_model.l2": NON_NEGATIVE,
+}
+
+# Every logger of the group; wandb's own keys after the common ones.
+LOGGER: Table = {
+    "logger.*.save_dir": Folder(),
+    "logger.*.name": Nullable(Str()),
+    "logger.*.version": Nullable(Either(Str(), Int(0))),
+    "logger.*.prefix": Str(),
+    "logger.*.default_hp_metric": Bool(),
+    "logger.*.log_graph": Bool(),
+    "logger.*.project": Text(),
+    "logger.*.entity": Nullable(Text()),
+    "logger.*.group": Nullable(Text()),
+    "logger.*.job_type": Nullable(Text()),
+    "logger.*.tags": Nullable(ListOf(Text())),
+    "logger.*.mode": Nullable(Choice("online", "offline", "disabled")),
+    "logger.*.log_model": Either(Bool(), Choice("all")),
 }
 
 EVAL: Table = {"ckpt_path": ReadableFile(), "split": Choice("test", "val")}
@@ -210,11 +260,22 @@ SUMMARY: Table = {"depth": Either(Null(), Int(1))}
 # The tables each task's config is checked against; the groups a task does not compose
 # are simply absent from its config.
 TABLES: dict[str, tuple[Table, ...]] = {
-    "train": (TOP, TRAIN_TOP, TRAINER, OPTIMIZER, SCHEDULER, DATA, MODEL, LOSS, CALLBACKS),
-    "eval": (TOP, EVAL, TRAINER, DATA),
+    "train": (
+        TOP,
+        TRAIN_TOP,
+        TRAINER,
+        OPTIMIZER,
+        SCHEDULER,
+        DATA,
+        MODEL,
+        LOSS,
+        CALLBACKS,
+        LOGGER,
+    ),
+    "eval": (TOP, EVAL, TRAINER, DATA, AUGMENTATION, LOGGER),
     "predict": (TOP, PREDICT),
     "visualize": (TOP, VISUALIZE),
-    "summary": (TOP, SUMMARY, DATA, MODEL),
+    "summary": (TOP, SUMMARY, DATA, AUGMENTATION, MODEL),
 }
 
 
