@@ -418,3 +418,74 @@ def test_fuzz_oracle_catches_a_wrongly_accepted_value(fuzz_paths: Paths) -> None
     assert case.bad is True
     outcome = run_in_process(case)
     assert outcome.kind == "clean" and names_key_or_file(case, outcome.message)
+
+
+# ------------------------------------------------------------------------------------------
+# Through the real command.
+# ------------------------------------------------------------------------------------------
+
+# Small and quick wherever the drawn override leaves the choice to us.
+QUICK = {
+    "train": ("debug=fast_dev_run", "logger=none"),
+    "eval": ("logger=none", "trainer.limit_test_batches=1"),
+    "summary": (),
+    "predict": (),
+    "visualize": ("method=filters",),
+}
+
+
+def run_command(case: Case, run_subprocess: Any) -> Outcome:
+    """Run ``cnnlab <task> ...`` in a subprocess; classify its exit status and stderr."""
+    args = [*QUICK[case.task], *required_for(case.task), *with_extras(case.context)]
+    result = run_subprocess(case.task, *args, case.override, timeout=600)
+    output = result.stdout + result.stderr
+    if "Traceback" in output:
+        return Outcome("crash", output[-3000:])
+    if result.returncode == 0:
+        return Outcome("accepted")
+    lines = result.stderr.strip().splitlines()
+    last = lines[-1] if lines else ""
+    if not last.startswith(f"cnnlab {case.task}: error: "):
+        return Outcome("crash", f"exit {result.returncode}, last line {last!r}")
+    message = last.removeprefix(f"cnnlab {case.task}: error: ")
+    # A clean refusal of the task's own files (a stub checkpoint) names that file.
+    if any(str(p).split("=", 1)[-1] in message for p in required_for(case.task)):
+        return Outcome("clean", f"{case.key}: {message}")
+    return Outcome("clean", message)
+
+
+@pytest.fixture
+def real_files(fuzz_paths: Paths, run_cli: Any, tmp_path: Path) -> Paths:
+    """Replace the stub checkpoint and image with a real checkpoint of a quick run."""
+    from PIL import Image
+
+    run_dir = tmp_path / "trained"
+    run_cli("train", "debug=limit", "logger=none", f"hydra.run.dir={run_dir}")
+    (run_dir / "checkpoints" / "best.ckpt").replace(fuzz_paths.checkpoint_stub)
+    Image.new("L", (28, 28), 128).save(fuzz_paths.image_stub, format="PNG")
+    return fuzz_paths
+
+
+@pytest.mark.slow
+def test_fuzzed_overrides_through_the_command(real_files: Paths, run_subprocess: Any) -> None:
+    examples = int(os.environ.get("CNNLAB_FUZZ_COMMAND_EXAMPLES", "40"))
+    report = fuzz(examples, lambda case: run_command(case, run_subprocess))
+    assert report["cases"] >= examples
+
+
+@settings(max_examples=3, deadline=None, database=None, derandomize=True)
+@given(case=cases().filter(lambda c: c.bad is True))
+def _bad_cases_through_the_command(case: Case) -> None:
+    outcome = run_command(case, _RUN["run_subprocess"])
+    assert outcome.kind == "clean", f"{case}: {outcome}"
+    assert names_key_or_file(case, outcome.message), f"{case}: {outcome.message}"
+
+
+_RUN: dict[str, Any] = {}
+
+
+def test_a_few_bad_overrides_through_the_command(fuzz_paths: Paths, run_subprocess: Any) -> None:
+    # The fast suite's share of the command-line fuzz: values bad by construction, refused
+    # before any work, so each process ends in about a second.
+    _RUN["run_subprocess"] = run_subprocess
+    _bad_cases_through_the_command()
