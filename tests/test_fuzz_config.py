@@ -455,12 +455,14 @@ def run_command(case: Case, run_subprocess: Any) -> Outcome:
 
 
 @pytest.fixture
-def real_files(fuzz_paths: Paths, run_cli: Any, tmp_path: Path) -> Paths:
+def real_files(request: pytest.FixtureRequest, run_cli: Any, tmp_path: Path) -> Paths:
     """Replace the stub checkpoint and image with a real checkpoint of a quick run."""
     from PIL import Image
 
     run_dir = tmp_path / "trained"
     run_cli("train", "debug=limit", "logger=none", f"hydra.run.dir={run_dir}")
+    # Only now: fuzz_paths holds Hydra's global state for the compose API.
+    fuzz_paths: Paths = request.getfixturevalue("fuzz_paths")
     (run_dir / "checkpoints" / "best.ckpt").replace(fuzz_paths.checkpoint_stub)
     Image.new("L", (28, 28), 128).save(fuzz_paths.image_stub, format="PNG")
     return fuzz_paths
