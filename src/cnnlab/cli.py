@@ -94,7 +94,7 @@ def _composition_error(exc: BaseException) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    if not isinstance(exc, HydraException | OmegaConfBaseException):
+    if not isinstance(exc, HydraException | OmegaConfBaseException) or _raised_in_job(exc):
         return None
     parts = [str(exc)]
     if isinstance(exc.__cause__, OmegaConfBaseException):
@@ -107,7 +107,10 @@ def _composition_error(exc: BaseException) -> str | None:
         if line.strip()
         and not line.strip().startswith(("full_key:", "object_type=", "reference_type="))
     ]
-    return " ".join(" ".join(lines).split()) or type(exc).__name__
+    message = " ".join(" ".join(lines).split()) or type(exc).__name__
+    # A malformed override: the parser's message does not repeat which one it was.
+    override = getattr(exc, "override", None)
+    return f"{override}: cannot be parsed ({message})" if override else message
 
 
 def _usage() -> str:
@@ -132,3 +135,17 @@ def _hydra_app(task: str) -> Callable[[], Any]:
         return run_task(task, cfg)
 
     return app
+
+
+def _raised_in_job(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the task itself (Hydra's ``run_job``), not composition.
+
+    A config error inside a task is already one line (run_task); anything else the task
+    raises, OmegaConf's errors included, is a bug and keeps its traceback.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "run_job":
+            return True
+        tb = tb.tb_next
+    return False

@@ -157,6 +157,10 @@ LISTED: dict[str, tuple[list[str], str]] = {
     ),
     "reproduce corrupt config": (["reproduce", "{run}"], "config.yaml"),
     "reproduce negative rtol": (["reproduce", "{run}", "--rtol=-1"], "--rtol"),
+    # Hydra's own composition errors, printed by the CLI in one line too.
+    "key of another option": (["train", "optimizer.nesterov=true"], "optimizer.nesterov"),
+    "unknown group option": (["train", "optimizer=nope"], "optimizer/nope"),
+    "malformed override": (["train", "seed=["], "seed=["),
 }
 # Run through the real command in the fast suite too; the rest of the table is `slow` there
 # (each process costs a few seconds) and runs in-process below.
