@@ -24,6 +24,7 @@ import copy
 import functools
 import json
 import os
+import sys
 import time
 import traceback
 from collections import Counter
@@ -277,7 +278,12 @@ def run_in_process(case: Case) -> Outcome:
                 config.hydra.overrides.task.append(case.override)
         validate_and_build(case.task, config, case.key)
     except Exception as exc:  # classifying every outcome is the point
-        return classify(exc)
+        # The CLI quotes the command line in some of Hydra's errors: give it this one.
+        argv, sys.argv = sys.argv, ["cnnlab", *case.context, case.override]
+        try:
+            return classify(exc)
+        finally:
+            sys.argv = argv
     return Outcome("accepted")
 
 
@@ -297,10 +303,10 @@ def validate_and_build(task: str, config: DictConfig, key: str = "") -> None:
     from cnnlab.errors import config_errors
     from cnnlab.lit.module import build_network
     from cnnlab.tasks.common import build_callbacks, build_loggers, build_trainer, to_dict
-    from cnnlab.validation import _task_config, validate_run
+    from cnnlab.validation import run_dir_of, task_config, validate_run
 
     validate_run(config)
-    cfg = _task_config(config)
+    cfg = task_config(config, run_dir_of(config))
     group = key.lstrip("+~").split(".", 1)[0]
     if "model" in cfg and group in REACHES["model"]:
         with config_errors("model"):

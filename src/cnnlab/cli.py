@@ -94,7 +94,13 @@ def _composition_error(exc: BaseException) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    if not isinstance(exc, HydraException | OmegaConfBaseException) or _raised_in_job(exc):
+    if _raised_in_job(exc):
+        return None
+    if not isinstance(exc, HydraException | OmegaConfBaseException):
+        # Hydra's defaults list raises plain ValueErrors for some overrides (`logger=null`);
+        # they name no override, so the line lists the command's overrides.
+        if isinstance(exc, ValueError) and _raised_in_hydra(exc):
+            return f"{_one_line(str(exc))} (overrides: {' '.join(sys.argv[1:])})"
         return None
     parts = [str(exc)]
     if isinstance(exc.__cause__, OmegaConfBaseException):
@@ -107,7 +113,7 @@ def _composition_error(exc: BaseException) -> str | None:
         if line.strip()
         and not line.strip().startswith(("full_key:", "object_type=", "reference_type="))
     ]
-    message = " ".join(" ".join(lines).split()) or type(exc).__name__
+    message = _one_line(" ".join(lines)) or type(exc).__name__
     # A malformed override: the parser's message does not repeat which one it was.
     override = getattr(exc, "override", None)
     return f"{override}: cannot be parsed ({message})" if override else message
@@ -149,3 +155,17 @@ def _raised_in_job(exc: BaseException) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+def _raised_in_hydra(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc`` is Hydra's own code (composition)."""
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return module.startswith("hydra.")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,30 +25,44 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab.errors import ConfigError, first_line
 from cnnlab.validation.rules import creatable_problem
-from cnnlab.validation.schema import CHECKS, TABLES
+from cnnlab.validation.schema import CHECKS, TABLES, Table
 
 __all__ = ["ValidateConfig", "validate_config", "validate_run"]
 
 
-def validate_config(task: str, cfg: DictConfig) -> None:
+def validate_config(task: str, cfg: DictConfig, run_dir: str | None = None) -> None:
     """Raise :class:`ConfigError` naming the first key of ``cfg`` that ``task`` cannot use.
 
     Args:
         task: The ``cnnlab`` task (``train``, ``eval``, ...); unknown tasks are not checked.
         cfg: The task's composed config (without the ``hydra`` node).
+        run_dir: The run folder about to be created, checked right after the top-level keys
+            it is built from (``paths.*``) and before the keys built from it, so that the
+            error names the key the user set.
     """
     missing = list(missing_keys(OmegaConf.to_container(cfg, resolve=False)))
     if missing:
         raise ConfigError(missing[0], f"is required; set it on the command line: {missing[0]}=...")
     resolved = resolve(cfg)
-    for table in TABLES.get(task, ()):
+    top, *groups = TABLES.get(task, ({},))
+    check_tables(resolved, [top])
+    if run_dir is not None:
+        problem = creatable_problem(Path(run_dir))
+        if problem is not None:
+            raise ConfigError("hydra.run.dir", problem)
+    check_tables(resolved, groups)
+    for check in CHECKS.get(task, ()):
+        check(resolved)
+
+
+def check_tables(resolved: dict[str, Any], tables: Iterable[Table]) -> None:
+    """Raise ConfigError for the first key of ``resolved`` that a rule of ``tables`` refuses."""
+    for table in tables:
         for pattern, rule in table.items():
             for key, value in lookup(resolved, pattern):
                 problem = rule.problem(value)
                 if problem is not None:
                     raise ConfigError(key, problem)
-    for check in CHECKS.get(task, ()):
-        check(resolved)
 
 
 def missing_keys(node: Any, prefix: str = "") -> Iterator[str]:
@@ -93,17 +107,15 @@ def lookup(node: Any, pattern: str, prefix: str = "") -> Iterator[tuple[str, Any
             yield f"{prefix}{name}", node[name]
 
 
-def check_run_dir(config: DictConfig) -> None:
-    """Raise ConfigError when the run folder Hydra is about to create cannot be made."""
+def run_dir_of(config: DictConfig) -> str:
+    """The run folder Hydra is about to create (``hydra.run.dir``), resolved."""
     try:
         run_dir = str(OmegaConf.select(config, "hydra.run.dir", throw_on_missing=True))
     except OmegaConfBaseException as exc:
         raise ConfigError("hydra.run.dir", f"cannot be resolved ({first_line(exc)})") from exc
     if not run_dir.strip():
         raise ConfigError("hydra.run.dir", "must be the path of a folder, got ''")
-    problem = creatable_problem(Path(run_dir))
-    if problem is not None:
-        raise ConfigError("hydra.run.dir", problem)
+    return run_dir
 
 
 class ValidateConfig(Callback):
@@ -124,18 +136,18 @@ class ValidateConfig(Callback):
 def validate_run(config: DictConfig) -> None:
     """Validate a single run's config as Hydra composed it (with its ``hydra`` node).
 
-    Checks that the run folder can be created, then :func:`validate_config` on the task's
-    part of the config, resolved as the job will see it.
+    Runs :func:`validate_config` on the task's part of the config, resolved as the job will
+    see it, with the run folder that Hydra is about to create.
     """
     from hydra.core.hydra_config import HydraConfig
 
     # Hydra's own resolvers (hydra:runtime.cwd in the run folder's path) need this.
     HydraConfig.instance().set_config(config)
-    check_run_dir(config)
-    validate_config(str(config.get("task", "")), _task_config(config))
+    run_dir = run_dir_of(config)
+    validate_config(str(config.get("task", "")), task_config(config, run_dir), run_dir)
 
 
-def _task_config(config: DictConfig) -> DictConfig:
+def task_config(config: DictConfig, run_dir: str) -> DictConfig:
     """The job's config as the task will see it: ``hydra`` removed, run folder known.
 
     ``paths.run_dir`` interpolates ``hydra:runtime.output_dir``, which Hydra sets only when
@@ -144,7 +156,7 @@ def _task_config(config: DictConfig) -> DictConfig:
     from hydra.core.hydra_config import HydraConfig
 
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-        config.hydra.runtime.output_dir = os.path.abspath(str(config.hydra.run.dir))
+        config.hydra.runtime.output_dir = os.path.abspath(run_dir)
     HydraConfig.instance().set_config(config)
     task_cfg = copy.deepcopy(config)
     with read_write(task_cfg), open_dict(task_cfg):

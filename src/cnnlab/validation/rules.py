@@ -34,6 +34,9 @@ class Rule:
         return None if self.accepts(value) else f"must be {self.describe()}, got {show(value)}"
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -59,6 +62,7 @@ class Int(Rule):
     def accepts(self, value: Any) -> bool:
         return (
             _is_int(value)
+            and abs(value) <= INT64_MAX  # torch and numpy take 64-bit integers at most
             and (self.low is None or value >= self.low)
             and (self.high is None or value <= self.high)
         )

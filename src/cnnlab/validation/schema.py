@@ -34,8 +34,14 @@ Table = Mapping[str, Rule]
 
 # numpy (and so Lightning's seed_everything) takes seeds in [0, 2**32 - 1].
 SEED = Int(0, 2**32 - 1)
+# Sizes with a ceiling far above any real data set, so that a typo such as 99999999 stops
+# here and not in torch's allocator: image side, channels, classes, batch.
+SIDE = Int(1, 65_536)
+CHANNELS = Int(1, 4_096)
+CLASSES = Int(2, 1_000_000)
+BATCH = Int(1, 1_048_576)
 # A side, or (height, width).
-IMAGE_SIZE = Either(Int(1), ListOf(Int(1), length=2))
+IMAGE_SIZE = Either(SIDE, ListOf(SIDE, length=2))
 FRACTION_OPEN = Float(0.0, 1.0, open_low=True, open_high=True)
 PROBABILITY = Float(0.0, 1.0)
 POSITIVE = Float(0.0, open_low=True)
@@ -53,8 +59,10 @@ TOP: Table = {
     "task": Text(),
     "paths.data_dir": Folder(),
     "paths.output_root": Folder(),
-    "paths.run_dir": Folder(),
 }
+
+# Checked after the run folder itself (hydra.run.dir), which it names by default.
+RUN_DIR: Table = {"paths.run_dir": Folder()}
 
 TRAIN_TOP: Table = {
     "ckpt_path": Nullable(Either(Choice("last"), ReadableFile())),
@@ -132,10 +140,10 @@ SCHEDULER: Table = {
 
 DATA: Table = {
     "data.name": Text(),
-    "data.num_classes": Int(2),
-    "data.in_channels": Int(1),
+    "data.num_classes": CLASSES,
+    "data.in_channels": CHANNELS,
     "data.image_size": IMAGE_SIZE,
-    "data.batch_size": Int(1),
+    "data.batch_size": BATCH,
     "data.val_fraction": FRACTION_OPEN,
     "data.num_workers": Int(0),
     "data.pin_memory": Bool(),
@@ -145,9 +153,9 @@ DATA: Table = {
     "data.source.root": Folder(),
     "data.source.download": Bool(),
     "data.source.image_size": IMAGE_SIZE,
-    "data.source.in_channels": Int(1),
-    "data.source.num_classes": Int(2),
-    "data.source.num_samples": Int(1),
+    "data.source.in_channels": CHANNELS,
+    "data.source.num_classes": CLASSES,
+    "data.source.num_samples": Int(1, 100_000_000),
     "data.source.test_fraction": FRACTION_OPEN,
     "data.source.noise": NON_NEGATIVE,
     "data.source.seed": SEED,
@@ -156,8 +164,8 @@ DATA: Table = {
 
 MODEL: Table = {
     "model.name": Text(),
-    "model.in_channels": Int(1),
-    "model.num_classes": Int(2),
+    "model.in_channels": CHANNELS,
+    "model.num_classes": CLASSES,
     "model.image_size": IMAGE_SIZE,
     "norm.name": Text(),
     "norm.eps": POSITIVE,
@@ -236,7 +244,7 @@ EVAL: Table = {"ckpt_path": ReadableFile(), "split": Choice("test", "val")}
 PREDICT: Table = {
     "ckpt_path": ReadableFile(),
     "input": ReadablePath(),
-    "batch_size": Int(1),
+    "batch_size": BATCH,
     "top_k": Int(1),
     "output": NewFile(),
 }
@@ -258,10 +266,11 @@ VISUALIZE: Table = {
 SUMMARY: Table = {"depth": Either(Null(), Int(1))}
 
 # The tables each task's config is checked against; the groups a task does not compose
-# are simply absent from its config.
+# are simply absent from its config. TOP comes first: the run folder is built from it.
 TABLES: dict[str, tuple[Table, ...]] = {
     "train": (
         TOP,
+        RUN_DIR,
         TRAIN_TOP,
         TRAINER,
         OPTIMIZER,
@@ -272,10 +281,10 @@ TABLES: dict[str, tuple[Table, ...]] = {
         CALLBACKS,
         LOGGER,
     ),
-    "eval": (TOP, EVAL, TRAINER, DATA, AUGMENTATION, LOGGER),
-    "predict": (TOP, PREDICT),
-    "visualize": (TOP, VISUALIZE),
-    "summary": (TOP, SUMMARY, DATA, AUGMENTATION, MODEL),
+    "eval": (TOP, RUN_DIR, EVAL, TRAINER, DATA, AUGMENTATION, LOGGER),
+    "predict": (TOP, RUN_DIR, PREDICT),
+    "visualize": (TOP, RUN_DIR, VISUALIZE),
+    "summary": (TOP, RUN_DIR, SUMMARY, DATA, AUGMENTATION, MODEL),
 }
 
 
