@@ -53,13 +53,12 @@ def build_callbacks(cfg: DictConfig | None, *, with_logger: bool) -> list[pl.Cal
 
     callbacks = []
     for name, node in (cfg or {}).items():
-        name = str(name)
         if node is None:
             continue
         if name == "lr_monitor" and not with_logger:
             log.info("callbacks.lr_monitor skipped: it needs a logger")
             continue
-        with config_errors(f"callbacks.{name}"):
+        with config_errors(f"callbacks.{name!s}"):
             callbacks.append(instantiate(node))
     return callbacks
 

@@ -27,7 +27,7 @@ from cnnlab.errors import ConfigError, first_line
 from cnnlab.validation.rules import creatable_problem
 from cnnlab.validation.schema import CHECKS, TABLES, Table
 
-__all__ = ["ValidateConfig", "validate_config", "validate_run"]
+__all__ = ["ValidateConfig", "run_dir_of", "task_config", "validate_config", "validate_run"]
 
 
 def validate_config(task: str, cfg: DictConfig, run_dir: str | None = None) -> None:
