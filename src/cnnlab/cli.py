@@ -32,6 +32,7 @@ TASKS: dict[str, tuple[str, str | None]] = {
 # Lightning's DDP launcher re-runs ``sys.argv`` for the other ranks. The task name is
 # not part of what Hydra parses, so it travels to those processes in the environment.
 TASK_ENV = "CNNLAB_TASK"
+FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
@@ -60,7 +61,68 @@ def main(argv: Sequence[str] | None = None) -> Any:
         rest = resume_arguments(task, rest)  # `train resume=<run folder>`: that run's own folder
     os.environ[TASK_ENV] = task
     sys.argv = [sys.argv[0], *rest]
-    return _hydra_app(task)()
+    return _run_hydra_task(task)
+
+
+def _run_hydra_task(task: str) -> Any:
+    """Run the task's Hydra app; a mistake on the command line becomes one line, exit 1.
+
+    Hydra prints its own composition errors (an unknown key or group option, a malformed
+    override) over several lines that end with a hint about HYDRA_FULL_ERROR. With
+    ``HYDRA_FULL_ERROR=1`` it raises them instead, so the CLI sets it and reports them the
+    way cnnlab reports every user error; whether the user wants tracebacks travels in
+    ``CNNLAB_TRACEBACKS`` (to DDP ranks, too). Any other exception is a bug and keeps its
+    traceback.
+    """
+    from cnnlab.errors import TRACEBACKS_ENV
+
+    wanted = os.environ.get(TRACEBACKS_ENV, os.environ.get(FULL_ERROR_ENV, "0"))
+    saved = {name: os.environ.get(name) for name in (TRACEBACKS_ENV, FULL_ERROR_ENV)}
+    os.environ.update({TRACEBACKS_ENV: wanted, FULL_ERROR_ENV: "1"})
+    try:
+        return _hydra_app(task)()
+    except Exception as exc:
+        message = _composition_error(exc)
+        if message is None or wanted == "1":
+            raise
+        print(f"cnnlab {task}: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _composition_error(exc: BaseException) -> str | None:
+    """One line for Hydra's errors about the command line or the config tree, else None."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if _raised_in_job(exc):
+        return None
+    if not isinstance(exc, HydraException | OmegaConfBaseException):
+        # Hydra's defaults list raises plain ValueErrors for some overrides (`logger=null`);
+        # they name no override, so the line lists the command's overrides.
+        if isinstance(exc, ValueError) and _raised_in_hydra(exc):
+            return f"{_one_line(str(exc))} (overrides: {' '.join(sys.argv[1:])})"
+        return None
+    parts = [str(exc)]
+    if isinstance(exc.__cause__, OmegaConfBaseException):
+        parts.append(str(exc.__cause__))
+    # OmegaConf appends "full_key: ..." and "object_type=..." lines; the key is in the text.
+    lines = [
+        line.strip()
+        for part in parts
+        for line in part.splitlines()
+        if line.strip()
+        and not line.strip().startswith(("full_key:", "object_type=", "reference_type="))
+    ]
+    message = _one_line(" ".join(lines)) or type(exc).__name__
+    # A malformed override: the parser's message does not repeat which one it was.
+    override = getattr(exc, "override", None)
+    return f"{override}: cannot be parsed ({message})" if override else message
 
 
 def _usage() -> str:
@@ -85,3 +147,31 @@ def _hydra_app(task: str) -> Callable[[], Any]:
         return run_task(task, cfg)
 
     return app
+
+
+def _raised_in_job(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of the task itself (Hydra's ``run_job``), not composition.
+
+    A config error inside a task is already one line (run_task); anything else the task
+    raises, OmegaConf's errors included, is a bug and keeps its traceback.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "run_job":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _raised_in_hydra(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc`` is Hydra's own code (composition)."""
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return module.startswith("hydra.")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

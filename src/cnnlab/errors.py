@@ -7,6 +7,19 @@ full traceback appears only with ``HYDRA_FULL_ERROR=1``.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Set by the CLI to what the user asked for: "1" keeps full tracebacks of user errors. The CLI
+# itself sets HYDRA_FULL_ERROR=1 so that Hydra raises its errors to it instead of printing them.
+TRACEBACKS_ENV = "CNNLAB_TRACEBACKS"
+
+
+def tracebacks_wanted() -> bool:
+    """Whether the user asked for full tracebacks (``HYDRA_FULL_ERROR=1``)."""
+    return os.environ.get(TRACEBACKS_ENV, os.environ.get("HYDRA_FULL_ERROR", "0")) == "1"
+
 
 class CnnlabError(Exception):
     """Base class of errors caused by user input rather than by a bug."""
@@ -47,3 +60,54 @@ class DataError(CnnlabError):
 
 class CheckpointError(DataError):
     """A checkpoint cannot be loaded, or belongs to another model."""
+
+
+# Longest rendering of a bad value in a message: a fuzzed 10,000-character string must not
+# turn the one-line error into a page.
+_MAX_SHOWN = 80
+
+
+def show(value: object) -> str:
+    """Render a config value for an error message: ``repr``, on one line, shortened."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def first_line(exc: BaseException) -> str:
+    """The root cause of ``exc`` as ``Type: first line of its message``.
+
+    Hydra's ``instantiate`` wraps the builder's exception in a multi-line
+    ``InstantiationException``; the user needs the original one.
+    """
+    while exc.__cause__ is not None and type(exc).__module__.startswith("hydra."):
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines()
+    message = lines[0].strip() if lines else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+@contextmanager
+def config_errors(key: str) -> Iterator[None]:
+    """Turn an exception raised while building ``key`` from the user's config into a ConfigError.
+
+    Anything a builder raises from a config value (a ``TypeError`` for an unknown keyword, a
+    ``ValueError`` from torch or Lightning) becomes one line naming ``key``; the original stays
+    attached as ``__cause__`` for ``HYDRA_FULL_ERROR=1``. Errors that already name their key
+    or file (:class:`CnnlabError`) pass through unchanged.
+
+    Example:
+        >>> with config_errors("optimizer"):
+        ...     raise ValueError("Invalid momentum: -1")
+        Traceback (most recent call last):
+        ...
+        cnnlab.errors.ConfigError: optimizer: cannot be built (ValueError: Invalid momentum: -1)
+    """
+    try:
+        yield
+    except CnnlabError:
+        raise
+    except Exception as exc:
+        cause = exc.__cause__ if type(exc).__module__.startswith("hydra.") else None
+        if isinstance(cause, CnnlabError):
+            raise cause from exc
+        raise ConfigError(key, f"cannot be built ({first_line(exc)})") from exc

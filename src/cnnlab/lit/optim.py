@@ -7,28 +7,40 @@ front (``warmup_epochs``); ``plateau`` steps once per epoch on the monitored met
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, cast
 
 import torch
 from torch.optim import Optimizer, lr_scheduler
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, config_errors, show
 
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 
 
 def build_optimizer(cfg: Mapping[str, Any], params: Iterable[torch.nn.Parameter]) -> Optimizer:
-    """Instantiate the optimizer partial in ``cfg`` after checking lr and weight decay."""
+    """Instantiate the optimizer partial in ``cfg`` after checking lr and weight decay.
+
+    Raises:
+        ConfigError: ``optimizer.lr`` or ``optimizer.weight_decay`` out of range, or
+            ``optimizer`` for anything torch refuses (an unknown keyword, a bad beta).
+    """
     from hydra.utils import instantiate
 
-    lr = cfg.get("lr")
-    if lr is None or float(lr) <= 0:
-        raise ConfigError("optimizer.lr", f"must be > 0, got {lr}")
-    if float(cfg.get("weight_decay", 0.0)) < 0:
-        raise ConfigError("optimizer.weight_decay", f"must be >= 0, got {cfg['weight_decay']}")
-    factory: Callable[..., Optimizer] = instantiate(dict(cfg), _partial_=True)
-    return factory(params)
+    lr: Any = cfg.get("lr")
+    if not _is_number(lr) or not 0 < lr < math.inf:
+        raise ConfigError("optimizer.lr", f"must be a number > 0, got {show(lr)}")
+    decay: Any = cfg.get("weight_decay", 0.0)
+    if not _is_number(decay) or not 0 <= decay < math.inf:
+        raise ConfigError("optimizer.weight_decay", f"must be a number >= 0, got {show(decay)}")
+    with config_errors("optimizer"):
+        factory: Callable[..., Optimizer] = instantiate(dict(cfg), _partial_=True)
+        return factory(params)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def build_scheduler(
@@ -52,11 +64,39 @@ def build_scheduler(
     """
     cfg = dict(cfg or {"name": "none"})
     name = cfg.pop("name", "none")
-    warmup = int(cfg.pop("warmup_epochs", 0)) * steps_per_epoch
     if name not in SCHEDULERS:
-        raise ConfigError("scheduler.name", f"unknown scheduler {name!r}; choose from {SCHEDULERS}")
-    if warmup < 0:
-        raise ConfigError("scheduler.warmup_epochs", "must be >= 0")
+        raise ConfigError(
+            "scheduler.name", f"unknown scheduler {show(name)}; choose from {SCHEDULERS}"
+        )
+    warmup_epochs = cfg.pop("warmup_epochs", 0)
+    if not isinstance(warmup_epochs, int) or isinstance(warmup_epochs, bool) or warmup_epochs < 0:
+        raise ConfigError(
+            "scheduler.warmup_epochs", f"must be an integer >= 0, got {show(warmup_epochs)}"
+        )
+    with config_errors("scheduler"):
+        return _schedule(
+            name,
+            cfg,
+            optimizer,
+            warmup_epochs * steps_per_epoch,
+            steps_per_epoch,
+            total_steps,
+            monitor,
+            mode,
+        )
+
+
+def _schedule(
+    name: str,
+    cfg: dict[str, Any],
+    optimizer: Optimizer,
+    warmup: int,
+    steps_per_epoch: int,
+    total_steps: int,
+    monitor: str,
+    mode: str,
+) -> dict[str, Any] | None:
+    """Build schedule ``name`` with the parameters left in ``cfg`` (see build_scheduler)."""
     if name == "none" and not warmup:
         return None
     if name == "plateau":

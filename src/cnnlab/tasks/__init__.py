@@ -9,31 +9,48 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from omegaconf import DictConfig
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, tracebacks_wanted
 
 log = logging.getLogger(__name__)
 
 
 def run_task(task: str, cfg: DictConfig) -> Any:
-    """Import ``cnnlab.tasks.<task>`` and call its ``run(cfg)``.
+    """Validate ``cfg`` for ``task``, import ``cnnlab.tasks.<task>`` and call its ``run(cfg)``.
 
     In a single run, a user error exits with status 1 and one line naming the key
     or file (the full traceback with ``HYDRA_FULL_ERROR=1``). In a multirun the
     exception propagates so that the sweeper records the failed trial and goes on.
     """
-    try:
+    from cnnlab.validation import validate_config
+
+    with exit_on_user_error(task):
+        validate_config(task, cfg)
         return importlib.import_module(f"cnnlab.tasks.{task}").run(cfg)
+
+
+@contextmanager
+def exit_on_user_error(task: str, *, log_it: bool = True) -> Iterator[None]:
+    """Turn a user error raised inside the block into one line on stderr and exit status 1.
+
+    ``log_it`` also writes it to the job's log (not before Hydra has set logging up).
+    Other exceptions (bugs) keep their traceback; so does everything with
+    ``HYDRA_FULL_ERROR=1`` and, in a multirun, everything (the sweeper records it).
+    """
+    try:
+        yield
     except Exception as exc:
         user_error = find_user_error(exc)
-        if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or _is_multirun():
+        if user_error is None or tracebacks_wanted() or _is_multirun():
             raise
-        log.error("%s", user_error)
+        if log_it:
+            log.error("%s", user_error)
         print(f"cnnlab {task}: error: {user_error}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, config_errors
 
 # Checkpoint reading lives with the module it rebuilds; tasks import it from here.
 from cnnlab.lit.checkpoint import check_checkpoint_matches, load_classifier, read_checkpoint
@@ -49,7 +49,8 @@ def build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
     from pytorch_lightning.utilities import rank_zero_only
 
     log.info("data: %s", data_cfg.get("name", data_cfg.get("_target_")))
-    datamodule = instantiate(data_cfg)
+    with config_errors("data"):
+        datamodule = instantiate(data_cfg)
     # Lightning sets `rank` on the function at import; its stubs do not declare it.
     if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
         datamodule.prepare_data()
@@ -68,7 +69,8 @@ def build_callbacks(cfg: DictConfig | None, *, with_logger: bool) -> list[pl.Cal
         if name == "lr_monitor" and not with_logger:
             log.info("callbacks.lr_monitor skipped: it needs a logger")
             continue
-        callbacks.append(instantiate(node))
+        with config_errors(f"callbacks.{name!s}"):
+            callbacks.append(instantiate(node))
     return callbacks
 
 
@@ -76,7 +78,12 @@ def build_loggers(cfg: DictConfig | None) -> list[Any]:
     """Instantiate each logger of the ``logger`` group."""
     from hydra.utils import instantiate
 
-    return [instantiate(node) for node in (cfg or {}).values() if node is not None]
+    loggers = []
+    for name, node in (cfg or {}).items():
+        if node is not None:
+            with config_errors(f"logger.{name!s}"):
+                loggers.append(instantiate(node))
+    return loggers
 
 
 def check_accelerator(trainer_cfg: DictConfig) -> None:
@@ -108,11 +115,12 @@ def build_trainer(
 
     check_accelerator(trainer_cfg)
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    return instantiate(
-        trainer_cfg,
-        callbacks=callbacks,
-        logger=loggers or False,
-        enable_checkpointing=checkpointing,
-        # Checkpoints are written beside their target and renamed: never half-written.
-        plugins=[AtomicCheckpointIO()],
-    )
+    with config_errors("trainer"):
+        return instantiate(
+            trainer_cfg,
+            callbacks=callbacks,
+            logger=loggers or False,
+            enable_checkpointing=checkpointing,
+            # Checkpoints are written beside their target and renamed: never half-written.
+            plugins=[AtomicCheckpointIO()],
+        )

@@ -8,13 +8,15 @@ Exit status 0 when ``metrics.json`` matches, 1 when it differs, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line
 
 
 def main(argv: list[str]) -> int:
@@ -34,12 +36,33 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_intermixed_args(argv)
     try:
+        check_tolerances(args.rtol, args.atol)
         return reproduce(
             args.run_dir, out=args.out, rtol=args.rtol, atol=args.atol, overrides=args.overrides
         )
     except CnnlabError as exc:
         print(f"cnnlab reproduce: error: {exc}", file=sys.stderr)
         return 2
+
+
+def check_tolerances(rtol: float, atol: float) -> None:
+    """Raise ConfigError unless both tolerances are finite and >= 0 (checked before re-running)."""
+    for flag, value in (("--rtol", rtol), ("--atol", atol)):
+        if not 0 <= value < math.inf:
+            raise ConfigError(flag, f"must be a finite number >= 0, got {value}")
+
+
+def read_composed_config(path: Path) -> dict[str, Any]:
+    """Read the run's ``.hydra/config.yaml``; DataError naming it when it is not a config."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DataError(path, f"cannot read the run's composed config ({first_line(exc)})") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("trainer"), dict):
+        raise DataError(path, "not a composed cnnlab training config (no trainer node)")
+    return config
 
 
 def reproduce(
@@ -55,13 +78,13 @@ def reproduce(
     Secrets were masked (``***``) when the run was recorded; ``overrides`` supplies them
     again (``db_password=...``), and the re-run masks them in its own files.
     """
-    from cnnlab.errors import DataError
     from cnnlab.runs.reproduce import compare_metrics, load_run
 
     original = load_run(run_dir)
     config_dir = original.dir / ".hydra"
     if not (config_dir / "config.yaml").is_file():
         raise DataError(config_dir / "config.yaml", "missing: the run's composed config is needed")
+    read_composed_config(config_dir / "config.yaml")
     _check_masked_supplied(config_dir / "config.yaml", overrides)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     out = (out or original.dir.parent / f"{original.dir.name}-reproduce-{stamp}").resolve()

@@ -30,7 +30,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
     from rich.console import Console
 
-    from cnnlab.errors import ConfigError
+    from cnnlab.errors import ConfigError, config_errors
     from cnnlab.models import image_hw
     from cnnlab.models.summary import summarize
     from cnnlab.runs.manifest import write_json_atomic
@@ -41,7 +41,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     model_cfg = cfg.model
     in_channels = model_cfg.get("in_channels", cfg.data.in_channels)
     height, width = image_hw(model_cfg.get("image_size", cfg.data.image_size))
-    network = instantiate(model_cfg, _convert_="all")
+    with config_errors("model"):
+        network = instantiate(model_cfg, _convert_="all")
     summary = summarize(network, (1, int(in_channels), height, width), depth=depth)
 
     name = model_cfg.get("name", type(network).__name__)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig
 
-from cnnlab.errors import CheckpointError, ConfigError
+from cnnlab.errors import CheckpointError, ConfigError, config_errors
 from cnnlab.lit.checkpoint import checkpoint_path
 from cnnlab.lit.metrics import Stage
 from cnnlab.runs.scrub import scrub_secrets
@@ -79,16 +79,18 @@ def _fit_and_test(
     # The statistics actually used (computed at setup when the config says null), for predict.
     data_cfg = {**to_dict(cfg.data), "mean": datamodule.mean, "std": datamodule.std}
     ckpt_path = _resume_path(resume_from or cfg.get("ckpt_path"), run_dir, model_cfg)
-    module = ImageClassifier(
-        model=model_cfg,
-        num_classes=int(cfg.data.num_classes),
-        loss=to_dict(cfg.loss),
-        optimizer=to_dict(cfg.optimizer),
-        scheduler=to_dict(cfg.scheduler),
-        monitor=to_dict(cfg.monitor),
-        data=data_cfg,
-        classes=list(datamodule.classes),
-    )
+    # The network is built here from model + norm/activation/init/dropout; name the group.
+    with config_errors("model"):
+        module = ImageClassifier(
+            model=model_cfg,
+            num_classes=int(cfg.data.num_classes),
+            loss=to_dict(cfg.loss),
+            optimizer=to_dict(cfg.optimizer),
+            scheduler=to_dict(cfg.scheduler),
+            monitor=to_dict(cfg.monitor),
+            data=data_cfg,
+            classes=list(datamodule.classes),
+        )
     apply_perf(cfg, module.net)
     loggers = build_loggers(cfg.logger)
     callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))

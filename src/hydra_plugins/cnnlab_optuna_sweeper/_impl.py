@@ -38,7 +38,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.errors import CnnlabError, ConfigError, tracebacks_wanted
 from cnnlab.runs.scrub import scrub_secrets, scrub_text
 from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
@@ -83,7 +83,7 @@ def exit_on_user_error(method: _Method) -> _Method:
         try:
             return method(*args, **kwargs)
         except CnnlabError as exc:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            if tracebacks_wanted():  # the user's HYDRA_FULL_ERROR=1
                 raise
             print(f"cnnlab {os.environ.get(TASK_ENV, 'sweep')}: error: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
