@@ -272,7 +272,10 @@ def test_empty_ckpt_path_names_the_key(task, run_cli, capsys, tmp_path: Path) ->
     args[1] = "ckpt_path="
     with pytest.raises(SystemExit):
         run_cli(*args, *(["debug=limit", "logger=none"] if task == "train" else []))
-    _assert_one_error_line(capsys.readouterr().err, "ckpt_path: is empty")
+    err = capsys.readouterr().err
+    # The config check or the checkpoint reader says it first; either names the key, not ".".
+    _assert_one_error_line(err, "ckpt_path:")
+    assert "`.`" not in err
 
 
 @pytest.mark.slow
