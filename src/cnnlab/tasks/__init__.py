@@ -27,6 +27,9 @@ def run_task(task: str, cfg: DictConfig) -> Any:
     or file (the full traceback with ``HYDRA_FULL_ERROR=1``). In a multirun the
     exception propagates so that the sweeper records the failed trial and goes on.
     """
+    from cnnlab.quiet import quiet_console
+
+    quiet_console()  # also in joblib's worker processes, which never pass through the CLI
     try:
         return importlib.import_module(f"cnnlab.tasks.{task}").run(cfg)
     except Exception as exc:
