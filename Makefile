@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[dev,interpret,postgres,cluster,dashboard,mlflow]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,interpret,tensorboard,postgres,cluster,dashboard,mlflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
