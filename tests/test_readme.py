@@ -5,7 +5,8 @@ covered without touching this file. Each one runs as written, with two documente
 changes:
 
 * placeholders (``<stamp>``, ``.../best.ckpt``, ``my_digits/``, ``runs/train/<a>``) are
-  replaced by real folders and files made by the commands before it;
+  replaced by real folders and files made by the commands before it, and the tour's
+  ``python -m cnnlab train ...`` runs as ``python -m cnnlab train --cfg job``;
 * a command that would train for long gets the extra overrides of :data:`SHRINK`
   (only the keys it does not set itself).
 
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.test_console import NOISE
 
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
@@ -208,6 +211,8 @@ class Tour:
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"{line}\n{output[-3000:]}"
         assert "Traceback" not in output, f"{line}\n{output[-3000:]}"
+        noise = [text for text in output.splitlines() if any(n in text for n in NOISE)]
+        assert noise == [], line
         return result
 
 
