@@ -63,7 +63,9 @@ def test_every_installed_package_is_locked_at_its_version() -> None:
 
 
 def _venv_run(args: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # As on a user's machine: outputs land in the current folder (no CNNLAB_OUTPUTS).
+    dropped = ("PYTHONPATH", "VIRTUAL_ENV", "CNNLAB_OUTPUTS")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [str(a) for a in args], capture_output=True, text=True, env=env, check=False, **kwargs
     )  # type: ignore[call-overload]
