@@ -4,18 +4,35 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# Every extra `make install` installs (and `make lock` pins).
+EXTRAS := dev,interpret,tensorboard,postgres,cluster,dashboard,mlflow
 
-.PHONY: install train sweep test test-all bench lint format typecheck clean
+.PHONY: install lock train sweep test test-all bench lint format typecheck clean
 
 # Create the virtual environment and install cnnlab with the exact tested versions
 # (postgres: the PostgreSQL driver, which the storage tests use on a pgserver database).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[dev,interpret,postgres,cluster,dashboard,mlflow]'
+	$(PIP) install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Rewrite constraints.txt as the complete lock of what `make install` installs: a fresh
+# temporary venv, the same install (kept versions stay, anything new gets pinned), then
+# `pip freeze` minus cnnlab. To move a package, edit or delete its line, then `make lock`.
+# torch is written without its local label (+cpu): PyPI's CUDA build satisfies the pin too.
+lock:
+	set -euo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	python3 -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q -c constraints.txt -e '.[$(EXTRAS)]'; \
+	{ echo "# Exact versions of every package \`make install\` installs; regenerate with \`make lock\`."; \
+	  echo "# Install with: pip install -c constraints.txt -e '.[$(EXTRAS)]'"; \
+	  echo "# torch: the CPU build comes from torch's CPU index, PyPI's default build uses CUDA (README)."; \
+	  "$$tmp/venv/bin/pip" freeze --exclude-editable | grep -iv '^cnnlab[=@ ]' | sed 's/^torch==\([^+]*\)+.*/torch==\1/' | LC_ALL=C sort -f; \
+	} > "$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" constraints.txt
 
 # Train LeNet-5 on the embedded handwritten digits (the default config).
 train: install

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cnnlab.config import config_dir
+from cnnlab.quiet import quiet_console
 
 # Task name -> (one-line description, Hydra config name or None for a plain command).
 # A Hydra task runs ``cnnlab.tasks.<name>.run(cfg)``; a plain command runs
@@ -38,6 +39,7 @@ FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
 def main(argv: Sequence[str] | None = None) -> Any:
     """Run ``cnnlab <task> [args]``; ``argv`` defaults to ``sys.argv[1:]``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    quiet_console()  # the sweeper's own lines (Optuna, the report's plots) run in this process
     if args and args[0] in TASKS:
         task, rest = args[0], args[1:]
     elif os.environ.get(TASK_ENV) in TASKS and "LOCAL_RANK" in os.environ:
@@ -55,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> Any:
         command = importlib.import_module(f"cnnlab.tasks.{task.replace('-', '_')}")
         raise SystemExit(command.main(rest))
 
+    if any(arg in ("-h", "--help") for arg in rest):
+        from cnnlab.task_help import task_help
+
+        description, config_name = TASKS[task]
+        print(task_help(task, description, config_dir(), str(config_name)))
+        return 0
     if task == "train" and any(arg.startswith(("resume=", "ckpt_path=last")) for arg in rest):
         from cnnlab.runs.resume import resume_arguments
 

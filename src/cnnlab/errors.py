@@ -25,6 +25,10 @@ class CnnlabError(Exception):
     """Base class of errors caused by user input rather than by a bug."""
 
 
+class MissingExtraError(CnnlabError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
 class ConfigError(CnnlabError, ValueError):
     """A config value is invalid. The message starts with the config key.
 

@@ -37,6 +37,17 @@ _STATS_MAX_FILES = 1024
 _STATS_CHUNK = 4096
 
 
+# data.num_workers=auto: enough decoding processes to keep a small GPU fed from disk.
+AUTO_WORKERS = 4
+
+
+def auto_workers() -> int:
+    """``min(AUTO_WORKERS, usable cores)``: more workers than cores only queue for them."""
+    from cnnlab.sweep.parallel import usable_cores
+
+    return min(AUTO_WORKERS, usable_cores())
+
+
 class EpochShuffleSampler(Sampler[int]):
     """Shuffles ``range(n)`` with a permutation that depends only on ``(seed, epoch)``.
 
@@ -130,7 +141,8 @@ class ImageDataModule(pl.LightningDataModule):
         batch_size: Samples per batch for every loader.
         val_fraction: Share of the training split held out (stratified) for
             validation when the data set ships no validation split.
-        num_workers: Loader worker processes (0 loads in the main process).
+        num_workers: Loader worker processes (0 loads in the main process); ``"auto"``
+            takes up to :data:`AUTO_WORKERS`, never more than the usable cores.
         seed: Seed of the validation split and the shuffling.
         mean: Per-channel mean of the [0, 1] images; ``null`` computes it from
             the training split at setup (together with ``std``).
@@ -162,7 +174,7 @@ class ImageDataModule(pl.LightningDataModule):
         image_size: int,
         batch_size: int = 64,
         val_fraction: float = 0.1,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         seed: int = 0,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
@@ -181,6 +193,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.image_size = check_positive_int("data.image_size", image_size)
         self.batch_size = check_positive_int("data.batch_size", batch_size)
         self.val_fraction = check_fraction("data.val_fraction", val_fraction)
+        if num_workers == "auto":
+            num_workers = auto_workers()
         self.num_workers = check_positive_int("data.num_workers", num_workers, minimum=0)
         self.seed = int(seed)
         self.pin_memory = bool(pin_memory)

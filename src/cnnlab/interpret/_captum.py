@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from cnnlab.errors import MissingExtraError
+
 
 def captum_attr() -> ModuleType:
     """Return :mod:`captum.attr`.
 
     Raises:
-        ImportError: captum is not installed; the message says how to install it.
+        MissingExtraError: captum is not installed; the message names the extra.
     """
     try:
         import captum.attr
-    except ImportError as exc:
-        raise ImportError(
+    except ImportError:
+        raise MissingExtraError(
             "saliency maps and Grad-CAM use captum, which is not installed: "
             "pip install 'cnnlab[interpret]'"
-        ) from exc
+        ) from None
     return captum.attr

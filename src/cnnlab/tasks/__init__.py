@@ -28,8 +28,10 @@ def run_task(task: str, cfg: DictConfig) -> Any:
     or file (the full traceback with ``HYDRA_FULL_ERROR=1``). In a multirun the
     exception propagates so that the sweeper records the failed trial and goes on.
     """
+    from cnnlab.quiet import quiet_console
     from cnnlab.validation import validate_config
 
+    quiet_console()  # also in joblib's worker processes, which never pass through the CLI
     with exit_on_user_error(task):
         validate_config(task, cfg)
         return importlib.import_module(f"cnnlab.tasks.{task}").run(cfg)

@@ -9,10 +9,12 @@ secret inside the model or data node never reaches a logger's files.
 from __future__ import annotations
 
 import functools
+import importlib.util
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
 
+from cnnlab.errors import ConfigError
 from cnnlab.runs.scrub import scrub_secrets
 
 __all__ = ["masking", "tensorboard_logger"]
@@ -51,7 +53,25 @@ def __getattr__(name: str) -> Any:
 
 
 def tensorboard_logger(**kwargs: Any) -> Any:
-    """A ``TensorBoardLogger`` that masks secrets in its hparams."""
+    """A ``TensorBoardLogger`` that masks secrets in its hparams.
+
+    Raises:
+        ConfigError: neither tensorboard nor tensorboardX is installed (the extra).
+    """
     from pytorch_lightning.loggers import TensorBoardLogger
 
+    if not any(_installed(name) for name in ("tensorboard", "tensorboardX")):
+        raise ConfigError(
+            "logger.tensorboard",
+            "tensorboard is not installed: pip install 'cnnlab[tensorboard]'",
+        )
+
     return masking(TensorBoardLogger)(**kwargs)
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found on the path, not imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
