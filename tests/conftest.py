@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,22 @@ QUICK = ["debug=limit"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep data, outputs and wandb files of each test inside its tmp_path."""
+def _isolated_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep data, outputs and wandb files of each test inside its tmp_path.
+
+    Hydra keeps the config of the last in-process run in a global; it is cleared after each
+    test so that no test sees another's ``${hydra:...}`` values.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
     monkeypatch.setenv("CNNLAB_OUTPUTS", str(tmp_path / "outputs"))
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    yield
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+    GlobalHydra.instance().clear()
 
 
 @pytest.fixture

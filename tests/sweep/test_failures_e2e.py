@@ -62,13 +62,19 @@ def _by_param(study: optuna.Study, key: str) -> dict[object, FrozenTrial]:
     return {t.params[key]: t for t in study.trials}
 
 
-def _assert_recorded_failure(trial: FrozenTrial, error_start: str) -> None:
-    """FAIL in the study, the error in its user attrs, its job log and its run.json."""
+def _assert_recorded_failure(trial: FrozenTrial, error_start: str, *, started: bool = True) -> None:
+    """FAIL in the study, the error in its user attrs, its job log and its run.json.
+
+    A config refused by the check before the run starts (``started=False``) leaves no run.json.
+    """
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["error"].startswith(error_start), trial.user_attrs["error"]
     run_dir = Path(trial.user_attrs["run_dir"])
     log = (run_dir / "train.log").read_text()
     assert f"trial {trial.number} failed" in log and error_start in log
+    if not started:
+        assert not (run_dir / "run.json").exists()
+        return
     run = json.loads((run_dir / "run.json").read_text())
     message = error_start.split(": ", 1)[1]  # run.json may name a wrapper's type first
     assert run["status"] == "failed" and message in run["error"], run["error"]
@@ -99,7 +105,9 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path: Path, run_s
     assert "Traceback" not in _output(proc)
     sweep_dir = _sweep_dir(tmp_path)
     trials = _by_param(_study(sweep_dir), "optimizer.lr")
-    _assert_recorded_failure(trials[-1.0], "ConfigError: optimizer.lr: must be > 0, got -1.0")
+    _assert_recorded_failure(
+        trials[-1.0], "ConfigError: optimizer.lr: must be a number > 0", started=False
+    )
     _assert_recorded_failure(trials[1e8], "TrainingDiverged: training loss became ")
     assert trials[1e8].user_attrs["error"].split()[4] in ("nan", "inf")
     good = trials[0.01]
@@ -334,7 +342,9 @@ def test_trial_killed_under_joblib_is_recorded(tmp_path: Path, run_subprocess) -
     _assert_recorded_failure(killed, "the job's process was lost: TerminatedWorkerError")
     assert "SIGKILL" in killed.user_attrs["error"]
     # A ConfigError raised in a joblib worker comes back whole (it pickles).
-    _assert_recorded_failure(trials[(-1.0, 1000)], "ConfigError: optimizer.lr: must be > 0")
+    _assert_recorded_failure(
+        trials[(-1.0, 1000)], "ConfigError: optimizer.lr: must be a number > 0", started=False
+    )
     assert trials[(0.001, 1000)].state == TrialState.COMPLETE
     _assert_ends_with_outcome(proc, sweep_dir)
 

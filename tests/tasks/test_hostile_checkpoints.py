@@ -308,7 +308,8 @@ def test_unreadable_checkpoint_through_the_command(run_subprocess, tmp_path: Pat
         check=False,
     )
     assert result.returncode == 1
-    _assert_one_error_line(result.stderr, str(ckpt), "cannot read the checkpoint")
+    # The config check meets it first: ckpt_path must be a readable file.
+    _assert_one_error_line(result.stderr, str(ckpt), "not readable")
 
 
 # ---- Hostile images (issue 10, section 6) ----

@@ -284,5 +284,7 @@ def creatable_problem(folder: Path) -> str | None:
     if not existing.is_dir():
         return f"cannot create {folder}: {existing} is a file"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot write in {existing} (permission denied)"
+        read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
+        cause = "Read-only file system" if read_only else "permission denied"
+        return f"cannot write in {existing} ({cause})"
     return None

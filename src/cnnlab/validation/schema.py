@@ -145,7 +145,7 @@ DATA: Table = {
     "data.image_size": IMAGE_SIZE,
     "data.batch_size": BATCH,
     "data.val_fraction": FRACTION_OPEN,
-    "data.num_workers": Int(0),
+    "data.num_workers": Either(Int(0), Choice("auto")),  # auto: min(4, usable cores)
     "data.pin_memory": Bool(),
     "data.seed": SEED,
     "data.mean": Nullable(Either(Float(), ListOf(Float()))),
