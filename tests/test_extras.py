@@ -51,7 +51,17 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("hidden", "args", "extra"), CASES, ids=[c[2] for c in CASES])
+# The first three start a training run each: the fast suite keeps the cheaper two.
+SLOW_EXTRAS = {"tensorboard", "mlflow", "interpret"}
+
+
+@pytest.mark.parametrize(
+    ("hidden", "args", "extra"),
+    [
+        pytest.param(*case, id=case[2], marks=[pytest.mark.slow] if case[2] in SLOW_EXTRAS else [])
+        for case in CASES
+    ],
+)
 def test_missing_extra_is_one_line_naming_it(
     run_subprocess, tmp_path: Path, hidden: tuple[str, ...], args: list[str], extra: str
 ) -> None:

@@ -24,6 +24,7 @@ def _bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_quick_sweep_bench_writes_its_table_and_the_machine(tmp_path: Path) -> None:
     out = tmp_path / "BENCH.md"
     proc = _bench(tmp_path, "--only", "sweep", "--output", str(out))
@@ -37,6 +38,7 @@ def test_quick_sweep_bench_writes_its_table_and_the_machine(tmp_path: Path) -> N
     assert not list(tmp_path.glob(".BENCH.md.*"))  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_unknown_benchmark_is_refused_by_name(tmp_path: Path) -> None:
     proc = _bench(tmp_path, "--only", "speed", "--output", str(tmp_path / "B.md"))
     assert proc.returncode == 2

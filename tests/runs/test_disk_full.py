@@ -131,6 +131,7 @@ def test_train_on_a_disk_that_fills_mid_run_keeps_the_last_good_files(
     assert not (run_dir / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_predict_on_a_full_disk_leaves_no_partial_csv(
     tmpfs, run_cli, run_subprocess, tmp_path: Path
 ) -> None:

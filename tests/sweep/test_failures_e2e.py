@@ -196,6 +196,7 @@ def test_bad_sweeper_setting_is_one_line(
     assert not list((tmp_path / "outputs").rglob("report.md"))
 
 
+@pytest.mark.slow
 def test_contradicting_direction_gets_a_warning(tmp_path: Path, run_subprocess) -> None:
     # One trial that fails at once: the warning comes before any job.
     proc = run_subprocess(

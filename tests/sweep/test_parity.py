@@ -76,6 +76,7 @@ def test_sweep_returns_none_and_writes_the_best_trial(tmp_path: Path) -> None:
         assert trial.params["seed"] in (1, 2, 3)
 
 
+@pytest.mark.slow
 def test_multi_objective_sweep_writes_the_pareto_front(tmp_path: Path, run_subprocess) -> None:
     proc = run_subprocess(
         "train",

@@ -119,6 +119,7 @@ def report(name: str, url: str, n_trials: int, done: list[FrozenTrial], wall: fl
     )
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_random_sweep(tmp_path: Path) -> None:
     """The fast one: two workers, one SQLite study, four distinct random points."""
     url = f"sqlite:///{tmp_path}/optuna.db"

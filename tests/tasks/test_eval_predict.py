@@ -123,6 +123,7 @@ def test_reproduce_reports_matching_metrics(run_subprocess, tmp_path: Path) -> N
     ).read_text()
 
 
+@pytest.mark.slow
 def test_reproduce_says_what_differs(run_subprocess, tmp_path: Path) -> None:
     original = tmp_path / "original"
     run_subprocess("train", *quick("logger=none"), f"hydra.run.dir={original}")

@@ -361,6 +361,7 @@ def test_hostile_images(task, make, run_cli, capsys, tmp_path: Path) -> None:
     assert not output.exists() and not output.with_name("p.csv.tmp").exists()
 
 
+@pytest.mark.slow
 def test_decompression_bomb_through_the_command(run_subprocess, tmp_path: Path) -> None:
     ckpt = _save_checkpoint(tmp_path / "good.ckpt", _real_hparams())
     image, reason = _bomb(tmp_path)

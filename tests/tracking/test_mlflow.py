@@ -51,6 +51,7 @@ def test_a_run_logs_params_metrics_and_its_files(run_cli, tmp_path: Path) -> Non
     assert json.loads(copied.read_text()) == json.loads((run_dir / "run.json").read_text())
 
 
+@pytest.mark.slow
 def test_missing_extra_is_one_line_naming_it(tmp_path: Path) -> None:
     # The real CLI with mlflow made unimportable, as on a machine without the extra.
     code = (
