@@ -91,7 +91,7 @@ def _scrubbing_logger_class() -> type[Any]:
     class ScrubbedArgvWandbLogger(masking(WandbLogger)):  # type: ignore[misc]
         @property
         def experiment(self) -> Any:
-            with _masked_argv():
+            with masked_argv():
                 return super().experiment
 
     # A module-level name (see __getattr__ below), so ddp_spawn can pickle the logger.
@@ -108,7 +108,7 @@ def __getattr__(name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _masked_argv() -> Iterator[None]:
+def masked_argv() -> Iterator[None]:
     from cnnlab.runs.scrub import scrub_text
 
     saved = sys.argv
