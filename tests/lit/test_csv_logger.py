@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from cnnlab.lit.csv_logger import RunCSVLogger
+from cnnlab.runs.background import WRITER
 
 
 def _steps(path: Path) -> list[int]:
@@ -38,6 +39,7 @@ def test_rows_reach_the_file_at_checkpoints_not_every_hundred_steps(tmp_path: Pa
         logger.log_metrics({"train/loss": 1.0}, step=step)
     assert not (tmp_path / "metrics.csv").exists()
     logger.after_save_checkpoint(None)
+    WRITER.flush()  # the rows go through the ordered background writer, like checkpoints
     assert _steps(tmp_path / "metrics.csv") == list(range(150))
 
 

@@ -5,7 +5,9 @@ loses its first epochs), appends rows in place and writes ``hparams.yaml`` in pl
 disk leaves a truncated file). :class:`RunCSVLogger` keeps the rows already in the folder,
 rewrites each file through a temporary file and a rename (:mod:`cnnlab.runs.atomic`), and
 writes ``metrics.csv`` whenever a checkpoint is saved, so that after a crash the file holds
-the rows of the training that the last checkpoint kept.
+the rows of the training that the last checkpoint kept. ``metrics.csv`` goes through the
+same ordered background writer as the checkpoints (:mod:`cnnlab.runs.background`), so it
+never lands before the checkpoint it follows.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from typing_extensions import override
 
-from cnnlab.runs.atomic import WriteError, replacing, write_text_atomic
+from cnnlab.runs.atomic import WriteError, replacing
+from cnnlab.runs.background import WRITER
 from cnnlab.runs.scrub import scrub_secrets
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,7 @@ class RunCSVWriter(ExperimentWriter):
         writer = csv.DictWriter(buffer, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
-        write_text_atomic(self.metrics_file_path, buffer.getvalue())
+        WRITER.write_bytes(self.metrics_file_path, buffer.getvalue().encode("utf-8"))
         self.rows, self.metrics_keys, self.metrics = rows, keys, []
 
     @override
@@ -124,6 +127,7 @@ class RunCSVLogger(CSVLogger):
     def finalize(self, status: str) -> None:
         try:
             super().finalize(status)
+            WRITER.flush()  # metrics.csv is on disk when the run ends
         except WriteError as exc:
             if status == "success":
                 raise
