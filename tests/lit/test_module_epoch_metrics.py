@@ -1,4 +1,4 @@
-"""The classifier hands its metric objects to Lightning once per epoch, and the values are right."""
+"""The classifier logs its epoch metrics once per epoch, and the values are right."""
 
 from __future__ import annotations
 
@@ -60,6 +60,31 @@ def test_epoch_metrics_cover_every_batch_of_every_epoch() -> None:
     metrics = trainer.callback_metrics
     assert float(metrics["val/acc"]) == correct / total
     assert {"train/acc", "train/loss", "val/loss"} <= set(metrics)
-    # Lightning computed and reset the objects at each epoch's end: nothing is left over.
-    assert module.accuracy["TRAIN"]["acc"].update_count == 0
-    assert module.mean_loss["VAL"].update_count == 0
+    # Each epoch's sums were logged and cleared at its end: nothing is left over.
+    assert all(sums.sums is None for sums in module.epoch_sums.values())
+
+
+def test_epoch_sums_agree_with_torchmetrics_over_uneven_batches() -> None:
+    from torchmetrics import MeanMetric
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from cnnlab.lit.metrics import EpochSums, MetricName, Stage, metric_names
+
+    torch.manual_seed(0)
+    sums = EpochSums(metric_names(10, Stage.VAL))
+    top1 = MulticlassAccuracy(10, top_k=1, average="micro")
+    top5 = MulticlassAccuracy(10, top_k=5, average="micro")
+    mean_loss = MeanMetric()
+    for n in (64, 64, 7):  # the last batch is smaller: a weighted mean, not a mean of means
+        scores, target = torch.randn(n, 10), torch.randint(0, 10, (n,))
+        loss = torch.nn.functional.cross_entropy(scores, target)
+        sums.update(loss, scores, target)
+        top1.update(scores, target)
+        top5.update(scores, target)
+        mean_loss.update(loss, weight=n)
+    values = sums.compute()
+    assert float(values[MetricName.ACC]) == float(top1.compute())
+    assert float(values[MetricName.ACC_TOP5]) == float(top5.compute())
+    assert abs(float(values[MetricName.LOSS]) - float(mean_loss.compute())) < 1e-6
+    sums.reset()
+    assert sums.compute() == {}
