@@ -53,3 +53,14 @@ def test_bad_test_fraction(fraction: float) -> None:
 def test_tiny_test_fraction_leaving_empty_split() -> None:
     with pytest.raises(ConfigError, match=r"^data\.source\.test_fraction: .*empty split"):
         DigitsSource(test_fraction=1e-4).load()
+
+
+def test_the_bundled_file_is_read_as_scikit_learn_reads_it() -> None:
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from cnnlab.data.sources.digits import _read_digits
+
+    pixels, labels = _read_digits()
+    bunch = load_digits()
+    assert np.array_equal(pixels, bunch.data) and np.array_equal(labels, bunch.target)
