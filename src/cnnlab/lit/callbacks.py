@@ -67,7 +67,7 @@ class ConfusionMatrixPlot(Callback):
         matrix = pl_module.confusion.compute().cpu()  # type: ignore[union-attr, operator]
         pl_module.confusion.reset()  # type: ignore[union-attr, operator]
         # fast_dev_run is a smoke test: Lightning writes no logs or checkpoints, nor do we plots.
-        if not trainer.is_global_zero or trainer.fast_dev_run:
+        if not trainer.is_global_zero or getattr(trainer, "fast_dev_run", False):
             return
         import matplotlib
 
