@@ -25,10 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import REPO, Table, machine
+from benchmarks.epochs import bench_epochs
 from benchmarks.processes import bench_memory, bench_parallel, bench_startup, bench_sweep
 from benchmarks.throughput import Budget, bench_vs_plain, bench_vs_recipe
 
-NAMES = ("plain", "recipe", "sweep", "startup", "memory", "parallel")
+NAMES = ("plain", "recipe", "sweep", "startup", "memory", "parallel", "epochs")
 
 
 def _benchmarks(quick: bool, workdir: Path) -> dict[str, Callable[[], Table]]:
@@ -47,6 +48,7 @@ def _benchmarks(quick: bool, workdir: Path) -> dict[str, Callable[[], Table]]:
         "memory": lambda: bench_memory(repeats, workdir),
         # Each repeat is two whole sweeps of 6 real trials: three repeats are plenty.
         "parallel": lambda: bench_parallel(6, min(repeats, 3), workdir),
+        "epochs": lambda: bench_epochs(repeats, workdir, quick=quick),
     }
 
 

@@ -52,8 +52,28 @@ def test_quick_run_of_every_benchmark_writes_every_table(tmp_path: Path) -> None
     proc = _bench(tmp_path, "--output", str(out))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = out.read_text()
-    for title in ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. "):
+    for title in ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ", "## 7. "):
         assert title in text
     rows = [line for line in text.splitlines() if line.startswith("| LeNet-5")]
     assert len(rows) == 4  # two rows vs the plain loop, two vs the Lightning recipe
     assert "Commands:" in text
+    assert "| whole default run | 3 |" in text  # the quick whole run against the plain loop
+
+
+@pytest.mark.slow
+def test_quick_epochs_bench_times_both_sides_of_a_whole_run(tmp_path: Path) -> None:
+    out = tmp_path / "BENCH.md"
+    proc = _bench(tmp_path, "--only", "epochs", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    text = out.read_text()
+    rows = [
+        line.split(" | ")
+        for line in text.splitlines()
+        if line.startswith("| whole") or line.startswith("| 1 train")
+    ]
+    assert len(rows) == 2
+    for row in rows:
+        cnnlab_s, plain_s, ratio = float(row[3]), float(row[4]), float(row[7])
+        assert cnnlab_s > 0 and plain_s > 0
+        assert abs(ratio - plain_s / cnnlab_s) < 0.02  # the ratio is the two timings'
+    assert "cnnlab train trainer.max_epochs=3 callbacks.early_stopping=null test=false" in text
