@@ -9,7 +9,6 @@ fails it instead, with one line that says when and what to change.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,11 +24,15 @@ class TrainingDiverged(CnnlabError):
 
 
 class FailOnNonFiniteLoss(pl.Callback):
-    """Raise :class:`TrainingDiverged` at the first non-finite training loss.
+    """Raise :class:`TrainingDiverged` once a training loss was NaN or infinite.
+
+    Every step's loss is examined where it lives (on the accelerator): the test is folded
+    into one flag there, with no wait for the device. The flag is read, which makes an
+    accelerator finish its queued work, every ``check_every_n_steps`` steps and at the
+    epoch's last batch, before validation; a diverged run stops at the first read.
 
     Args:
-        check_every_n_steps: Check the loss of one batch in this many; reading the loss
-            makes an accelerator wait for the step, so a large value costs nothing there.
+        check_every_n_steps: Read the flag once in this many steps.
 
     Raises:
         ValueError: ``check_every_n_steps`` is below 1.
@@ -39,6 +42,8 @@ class FailOnNonFiniteLoss(pl.Callback):
         if check_every_n_steps < 1:
             raise ValueError(f"check_every_n_steps must be >= 1, got {check_every_n_steps}")
         self.check_every_n_steps = check_every_n_steps
+        self._finite: torch.Tensor | None = None  # all losses since the last read were finite
+        self._first_batch = 0  # the first batch since the last read
 
     @override
     def on_train_batch_end(
@@ -49,16 +54,27 @@ class FailOnNonFiniteLoss(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if batch_idx % self.check_every_n_steps:
-            return
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if not isinstance(loss, torch.Tensor):
             return  # a manual-optimisation step that returned nothing
-        value = float(loss.detach().float().mean())
-        if math.isfinite(value):
+        finite = torch.isfinite(loss.detach()).all()
+        if self._finite is None:
+            self._finite, self._first_batch = finite, batch_idx
+        else:
+            self._finite &= finite
+        last = batch_idx + 1 == trainer.num_training_batches
+        if (batch_idx + 1) % self.check_every_n_steps and not last:
             return
+        all_finite, self._finite = bool(self._finite), None
+        if all_finite:
+            return
+        where = (
+            f"batch {batch_idx}"
+            if batch_idx == self._first_batch
+            else f"batches {self._first_batch}-{batch_idx}"
+        )
         raise TrainingDiverged(
-            f"training loss became {value} at epoch {trainer.current_epoch}, batch {batch_idx}"
+            f"training loss became nan or inf at epoch {trainer.current_epoch}, {where}"
             f"{_settings_hint(pl_module)}; the run is stopped (lower the learning rate, "
             "or use gradient clipping: trainer.gradient_clip_val)"
         )
