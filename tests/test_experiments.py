@@ -174,7 +174,9 @@ def test_quick_page_rows_come_from_the_studies_and_name_their_command(
         assert float(std) == pytest.approx(statistics.stdev(values), abs=1e-4)
         assert [float(v) for v in per_seed.split(", ")] == pytest.approx(values, abs=1e-4)
         # The row's sweep is listed with the exact command that ran it.
-        assert re.search(rf"^- `{sweep}`: `cnnlab train -m .*study_name={sweep}\b", text, re.M)
+        assert re.search(
+            rf"^- `{sweep}` \(.*\): `cnnlab train -m .*study_name={sweep}\b", text, re.M
+        )
     assert "What the runs say (lenet5): Best mean:" in text
     assert (docs.parent / "experiments" / "augmentation.png").stat().st_size > 5_000
 

@@ -34,12 +34,18 @@ class Row:
 
 
 def rows(sweep: Sweep, trials: list[TrialResult]) -> list[Row]:
-    """Group a sweep's trials by every searched parameter but the seed, in first-seen order."""
+    """Group a sweep's trials by every searched parameter but the seed, sorted by option."""
     groups: dict[str, list[float]] = {}
     for trial in trials:
         key = ", ".join(f"{k}={v}" for k, v in sorted(trial.params.items()) if k != "seed")
         groups.setdefault(key, []).append(trial.value)
-    return [Row(sweep.name, option, tuple(values)) for option, values in groups.items()]
+    return [Row(sweep.name, option, tuple(values)) for option, values in sorted(groups.items())]
+
+
+def timing(trials: list[TrialResult]) -> str:
+    """The trials' cost as the study recorded it: count, total and mean seconds."""
+    total = sum(t.seconds for t in trials)
+    return f"{len(trials)} trials, {total:.0f} s in all, {total / max(len(trials), 1):.1f} s each"
 
 
 def verdict(table: list[Row]) -> str:

@@ -27,6 +27,14 @@ LR_RANGE = (1e-4, 1e-1)
 WD_RANGE = (1e-6, 1e-4)
 
 
+def default_out() -> Path:
+    """Where ``compare-search mode=train`` and ``make experiments`` keep their studies (shared,
+    so that either command reuses the other's finished sweeps)."""
+    import os
+
+    return Path(os.environ.get("CNNLAB_OUTPUTS", "outputs")) / "compare_search" / "train"
+
+
 def grid_values(low: float, high: float, k: int) -> list[float]:
     """``k`` values at the centres of ``k`` equal cells of [low, high] on a log scale."""
     lo, hi = math.log10(low), math.log10(high)

@@ -73,6 +73,8 @@ class TrialResult:
     number: int
     params: dict[str, Any]
     value: float
+    # Wall-clock seconds from the trial's start to its end, as the study recorded them.
+    seconds: float = 0.0
 
 
 def finished_trials(sweep: Sweep) -> int:
@@ -118,7 +120,8 @@ def read_trials(sweep: Sweep) -> list[TrialResult]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=sweep.name, storage=sweep.storage)
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return [
-        TrialResult(t.number, dict(t.params), float(t.value))  # type: ignore[arg-type]
-        for t in sorted(trials, key=lambda t: t.number)
-    ]
+    results = []
+    for t in sorted(trials, key=lambda t: t.number):
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds()  # type: ignore[operator]
+        results.append(TrialResult(t.number, dict(t.params), float(t.value), seconds))  # type: ignore[arg-type]
+    return results

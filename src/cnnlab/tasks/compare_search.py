@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -132,7 +131,7 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     except ValueError as exc:
         parser.error(f"--trials: {exc}")
     # A fixed default folder: re-running the same command resumes its studies.
-    out = args.out or Path(os.environ.get("CNNLAB_OUTPUTS", "outputs")) / "compare_search" / "train"
+    out = args.out or search.default_out()
     extra = []
     if args.limit_batches is not None:
         n = args.limit_batches

@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
@@ -71,7 +69,7 @@ def main(argv: list[str]) -> int:
 
 def build_page(quick: bool, only: list[str], out: Path, docs: Path) -> str:
     """Run (or resume) the chosen comparisons and return the page's markdown."""
-    from cnnlab.experiments import page, search
+    from cnnlab.experiments import page
     from cnnlab.experiments.catalogue import COMPARISONS, FULL, QUICK
     from cnnlab.experiments.studies import read_trials, run_sweep
 
@@ -81,17 +79,20 @@ def build_page(quick: bool, only: list[str], out: Path, docs: Path) -> str:
     figures.mkdir(parents=True, exist_ok=True)
     seeds = list(range(1, budget.seeds + 1))
     command = "make experiments" + (" QUICK=1" if quick else "")
-    lines = [HEADER.format(command=command, budget=budget, db=db, seeds=seeds)]
+    shape = f"{budget.epochs} epochs per LeNet-5-sized trial, {budget.seeds} seeds" + (
+        f", {budget.limit_batches} batches per epoch" if budget.limit_batches else ""
+    )
+    lines = [HEADER.format(command=command, budget=shape, db=db, seeds=seeds)]
     for comparison in COMPARISONS:
         if comparison.key not in only:
             continue
-        started = time.monotonic()
         tables = {}
         commands = []
         for part, sweep in comparison.sweeps(db, budget):
             run_sweep(sweep)
-            tables[part.label] = page.rows(sweep, read_trials(sweep))
-            commands.append(f"- `{sweep.name}`: `{sweep.command()}`")
+            trials = read_trials(sweep)
+            tables[part.label] = page.rows(sweep, trials)
+            commands.append(f"- `{sweep.name}` ({page.timing(trials)}): `{sweep.command()}`")
         png = f"{comparison.key}.png"
         page.plot(tables, comparison.title, figures / png)
         lines += [f"## {comparison.title}", "", f"The material: {comparison.claim}", ""]
@@ -101,19 +102,21 @@ def build_page(quick: bool, only: list[str], out: Path, docs: Path) -> str:
             lines += [f"### {label}", "", *page.markdown_table(table), ""]
             lines += [f"What the runs say ({label}): {page.verdict(table)}", ""]
         lines += [f"![{comparison.key}]({figures.name}/{png})", "", "Commands:", "", *commands]
-        lines += ["", f"(sweeps checked or run in {time.monotonic() - started:.0f} s)", ""]
+        lines += [""]
     if "search" in only:
-        lines += _search_section(search, budget, out, figures, seeds)
+        lines += _search_section(budget, out, figures, seeds)
     return "\n".join(lines)
 
 
-def _search_section(
-    search: ModuleType, budget: Budget, out: Path, figures: Path, seeds: list[int]
-) -> list[str]:
+def _search_section(budget: Budget, out: Path, figures: Path, seeds: list[int]) -> list[str]:
     """Grid vs random vs TPE: the sweeps of ``cnnlab compare-search mode=train``."""
+    from cnnlab.experiments import page, search
+
     epochs = 1 if budget.limit_batches else search.DEFAULT_EPOCHS
     extra = list(budget.overrides())
-    sweeps, results = search.run_search(out / "search", seeds, budget.search_trials, epochs, extra)
+    # The full budget shares compare-search mode=train's studies (same names: same sweeps).
+    folder = out / "search" if budget.limit_batches else search.default_out()
+    sweeps, results = search.run_search(folder, seeds, budget.search_trials, epochs, extra)
     summary = {method: search.summarise(by_seed) for method, by_seed in results.items()}
     search.plot_trials(results, figures / "search.png")
     best = max(summary, key=lambda m: summary[m]["best_mean"])
@@ -139,9 +142,9 @@ def _search_section(
         "",
     ]
     lines += [
-        f"- `{sweep.name}`: `{sweep.command()}`"
-        for by_seed in sweeps.values()
-        for sweep in by_seed.values()
+        f"- `{sweep.name}` ({page.timing(results[method][seed])}): `{sweep.command()}`"
+        for method, by_seed in sweeps.items()
+        for seed, sweep in by_seed.items()
     ]
     return [*lines, ""]
 
