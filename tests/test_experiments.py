@@ -107,6 +107,21 @@ def test_bad_flags_are_one_line_and_exit_2(
     assert not (tmp_path / "outputs").exists()  # nothing half-written
 
 
+@pytest.mark.parametrize("task", ["compare-search mode=train", "experiments --quick"])
+def test_an_output_folder_that_cannot_be_made_is_one_line(
+    run_subprocess, tmp_path: Path, task: str
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    proc = run_subprocess(*task.split(), "--out", str(blocker / "out"), timeout=60)
+    assert proc.returncode == 1
+    output = (proc.stdout + proc.stderr).strip()
+    assert "Traceback" not in output
+    last = output.splitlines()[-1]
+    assert len(output.splitlines()) == 1 and f"{blocker / 'out'}: cannot create" in last
+    assert blocker.read_text() == "not a folder"
+
+
 # --- slow: tiny real sweeps --------------------------------------------------------------
 
 

@@ -138,6 +138,11 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         extra = [f"trainer.limit_train_batches={n}", f"trainer.limit_val_batches={n}"]
     seeds = list(range(1, args.seeds + 1))
     try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"cnnlab compare-search: error: {out}: cannot create: {exc}", file=sys.stderr)
+        return 1
+    try:
         sweeps, results = search.run_search(out, seeds, args.trials, args.epochs, extra)
     except CnnlabError as exc:
         print(f"cnnlab compare-search: error: {exc}", file=sys.stderr)

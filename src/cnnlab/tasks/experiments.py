@@ -57,6 +57,12 @@ def main(argv: list[str]) -> int:
 
     from cnnlab.errors import CnnlabError
 
+    for folder in (out, docs.with_suffix("")):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"cnnlab experiments: error: {folder}: cannot create: {exc}", file=sys.stderr)
+            return 1
     try:
         text = build_page(args.quick, args.only, out, docs)
     except CnnlabError as exc:
