@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -120,6 +121,18 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(
     last = output.splitlines()[-1]
     assert len(output.splitlines()) == 1 and f"{blocker / 'out'}: cannot create" in last
     assert blocker.read_text() == "not a folder"
+
+
+def test_make_experiments_calls_the_command() -> None:
+    root = Path(__file__).parents[1]
+    for extra, flag in (((), ""), (("QUICK=1",), " --quick")):
+        proc = subprocess.run(
+            ["make", "-s", "-n", "-C", str(root), "experiments", "STAMP=/dev/null", *extra],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert proc.stdout.strip().splitlines()[-1].endswith(f"cnnlab experiments{flag}")
 
 
 # --- slow: tiny real sweeps --------------------------------------------------------------

@@ -98,9 +98,8 @@ def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
     for ax, (label, table) in zip(
         [axes] if len(tables) == 1 else axes, tables.items(), strict=True
     ):
-        names = [
-            r.option.split("=", 1)[-1] if r.option.count("=") == 1 else r.option for r in table
-        ]
+        # Values only ("adam, 0.01"): the keys are in the table.
+        names = [", ".join(p.split("=", 1)[-1] for p in r.option.split(", ")) for r in table]
         ax.bar(range(len(table)), [r.mean for r in table], yerr=[r.std for r in table], capsize=3)
         ax.set_xticks(range(len(table)), names, rotation=60, ha="right", fontsize=7)
         low = min(r.mean - r.std for r in table)
