@@ -77,6 +77,19 @@ class TrialResult:
     seconds: float = 0.0
 
 
+def create_folders(*folders: Path) -> None:
+    """Create ``folders`` (and parents) before any sweep runs.
+
+    Raises:
+        CnnlabError: A folder cannot be made (a file in the way, no permission); names it.
+    """
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CnnlabError(f"{folder}: cannot create: {exc}") from None
+
+
 def finished_trials(sweep: Sweep) -> int:
     """How many trials of ``sweep``'s study are complete (0 when there is no study yet)."""
     if not sweep.db.exists():

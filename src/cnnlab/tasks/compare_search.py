@@ -119,6 +119,7 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     """Grid, random and TPE sweeps of real LeNet-5 training, several seeds each."""
     from cnnlab.errors import CnnlabError
     from cnnlab.experiments import search
+    from cnnlab.experiments.studies import create_folders
 
     for flag, value, low in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1)):
         if value < low:
@@ -138,11 +139,7 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         extra = [f"trainer.limit_train_batches={n}", f"trainer.limit_val_batches={n}"]
     seeds = list(range(1, args.seeds + 1))
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"cnnlab compare-search: error: {out}: cannot create: {exc}", file=sys.stderr)
-        return 1
-    try:
+        create_folders(out)
         sweeps, results = search.run_search(out, seeds, args.trials, args.epochs, extra)
     except CnnlabError as exc:
         print(f"cnnlab compare-search: error: {exc}", file=sys.stderr)

@@ -56,14 +56,10 @@ def main(argv: list[str]) -> int:
     docs = args.docs or (out / "experiments.md" if args.quick else Path("docs/experiments.md"))
 
     from cnnlab.errors import CnnlabError
+    from cnnlab.experiments.studies import create_folders
 
-    for folder in (out, docs.with_suffix("")):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(f"cnnlab experiments: error: {folder}: cannot create: {exc}", file=sys.stderr)
-            return 1
     try:
+        create_folders(out, docs.with_suffix(""))
         text = build_page(args.quick, args.only, out, docs)
     except CnnlabError as exc:
         print(f"cnnlab experiments: error: {exc}", file=sys.stderr)
