@@ -44,8 +44,9 @@ sweep: install
 	$(VENV)/bin/cnnlab train -m hparams_search=tpe_hyperband trainer.max_epochs=6 hydra.sweeper.n_trials=12
 
 # The material's comparisons (norms, dropout, inits, augmentation, optimizers, grid vs random
-# vs TPE) run for real into docs/experiments.md and docs/experiments/*.png: about 40 min on a
-# quiet 2-core CPU; re-running resumes the studies in outputs/experiments/studies.db.
+# vs TPE) run for real into docs/experiments.md and docs/experiments/*.png: about 20-45 min on a
+# quiet 2-core CPU; re-running resumes the studies in outputs/experiments/studies.db (and
+# the search comparison's in outputs/compare_search/train/, shared with compare-search mode=train).
 # QUICK=1: 1 epoch, 2 seeds, 3 batches, into outputs/experiments-quick/ (a smoke check).
 experiments: install
 	$(VENV)/bin/cnnlab experiments $(if $(QUICK),--quick)

@@ -118,9 +118,9 @@ COMPARISONS: tuple[Comparison, ...] = (
         why=(
             "The small ResNet: resnet18 with base_width=8 (stages 8-16-32-64, 177k parameters) "
             "and the ImageNet stem (7x7/2 conv + 3x3/2 max pool). With the small 3x3/1 stem "
-            "stage 1 works on 28x28 maps: 7.2M mult-adds per image against 0.6M, about 10x the "
-            "time per epoch here (measured: 3 epochs took 215 s against 22 s on a loaded "
-            "machine); that ResNet would not fit the hour with the other comparisons."
+            "stage 1 works on 28x28 maps: 7.2M mult-adds per image against 0.6M (`cnnlab "
+            "summary`), about 10x the time per epoch; that ResNet would not fit the hour with "
+            "the other comparisons. The trial times under each table come from the studies."
         ),
     ),
     Comparison(
