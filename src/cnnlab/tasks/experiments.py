@@ -46,7 +46,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--only", nargs="+", choices=keys, default=keys, metavar="NAME")
     root = Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
-    parser.add_argument("--out", type=Path, default=None, help="(outputs/experiments[-quick])")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="(outputs/experiments[-quick]; the full search keeps compare-search's folder)",
+    )
     parser.add_argument(
         "--docs", type=Path, default=None, help="(docs/experiments.md; --quick: OUT/experiments.md)"
     )
