@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Every extra `make install` installs (and `make lock` pins).
 EXTRAS := dev,interpret,tensorboard,postgres,cluster,dashboard,mlflow
 
-.PHONY: install lock train sweep test test-all bench lint format typecheck clean
+.PHONY: install lock train sweep experiments test test-all bench lint format typecheck clean
 
 # Create the virtual environment and install cnnlab with the exact tested versions
 # (postgres: the PostgreSQL driver, which the storage tests use on a pgserver database).
@@ -42,6 +42,14 @@ train: install
 # study in outputs/optuna.db (re-running resumes it); the report lands in the sweep folder.
 sweep: install
 	$(VENV)/bin/cnnlab train -m hparams_search=tpe_hyperband trainer.max_epochs=6 hydra.sweeper.n_trials=12
+
+# The material's comparisons (norms, dropout, inits, augmentation, optimizers, grid vs random
+# vs TPE) run for real into docs/experiments.md and docs/experiments/*.png: about 20-45 min on a
+# quiet 2-core CPU; re-running resumes the studies in outputs/experiments/studies.db (and
+# the search comparison's in outputs/compare_search/train/, shared with compare-search mode=train).
+# QUICK=1: 1 epoch, 2 seeds, 3 batches, into outputs/experiments-quick/ (a smoke check).
+experiments: install
+	$(VENV)/bin/cnnlab experiments $(if $(QUICK),--quick)
 
 # The fast suite; `make test-all` adds the slow tests.
 test: install

@@ -25,6 +25,7 @@ TASKS: dict[str, tuple[str, str | None]] = {
     "report": ("write a sweep's report, plots and best.yaml: cnnlab report SWEEP_DIR", None),
     "dashboard": ("browse sweeps' studies in optuna-dashboard: cnnlab dashboard [STORAGE]", None),
     "compare-search": ("grid vs random vs TPE at equal budgets (Bergstra and Bengio 2012)", None),
+    "experiments": ("run the material's comparisons, write docs/experiments.md", None),
     "summary": ("layers, parameters and mult-adds: cnnlab summary model=NAME", "summary"),
     "visualize": ("saliency, Grad-CAM, class models: cnnlab visualize ckpt_path=...", "visualize"),
     "runs": ("list runs, or compare two: cnnlab runs [FOLDER] | cnnlab runs compare A B", None),
