@@ -42,12 +42,12 @@ class Sweep:
 
     @property
     def storage(self) -> str:
-        """The SQLAlchemy URL of the study's database (absolute path)."""
-        return f"sqlite:///{self.db.resolve()}"
+        """The SQLAlchemy URL of the study's database (relative to the working folder)."""
+        return f"sqlite:///{_shown(self.db)}"
 
     def argv(self) -> list[str]:
         """The full command line, with the storage, study name and sweep folder."""
-        sweep_dir = self.db.resolve().parent / "sweeps" / self.name
+        sweep_dir = _shown(self.db.parent / "sweeps" / self.name)
         return [
             "cnnlab",
             "train",
@@ -64,6 +64,16 @@ class Sweep:
     def command(self) -> str:
         """The command as a reader would type it (shell-quoted)."""
         return shlex.join(self.argv())
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working folder when inside it (commands a reader can rerun
+    from the repository), else absolute."""
+    absolute = path.resolve()
+    try:
+        return absolute.relative_to(Path.cwd())
+    except ValueError:
+        return absolute
 
 
 @dataclass(frozen=True)
