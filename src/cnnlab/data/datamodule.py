@@ -12,6 +12,7 @@ where the augmentation also runs (training batches only).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -32,6 +33,8 @@ from cnnlab.data.sources.base import (
 )
 from cnnlab.data.tensors import TensorImageDataset, passthrough_collate
 from cnnlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Disk-backed training sets compute their statistics from at most this many images.
 _STATS_MAX_FILES = 1024
@@ -436,6 +439,7 @@ class ImageDataModule(pl.LightningDataModule):
             device, _ = self._device()
             key = (split, device)
             if key not in self._device_copies:
+                log.info("data: %s split held on %s, batches sliced there", split, device)
                 on_host = cast(TensorImageDataset, dataset)
                 self._device_copies[key] = TensorImageDataset(
                     on_host.images.to(device), on_host.labels.to(device)
