@@ -429,8 +429,12 @@ class ImageDataModule(pl.LightningDataModule):
                 )
             return False
         _, world_size = self._device()
-        # DDP: Lightning gives a DataLoader its DistributedSampler (each rank its shard).
-        return self.num_workers == 0 and world_size == 1
+        if world_size > 1:
+            # DDP: Lightning gives a DataLoader its DistributedSampler (each rank its shard).
+            if self.device_resident is True:
+                log.info("data.device_resident=true: %d processes use the DataLoader", world_size)
+            return False
+        return self.num_workers == 0
 
     def _loader(
         self, split: str, dataset: Dataset[Any], sampler: EpochShuffleSampler | None
