@@ -146,3 +146,36 @@ def test_bad_device_resident_is_one_line(run_subprocess, tmp_path: Path) -> None
     assert "Traceback" not in output
     assert "data.device_resident" in output.strip().splitlines()[-1]
     assert not list((tmp_path / "outputs").glob("runs/*/*/metrics.json"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fit_slices_batches_on_the_gpu(tmp_path: Path) -> None:
+    seen: list[torch.device] = []
+
+    class _Probe(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(36, 3)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            seen.append(x.device)
+            return torch.nn.functional.cross_entropy(self.fc(x.flatten(1)), y)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = _dm()
+    trainer = pl.Trainer(
+        accelerator="gpu",
+        devices=1,
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(_Probe(), datamodule=dm)
+    assert [d.type for d in seen] == ["cuda"] * 3
+    assert dm._device_copies[("train", trainer.strategy.root_device)].images.is_cuda
