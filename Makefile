@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Every extra `make install` installs (and `make lock` pins).
 EXTRAS := dev,interpret,tensorboard,postgres,cluster,dashboard,mlflow
 
-.PHONY: install lock train sweep experiments test test-all bench lint format typecheck clean
+.PHONY: install lock train sweep experiments test test-all bench bench-gpu lint format typecheck clean
 
 # Create the virtual environment and install cnnlab with the exact tested versions
 # (postgres: the PostgreSQL driver, which the storage tests use on a pgserver database).
@@ -60,6 +60,11 @@ test-all: install
 
 bench: install
 	$(PY) benchmarks/run.py
+
+# The GPU section of BENCHMARKS.md (cnnlab vs a plain GPU loop, the CIFAR-10 speed run);
+# says so and exits 0 without CUDA. `python benchmarks/gpu.py --device cpu --quick` checks it on a CPU.
+bench-gpu: install
+	$(PY) benchmarks/gpu.py
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

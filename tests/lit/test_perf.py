@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,30 @@ def test_compile_gives_the_same_outputs_and_loss_on_cpu() -> None:
     torch.testing.assert_close(loss_b, loss_a, rtol=1e-5, atol=1e-6)
     for grad_b, grad_a in zip(grads_b, grads_a, strict=True):
         torch.testing.assert_close(grad_b, grad_a, rtol=1e-3, atol=1e-5)
+
+
+# One real process (~10 s): the GPU set on the CPU, with the speed run's recipe at CIFAR size.
+def test_perf_fast_runs_end_to_end_on_cpu_with_the_device_loader(
+    run_subprocess, tmp_path: Path
+) -> None:
+    result = run_subprocess(
+        "train",
+        "experiment=cifar10_speedrun",
+        "perf=fast",
+        "debug=fast_dev_run",
+        "data=synthetic",
+        "data.in_channels=3",
+        "data.image_size=32",
+        "data.batch_size=32",
+        "data.source.num_samples=400",
+        "logger=none",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path / "outputs")
+    config = json.loads((run_dir / "run.json").read_text())["config"]
+    assert config["trainer"]["precision"] == "bf16-mixed" and config["perf"]["channels_last"]
+    log = (run_dir / "train.log").read_text()
+    assert "bfloat16 Automatic Mixed Precision" in log
+    assert "train split held on cpu, batches sliced there" in log  # channels_last + device loader
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/acc"] <= 1.0

@@ -11,7 +11,7 @@ from tests.conftest import only_run_dir
 from cnnlab.models import list_models
 
 FAST_DEV_RUN = ["debug=fast_dev_run", "logger=none", "trainer.accelerator=cpu"]
-ZOO = sorted(set(list_models()) - {"lenet5", "simple_cnn"})
+ZOO = sorted(set(list_models()) - {"lenet5", "simple_cnn", "airbench94"})
 
 
 def _test_metrics(tmp_path: Path) -> dict[str, float]:

@@ -12,14 +12,16 @@ where the augmentation also runs (training batches only).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from cnnlab.data.device_loader import DeviceBatchLoader, EpochShuffleSampler
 from cnnlab.data.sources.base import (
     Source,
     SourceData,
@@ -31,6 +33,8 @@ from cnnlab.data.sources.base import (
 )
 from cnnlab.data.tensors import TensorImageDataset, passthrough_collate
 from cnnlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # Disk-backed training sets compute their statistics from at most this many images.
 _STATS_MAX_FILES = 1024
@@ -46,40 +50,6 @@ def auto_workers() -> int:
     from cnnlab.sweep.parallel import usable_cores
 
     return min(AUTO_WORKERS, usable_cores())
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """Shuffles ``range(n)`` with a permutation that depends only on ``(seed, epoch)``.
-
-    A generator that carries state across epochs would restart after resuming
-    from a checkpoint; deriving each epoch's order from the epoch number makes
-    a resumed run see the same batches as an uninterrupted one. Lightning calls
-    :meth:`set_epoch` before each epoch; iterating without it advances the
-    epoch by one per pass.
-
-    Args:
-        num_samples: Size of the dataset.
-        seed: Base seed of the permutations.
-    """
-
-    def __init__(self, num_samples: int, seed: int) -> None:
-        self.num_samples = num_samples
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the permutation of ``epoch``."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __iter__(self) -> Iterator[int]:
-        # Spread seeds apart so (seed, epoch) pairs of nearby seeds do not collide.
-        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
-        order = torch.randperm(self.num_samples, generator=gen).tolist()
-        self.epoch += 1
-        return iter(order)
 
 
 def _plain(value: Any) -> Any:
@@ -150,6 +120,12 @@ class ImageDataModule(pl.LightningDataModule):
         augmentation: The ``augmentation`` config node (or an already built
             module); applied to training batches on the device.
         pin_memory: Pin loader memory for faster host-to-GPU copies.
+        device_resident: Copy an in-memory set to the training device once (uint8) and
+            slice batches there (:class:`DeviceBatchLoader`) instead of using a
+            DataLoader: ``true``, ``false`` or ``"auto"`` (an in-memory set with
+            ``num_workers=0`` on one device). DDP runs always take the DataLoader path,
+            whose distributed sampler gives each rank its shard. Both paths yield the
+            same batches in the same order.
 
     Raises:
         ConfigError: Naming the ``data.*`` key of an invalid value.
@@ -180,6 +156,7 @@ class ImageDataModule(pl.LightningDataModule):
         std: Sequence[float] | None = None,
         augmentation: Mapping[str, Any] | nn.Module | None = None,
         pin_memory: bool = False,
+        device_resident: bool | str = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(source, Source):
@@ -198,6 +175,17 @@ class ImageDataModule(pl.LightningDataModule):
         self.num_workers = check_positive_int("data.num_workers", num_workers, minimum=0)
         self.seed = int(seed)
         self.pin_memory = bool(pin_memory)
+        if device_resident not in (True, False, "auto"):
+            raise ConfigError(
+                "data.device_resident", f"must be true, false or auto, got {device_resident!r}"
+            )
+        if device_resident is True and self.num_workers > 0:
+            raise ConfigError(
+                "data.device_resident",
+                f"is true but data.num_workers is {self.num_workers}: batches sliced on the "
+                "device need no loader processes; set data.num_workers=0",
+            )
+        self.device_resident = device_resident
         self.mean = _check_stats("data.mean", mean, self.in_channels)
         self.std = _check_stats("data.std", std, self.in_channels)
         if (self.mean is None) != (self.std is None):
@@ -219,6 +207,7 @@ class ImageDataModule(pl.LightningDataModule):
                 "std": self.std,
                 "augmentation": _plain(augmentation),
                 "pin_memory": self.pin_memory,
+                "device_resident": self.device_resident,
                 "source": source.config(),
             },
             # The run's resolved config is logged as a whole; logging these too would make
@@ -230,6 +219,8 @@ class ImageDataModule(pl.LightningDataModule):
         self._test: Dataset[Any] | None = None
         self._classes: list[str] | None = None
         self._stats_cache: dict[torch.device, tuple[Tensor, Tensor]] = {}
+        # (split, device) -> that split's tensors on that device, copied once.
+        self._device_copies: dict[tuple[str, torch.device], TensorImageDataset] = {}
 
     @staticmethod
     def _build_augmentation(augmentation: Any) -> nn.Module | None:
@@ -283,18 +274,18 @@ class ImageDataModule(pl.LightningDataModule):
         self._train, self._val, self._test = train, val, test
         self._classes = list(data.classes)
 
-    def train_dataloader(self) -> DataLoader[Any]:
+    def train_dataloader(self) -> DataLoader[Any] | DeviceBatchLoader:
         """Shuffled batches of the training split (the last batch may be smaller)."""
         train = self._require(self._train)
-        return self._loader(train, EpochShuffleSampler(len(train), self.seed))  # type: ignore[arg-type]
+        return self._loader("train", train, EpochShuffleSampler(len(train), self.seed))  # type: ignore[arg-type]
 
-    def val_dataloader(self) -> DataLoader[Any]:
+    def val_dataloader(self) -> DataLoader[Any] | DeviceBatchLoader:
         """Batches of the validation split, in order."""
-        return self._loader(self._require(self._val), None)
+        return self._loader("val", self._require(self._val), None)
 
-    def test_dataloader(self) -> DataLoader[Any]:
+    def test_dataloader(self) -> DataLoader[Any] | DeviceBatchLoader:
         """Batches of the test split, in order."""
-        return self._loader(self._require(self._test), None)
+        return self._loader("test", self._require(self._test), None)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Scale uint8 images to [0, 1], augment while training, then normalise.
@@ -414,7 +405,50 @@ class ImageDataModule(pl.LightningDataModule):
         images = torch.stack([train[i][0] for i in range(0, n, step)])
         return _tensor_stats(images)
 
-    def _loader(self, dataset: Dataset[Any], sampler: Sampler[int] | None) -> DataLoader[Any]:
+    def _device(self) -> tuple[torch.device, int]:
+        """The training device and the number of processes (CPU and 1 without a trainer)."""
+        trainer = self.trainer
+        if trainer is None:
+            return torch.device("cpu"), 1
+        return trainer.strategy.root_device, trainer.world_size
+
+    def uses_device_loader(self, dataset: Dataset[Any]) -> bool:
+        """Whether ``dataset``'s batches are sliced on the device (see ``device_resident``).
+
+        Raises:
+            ConfigError: ``data.device_resident=true`` with a data set read from disk.
+        """
+        if self.device_resident is False:
+            return False
+        if not isinstance(dataset, TensorImageDataset):
+            if self.device_resident is True:
+                raise ConfigError(
+                    "data.device_resident",
+                    f"is true but the {self.name} data is read from disk, not held in "
+                    "memory; set data.device_resident=auto",
+                )
+            return False
+        _, world_size = self._device()
+        if world_size > 1:
+            # DDP: Lightning gives a DataLoader its DistributedSampler (each rank its shard).
+            if self.device_resident is True:
+                log.info("data.device_resident=true: %d processes use the DataLoader", world_size)
+            return False
+        return self.num_workers == 0
+
+    def _loader(
+        self, split: str, dataset: Dataset[Any], sampler: EpochShuffleSampler | None
+    ) -> DataLoader[Any] | DeviceBatchLoader:
+        if self.uses_device_loader(dataset):
+            device, _ = self._device()
+            key = (split, device)
+            if key not in self._device_copies:
+                log.info("data: %s split held on %s, batches sliced there", split, device)
+                on_host = cast(TensorImageDataset, dataset)
+                self._device_copies[key] = TensorImageDataset(
+                    on_host.images.to(device), on_host.labels.to(device)
+                )
+            return DeviceBatchLoader(self._device_copies[key], self.batch_size, sampler, device)
         in_memory = isinstance(dataset, TensorImageDataset)
         return DataLoader(
             dataset,

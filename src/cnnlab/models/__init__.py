@@ -18,6 +18,7 @@ from cnnlab.models import (  # noqa: F401 - importing a family registers its bui
     searchable,
     shufflenet,
     simple_cnn,
+    speedrun,
     vgg,
 )
 from cnnlab.models.registry import build_model, image_hw, list_models, register_model

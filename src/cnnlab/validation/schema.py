@@ -147,6 +147,7 @@ DATA: Table = {
     "data.val_fraction": FRACTION_OPEN,
     "data.num_workers": Either(Int(0), Choice("auto")),  # auto: min(4, usable cores)
     "data.pin_memory": Bool(),
+    "data.device_resident": Either(Bool(), Choice("auto")),
     "data.seed": SEED,
     "data.mean": Nullable(Either(Float(), ListOf(Float()))),
     "data.std": Nullable(Either(POSITIVE, ListOf(POSITIVE))),

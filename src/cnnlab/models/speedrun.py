@@ -1,0 +1,182 @@
+"""The CIFAR-10 speed-run network: airbench's 8-layer convnet, built from cnnlab's layers.
+
+airbench (Jordan 2024, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU",
+arXiv:2404.00498), which descends from hlb-CIFAR10 and Page's "How to train your
+ResNet", trains a small, wide, shallow network: a 2x2 "patch" stem, then three
+groups of ``conv3x3 -> maxpool2 -> norm -> act -> conv3x3 -> norm -> act``, a global
+max pool and a bias-free linear layer whose scores are scaled down (by 1/9).
+
+What this module keeps and what it leaves out (see ``conf/experiment/cifar10_speedrun.yaml``):
+
+- kept: the layout and widths (64, 256, 256), the 2x2 stem of ``2 * in * 4`` channels
+  with a bias and an activation, no conv biases after the stem, the logit scaling,
+  and the identity ("dirac") initialisation of each 3x3 conv's first input channels,
+  which gives the network an implicit residual path.
+- left out: the frozen patch-whitening initialisation of the stem (it needs the
+  training images when the network is built; here the stem trains like any conv),
+  batch norms without a learnable scale (cnnlab's norm group decides the norm), and
+  the per-group learning rates (biases at 64x), which the optimizer group cannot express.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.models.layers import LayerSpec, conv, get_act, get_dropout, get_norm, init_weights, pool
+from cnnlab.models.registry import image_hw, register_model
+
+# The same rule as simple_cnn's stages: a non-empty list of positive ints.
+from cnnlab.models.simple_cnn import _check_widths
+
+__all__ = ["SpeedrunNet", "airbench94"]
+
+# The stem's 2x2 valid conv takes one pixel, then each group halves the maps: a 16-pixel
+# input leaves 1x1 maps after the third group.
+_MIN_SIDE = 16
+
+
+class SpeedrunNet(nn.Module):
+    """A patch stem, conv groups that pool early, global max pooling, scaled logits.
+
+    Args:
+        in_channels: Input channels.
+        num_classes: Outputs.
+        image_size: Input side or (height, width); None skips the size check.
+        widths: Output channels of each group (one group per entry).
+        stem_kernel: Side of the stem's valid conv; its width is ``2 * in * k * k``.
+        logit_scale: Factor on the class scores (airbench: 1/9).
+        dirac_init: Initialise each 3x3 conv as the identity on its first input channels.
+        norm: Norm spec after each 3x3 conv (None: batch norm).
+        activation: Activation spec (None: GELU).
+        init: Init spec of the convs and the classifier, before the identity part.
+        dropout: Dropout spec before the classifier (None: none).
+
+    Raises:
+        ConfigError: ``model.widths`` unless a non-empty list of positive ints,
+            ``model.logit_scale`` unless positive, ``data.image_size`` if too small.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        image_size: int | Sequence[int] | None = None,
+        widths: Sequence[int] = (64, 256, 256),
+        stem_kernel: int = 2,
+        logit_scale: float = 1 / 9,
+        dirac_init: bool = True,
+        norm: LayerSpec = None,
+        activation: LayerSpec = None,
+        init: LayerSpec = None,
+        dropout: LayerSpec | float = None,
+    ) -> None:
+        super().__init__()
+        widths = _check_widths(widths)
+        if not isinstance(logit_scale, int | float) or logit_scale <= 0:
+            raise ConfigError("model.logit_scale", f"must be > 0, got {logit_scale!r}")
+        if image_size is not None and min(image_hw(image_size)) < _MIN_SIDE:
+            raise ConfigError(
+                "data.image_size",
+                f"the speed-run network needs at least {_MIN_SIDE} pixels per side, "
+                f"got {image_size!r}",
+            )
+        norm = norm if norm is not None else "batch"
+        activation = activation if activation is not None else "gelu"
+        norm_layer, act_layer = get_norm(norm), get_act(activation)
+        stem_width = 2 * in_channels * stem_kernel**2
+        self.stem = conv(
+            in_channels, stem_width, stem_kernel, padding="valid", bias=True, act=act_layer
+        )
+        groups: OrderedDict[str, nn.Module] = OrderedDict()
+        channels = stem_width
+        for index, width in enumerate(widths, start=1):
+            # Pooling right after the first conv runs the norm and activation on a
+            # quarter of the pixels: airbench's order.
+            groups[f"group{index}"] = nn.Sequential(
+                OrderedDict(
+                    conv1=conv(channels, width, 3, bias=False),
+                    pool=pool("max", 2),
+                    norm1=norm_layer(width),
+                    act1=act_layer(),
+                    conv2=conv(width, width, 3, bias=False),
+                    norm2=norm_layer(width),
+                    act2=act_layer(),
+                )
+            )
+            channels = width
+        self.features = nn.Sequential(groups)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.drop = get_dropout(dropout)()
+        self.fc = nn.Linear(channels, num_classes, bias=False)
+        self.logit_scale = float(logit_scale)
+        init_weights(self, init, activation=activation)
+        if dirac_init:
+            self._identity_init()
+
+    def _identity_init(self) -> None:
+        """Make each 3x3 conv pass its first ``in_channels`` inputs through unchanged."""
+        with torch.no_grad():
+            for layer in self.features.modules():
+                if isinstance(layer, nn.Conv2d):
+                    nn.init.dirac_(layer.weight[: layer.weight.shape[1]])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
+        x = self.pool(self.features(self.stem(x))).flatten(1)
+        return self.fc(self.drop(x)) * self.logit_scale
+
+
+@register_model
+def airbench94(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    image_size: int | Sequence[int] | None = None,
+    norm: LayerSpec = None,
+    activation: LayerSpec = None,
+    init: LayerSpec = None,
+    dropout: LayerSpec | float = None,
+    widths: Sequence[int] = (64, 256, 256),
+    logit_scale: float = 1 / 9,
+    dirac_init: bool = True,
+) -> SpeedrunNet:
+    """airbench94's network, after "94% on CIFAR-10 in 3.29 Seconds on a Single GPU"
+    (Jordan 2024, arXiv:2404.00498).
+
+    Args:
+        in_channels: Input channels (3).
+        num_classes: Outputs (10).
+        image_size: Input side or (height, width), for the size check (None).
+        norm: Norm spec after each 3x3 conv (batch).
+        activation: Activation spec (gelu).
+        init: Init spec (PyTorch's default), before the identity part.
+        dropout: Dropout spec before the classifier (none: the recipe regularises with
+            label smoothing and augmentation).
+        widths: Channels per group ((64, 256, 256)).
+        logit_scale: Factor on the class scores (1/9).
+        dirac_init: Identity-initialise the 3x3 convs (True).
+
+    Returns:
+        The :class:`SpeedrunNet` model.
+
+    Raises:
+        ConfigError: As :class:`SpeedrunNet`.
+    """
+    return SpeedrunNet(
+        in_channels=in_channels,
+        num_classes=num_classes,
+        image_size=image_size,
+        widths=widths,
+        logit_scale=logit_scale,
+        dirac_init=dirac_init,
+        norm=norm,
+        activation=activation,
+        init=init,
+        dropout=dropout,
+    )

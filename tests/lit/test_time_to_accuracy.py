@@ -1,0 +1,70 @@
+"""TimeToAccuracy and the CIFAR-10 speed run: the config composes, trains, records and stops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnlab.errors import ConfigError
+from cnnlab.lit.time_to_accuracy import RESULT_FILE, TimeToAccuracy
+
+# The speed run's recipe at CIFAR size on generated data, with a tiny network.
+SPEEDRUN_SYNTHETIC = [
+    "experiment=cifar10_speedrun",
+    "data=synthetic",
+    "data.in_channels=3",
+    "data.image_size=32",
+    "data.batch_size=16",
+    "data.source.num_samples=300",
+    "model.widths=[4,8,8]",
+    "logger=none",
+]
+
+
+def test_target_reached_records_both_clocks_and_stops(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli(
+        "train",
+        *SPEEDRUN_SYNTHETIC,
+        # Any accuracy reaches 0: the first validation records the time and stops the run.
+        "callbacks.time_to_accuracy.target=0.0",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        f"hydra.run.dir={run_dir}",
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    wall, train = metrics["val/time_to_target_s"], metrics["val/train_time_to_target_s"]
+    assert 0 < train <= wall
+    result = json.loads((run_dir / RESULT_FILE).read_text())
+    assert result["epoch"] == 0 and result["step"] == 2 and result["target"] == 0.0
+    assert result["seconds"] == pytest.approx(wall, abs=1e-3)
+    timings = json.loads((run_dir / "run.json").read_text())["timings"]
+    assert timings["epochs"] == 1  # stopped at the target, not at max_epochs=3
+
+
+@pytest.mark.slow
+def test_unreached_target_records_nothing(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli(
+        "train",
+        *SPEEDRUN_SYNTHETIC,
+        "callbacks.time_to_accuracy.target=1.01",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        f"hydra.run.dir={run_dir}",
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "val/acc" in metrics and "val/time_to_target_s" not in metrics
+    assert not (run_dir / RESULT_FILE).exists()
+
+
+@pytest.mark.parametrize("target", ["high", float("nan"), True])
+def test_bad_target_names_its_key(target: object) -> None:
+    with pytest.raises(ConfigError, match=r"callbacks\.time_to_accuracy\.target"):
+        TimeToAccuracy(target=target)  # type: ignore[arg-type]
