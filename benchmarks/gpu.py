@@ -233,20 +233,33 @@ def _speedrun_result(run_dir: Path, total: float) -> list[str]:
     ]
 
 
+def _bounds(lines: list[str]) -> tuple[int, int] | None:
+    """First and past-last line of the ``## GPU`` section in ``lines``, or None."""
+    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return start, end
+
+
+def read_section(path: Path) -> str | None:
+    """The file's ``## GPU`` section, or None (``make bench`` keeps it when it rewrites)."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    bounds = _bounds(lines)
+    return None if bounds is None else "\n".join(lines[bounds[0] : bounds[1]]) + "\n"
+
+
 def write_section(path: Path, section: str) -> None:
     """Put ``section`` in place of the file's ``## GPU`` section (or append it), atomically."""
     from cnnlab.runs.atomic import write_text_atomic
 
     text = path.read_text() if path.is_file() else ""
     lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
+    bounds = _bounds(lines)
+    if bounds is None:
         new = text.rstrip("\n") + ("\n\n" if text else "") + section
     else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        new = "\n".join([*lines[:start], section.rstrip("\n"), *lines[end:]])
+        new = "\n".join([*lines[: bounds[0]], section.rstrip("\n"), *lines[bounds[1] :]])
     write_text_atomic(path, new.rstrip("\n") + "\n")
 
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import REPO, Table, machine
 from benchmarks.epochs import bench_epochs
+from benchmarks.gpu import read_section, write_section
 from benchmarks.processes import bench_memory, bench_parallel, bench_startup, bench_sweep
 from benchmarks.throughput import Budget, bench_vs_plain, bench_vs_recipe
 
@@ -125,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {name} ...", flush=True)
             tables.append(benchmarks[name]())
             print(tables[-1].markdown(), flush=True)
+    gpu = read_section(args.output)  # written by `make bench-gpu` on a GPU machine: kept
     write_atomic(args.output, render(tables, info, command.strip(), time.perf_counter() - tic))
+    if gpu is not None:
+        write_section(args.output, gpu)
     print(f"[bench] wrote {args.output}")
     return 0
 

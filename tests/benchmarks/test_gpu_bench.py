@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from benchmarks._common import REPO
 from benchmarks.gpu import write_section
 
 GPU = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
@@ -77,3 +78,28 @@ def test_quick_cpu_run_writes_the_gpu_section(tmp_path: Path) -> None:
     assert "experiment=cifar10_speedrun" in commands[2]
     assert "### CIFAR-10 speed run" in section
     assert ">= 0.0 after epoch 1" in section  # the time to the (reachable) target
+
+
+@pytest.mark.slow
+def test_make_bench_keeps_the_gpu_section_it_does_not_measure(tmp_path: Path) -> None:
+    out = tmp_path / "BENCH.md"
+    out.write_text("# BENCHMARKS\n\n## 1. old\n\nold rows\n\n## GPU\n\n| gpu row |\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "run.py"),
+            "--quick",
+            "--only",
+            "sweep",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "old rows" not in text and "## 3. Sweep overhead" in text
+    assert text.rstrip().endswith("## GPU\n\n| gpu row |")
