@@ -40,8 +40,13 @@ SHRINK: tuple[tuple[str, tuple[str, ...]], ...] = (
     # An Optuna sweep: two trials instead of the config's or the command's total.
     ("hparams_search=", ("hydra.sweeper.n_trials=2",)),
     ("hydra/sweeper=cnnlab_optuna", ("hydra.sweeper.n_trials=2",)),
-    # The search comparison: one small budget, two repeats (its minimum).
-    ("cnnlab compare-search", ("--budgets", "4", "--repeats", "2")),
+    # The search comparisons: one small budget, two repeats (its minimum); two seeds of
+    # four one-epoch trials of a few batches.
+    ("compare-search mode=synthetic", ("--budgets", "4", "--repeats", "2")),
+    (
+        "compare-search mode=train",
+        ("--seeds", "2", "--trials", "4", "--epochs", "1", "--limit-batches", "2"),
+    ),
 )
 
 # A fragment of the command -> why it is not run here.
