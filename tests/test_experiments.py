@@ -60,9 +60,10 @@ def test_catalogue_names_existing_configs_and_options() -> None:
 
 def test_rows_group_by_option_over_seeds_and_verdict_compares_gap_with_std() -> None:
     sweep = Sweep("s", Path("db"), (), 4)
+    # A sampler may draw the grid's points in any order: each row lists its values by seed.
     trials = [
-        TrialResult(0, {"norm": "batch", "seed": 1}, 0.9),
-        TrialResult(1, {"norm": "batch", "seed": 2}, 0.8),
+        TrialResult(0, {"norm": "batch", "seed": 2}, 0.8),
+        TrialResult(1, {"norm": "batch", "seed": 1}, 0.9),
         TrialResult(2, {"norm": "none", "seed": 1}, 0.5),
         TrialResult(3, {"norm": "none", "seed": 2}, 0.6),
     ]

@@ -34,12 +34,23 @@ class Row:
 
 
 def rows(sweep: Sweep, trials: list[TrialResult]) -> list[Row]:
-    """Group a sweep's trials by every searched parameter but the seed, sorted by option."""
+    """Group a sweep's trials by every searched parameter but the seed, sorted by option.
+
+    Each row's values are in seed order (a sampler draws the grid's points in any order).
+    """
     groups: dict[str, list[float]] = {}
-    for trial in trials:
+    for trial in sorted(trials, key=lambda t: (_seed_order(t.params.get("seed")), t.number)):
         key = ", ".join(f"{k}={v}" for k, v in sorted(trial.params.items()) if k != "seed")
         groups.setdefault(key, []).append(trial.value)
     return [Row(sweep.name, option, tuple(values)) for option, values in sorted(groups.items())]
+
+
+def _seed_order(seed: object) -> tuple[int, float | str]:
+    """Sort key of a seed value: numbers by value, anything else after them, by text."""
+    try:
+        return (0, float(seed))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return (1, str(seed))
 
 
 def timing(trials: list[TrialResult]) -> str:
