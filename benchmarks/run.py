@@ -74,6 +74,20 @@ def render(tables: list[Table], info: dict[str, str], command: str, seconds: flo
     return "\n".join(lines).rstrip() + "\n"
 
 
+def updated(old: str, tables: list[Table], command: str, seconds: float) -> str:
+    """``old`` with the sections of ``tables`` replaced (matched by number), the rest kept."""
+    parts = old.split("\n## ")
+    numbers = {table.title.split(" ", 1)[0]: table for table in tables}
+    kept = [parts[0].rstrip("\n")]
+    for part in parts[1:]:
+        table = numbers.pop(part.split(" ", 1)[0], None)
+        kept.append((table.markdown() if table else "## " + part).rstrip("\n"))
+    kept += [table.markdown().rstrip("\n") for table in numbers.values()]
+    titles = ", ".join(table.title.split(" ", 1)[0].rstrip(".") for table in tables)
+    kept[0] += f"\n\nSection(s) {titles} re-measured by `{command}` in {seconds:.0f} s."
+    return "\n\n".join(kept) + "\n"
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument(
         "--only", default=",".join(NAMES), help=f"comma-separated subset of {', '.join(NAMES)}"
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the measured sections in --output, keep the others",
     )
     parser.add_argument(
         "--threads",
@@ -127,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(benchmarks[name]())
             print(tables[-1].markdown(), flush=True)
     gpu = read_section(args.output)  # written by `make bench-gpu` on a GPU machine: kept
-    write_atomic(args.output, render(tables, info, command.strip(), time.perf_counter() - tic))
+    seconds = time.perf_counter() - tic
+    if args.update and args.output.is_file():
+        text = updated(args.output.read_text(), tables, command.strip(), seconds)
+    else:
+        text = render(tables, info, command.strip(), seconds)
+    write_atomic(args.output, text)
     if gpu is not None:
         write_section(args.output, gpu)
     print(f"[bench] wrote {args.output}")

@@ -77,3 +77,20 @@ def test_quick_epochs_bench_times_both_sides_of_a_whole_run(tmp_path: Path) -> N
         assert cnnlab_s > 0 and plain_s > 0
         assert abs(ratio - plain_s / cnnlab_s) < 0.02  # the ratio is the two timings'
     assert "cnnlab train trainer.max_epochs=3 callbacks.early_stopping=null test=false" in text
+
+
+def test_update_replaces_only_the_measured_sections() -> None:
+    from benchmarks._common import Table
+    from benchmarks.run import updated
+
+    old = (
+        "# BENCHMARKS\n\nWritten by X.\n\n## 1. a\n\nkept\n\n"
+        "## 6. P\n\nstale\n\n## 7. c\n\nkept too\n"
+    )
+    table = Table(title="6. P", intro="fresh", columns=["s"], rows=[["1.0"]], commands=["cmd"])
+    text = updated(old, [table], "python benchmarks/run.py --only parallel --update", 12.0)
+    assert "stale" not in text and "fresh" in text
+    assert text.count("kept") == 2 and text.index("## 1.") < text.index("## 6.") < text.index(
+        "## 7."
+    )
+    assert "Section(s) 6 re-measured by `python benchmarks/run.py --only parallel --update`" in text
