@@ -129,10 +129,12 @@ COMPARISONS: tuple[Comparison, ...] = (
         "Dropout regularises: some rate above zero should help a network that can overfit.",
         (
             # LeNet-5 rather than the config's simple_cnn (18M mult-adds per image, 44x).
+            # Its dropout sits before the fully connected F6 and output, where spatial dropout
+            # is standard dropout (no feature maps to drop): the rate is the one axis.
             Part(
-                "lenet5",
-                ("experiment=dropout_sweep", "model=lenet5"),
-                {"dropout": ("standard", "spatial"), "dropout.rate": ("0.0", "0.25", "0.5")},
+                "lenet5-standard",
+                ("experiment=dropout_sweep", "model=lenet5", "dropout=standard"),
+                {"dropout.rate": ("0.0", "0.1", "0.25", "0.5")},
             ),
         ),
     ),
