@@ -21,9 +21,10 @@ def test_writes_land_in_order_and_flush_waits_for_them(tmp_path: Path) -> None:
 def test_a_failed_write_drops_the_later_ones_and_is_raised_once(tmp_path: Path) -> None:
     (tmp_path / "not_a_folder").write_text("a file")
     writer = OrderedWriter()
-    writer.write_bytes(tmp_path / "not_a_folder" / "best.ckpt", b"checkpoint")
-    writer.write_bytes(tmp_path / "metrics.csv", b"rows after the checkpoint")
     with pytest.raises(OSError):
+        writer.write_bytes(tmp_path / "not_a_folder" / "best.ckpt", b"checkpoint")
+        # Raised here when the failure came first, else queued and dropped by the writer.
+        writer.write_bytes(tmp_path / "metrics.csv", b"rows after the checkpoint")
         writer.flush()
     # The rows that follow a checkpoint that was not written are not written either.
     assert not (tmp_path / "metrics.csv").exists()

@@ -109,6 +109,14 @@ LISTED: dict[str, tuple[list[str], str]] = {
     "max_epochs 1.5": (["train", "trainer.max_epochs=1.5"], "trainer.max_epochs"),
     "max_epochs nan": (["train", "trainer.max_epochs=nan"], "trainer.max_epochs"),
     "max_epochs 0": (["train", "trainer.max_epochs=0"], "trainer.max_epochs"),
+    "progress bar refresh true": (
+        ["train", "callbacks.progress_bar.refresh_rate=true"],
+        "callbacks.progress_bar.refresh_rate",
+    ),
+    "NaN guard every 0 steps": (
+        ["train", "callbacks.finite_loss.check_every_n_steps=0"],
+        "callbacks.finite_loss.check_every_n_steps",
+    ),
     "lr nan": (["train", "optimizer.lr=nan"], "optimizer.lr"),
     "lr abc": (["train", "optimizer.lr=abc"], "optimizer.lr"),
     "lr empty": (["train", "optimizer.lr=''"], "optimizer.lr"),

@@ -214,6 +214,9 @@ CALLBACKS: Table = {
     "callbacks.*.logging_interval": Nullable(Choice("step", "epoch")),
     "callbacks.*.log_momentum": Bool(),
     "callbacks.*.per_class": Int(1),
+    # The progress bar's redraw interval (0 hides it) and the NaN guard's read interval.
+    "callbacks.*.refresh_rate": Int(0),
+    "callbacks.*.check_every_n_steps": Int(1),
     "callbacks.*.methods": ListOf(
         Choice("saliency", "gradcam", "class_model", "filters", "feature_maps")
     ),
