@@ -197,7 +197,8 @@ def test_quick_page_rows_come_from_the_studies_and_name_their_command(
     for match in rows:
         option, mean, std, n, per_seed, sweep = match.groups()
         value = option.split("=", 1)[1]
-        values = [t.value for t in studies[sweep] if t.params["augmentation"] == value]
+        trials = [t for t in studies[sweep] if t.params["augmentation"] == value]
+        values = [t.value for t in sorted(trials, key=lambda t: t.params["seed"])]  # seed order
         assert int(n) == len(values) == QUICK.seeds
         assert float(mean) == pytest.approx(statistics.fmean(values), abs=1e-4)
         assert float(std) == pytest.approx(statistics.stdev(values), abs=1e-4)
