@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO
 
 import optuna
 import pytest
@@ -40,13 +41,23 @@ SWEEP = [
 ]
 
 
-def _start_dashboard(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start ``cnnlab dashboard --port 0`` and return the process and the URL it printed."""
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start_dashboard(*args: str, stderr: IO[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start ``cnnlab dashboard --port 0`` and return the process and the URL it printed.
+
+    Its stderr goes to a file: a pipe nobody reads could fill and block the server.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnlab", "dashboard", "--port", "0", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
+        # As from a terminal: a test run started in the background (`cmd &` in a script)
+        # ignores SIGINT, and the child would inherit that and never see the Ctrl-C below.
+        preexec_fn=_default_sigint,
     )
     first_line: list[str] = []
     stdout = proc.stdout
@@ -71,7 +82,8 @@ def test_dashboard_shows_the_sweeps_study_in_a_browser(tmp_path: Path, run_subpr
     best = study.best_trial
     assert Path(best.user_attrs["run_dir"]).is_dir()
 
-    proc, url = _start_dashboard()  # the default storage: $CNNLAB_OUTPUTS/optuna.db
+    stderr = (tmp_path / "dashboard.err").open("w+")
+    proc, url = _start_dashboard(stderr=stderr)  # the default storage: $CNNLAB_OUTPUTS/optuna.db
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM)
@@ -93,7 +105,8 @@ def test_dashboard_shows_the_sweeps_study_in_a_browser(tmp_path: Path, run_subpr
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         returncode = proc.wait(timeout=30)
-    assert returncode == 0, proc.communicate()[1]
+    stderr.seek(0)
+    assert returncode == 0, stderr.read()[-3000:]
     # The trial leads to its files: the first trial's run folder is on the trials page.
     assert f"run_dir {study.trials[0].user_attrs['run_dir']}" in trials_page
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
