@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.runs.scrub import MASK, env_secrets, scrub_secrets, scrub_text
+from cnnlab.runs.scrub import (
+    MASK,
+    env_secrets,
+    mask_checkpoint_secrets,
+    scrub_secrets,
+    scrub_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -68,3 +74,24 @@ def test_env_secrets_picks_wandb_key_and_long_secret_looking_values() -> None:
 def test_scrub_secrets_reads_the_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_API_KEY", "wandb-key-from-env")
     assert scrub_secrets({"cmd": "export X=wandb-key-from-env"}) == {"cmd": "export X=***"}
+
+
+def test_checkpoint_masking_follows_every_change_between_saves(monkeypatch) -> None:
+    """Saves re-use the last masked hyperparameters only while they and the env are unchanged."""
+    hparams = {"data": {"mirror": "https://me:pw1@host/x", "batch_size": 64}}
+
+    def save() -> dict:
+        checkpoint = {"hyper_parameters": hparams, "datamodule_hyper_parameters": {"token": "t"}}
+        mask_checkpoint_secrets(checkpoint)
+        return checkpoint
+
+    first = save()
+    assert first["hyper_parameters"]["data"]["mirror"] == f"https://me:{MASK}@host/x"
+    assert first["datamodule_hyper_parameters"] == {"token": MASK}
+    first["hyper_parameters"]["data"]["batch_size"] = 0  # a later change to a saved copy
+    assert save()["hyper_parameters"]["data"]["batch_size"] == 64
+    hparams["data"]["mirror"] = "https://me:pw2@host/x"  # the module's own dict changes
+    hparams["data"]["note"] = "key k-1234567890"
+    assert save()["hyper_parameters"]["data"]["mirror"] == f"https://me:{MASK}@host/x"
+    monkeypatch.setenv("MIRROR_TOKEN", "k-1234567890")  # a new secret in the environment
+    assert save()["hyper_parameters"]["data"]["note"] == f"key {MASK}"
