@@ -4,9 +4,10 @@ Hypothesis draws overrides across every task, config group option and key (wrong
 out of range, NaN/inf, empty, huge, unicode, paths that are folders, missing, unreadable
 or corrupt files). Each one is
 
-* run in-process (fast suite, 300 draws): the task's config is composed with Hydra's
-  compose API (one composition per task and group option, cached; the drawn value override
-  is applied by Hydra's own override machinery), then validated and the cheap objects built
+* run in-process (fast suite: 100 fresh draws a run; slow: 1,000): the task's config is
+  composed with Hydra's compose API (one composition per task and group option, cached;
+  the drawn value override is applied by Hydra's own override machinery), then validated
+  and the cheap objects built
   (:func:`cnnlab.validation.validate_run`, network, trainer, loggers, callbacks, data
   module), as ``cnnlab`` does before any work;
 * run through the real ``cnnlab`` command for a sample (slow; a handful in the fast suite).
@@ -413,7 +414,15 @@ def fuzz(examples: int, run: Any, seed: int | None = None) -> dict[str, Any]:
 
 
 def test_fuzzed_overrides_in_process(fuzz_paths: Paths) -> None:
-    examples = int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", "300"))
+    # Fresh draws on every run (no seed), so runs add up; the slow test below draws more.
+    examples = int(os.environ.get("CNNLAB_FUZZ_EXAMPLES", "100"))
+    report = fuzz(examples, run_in_process)
+    assert report["cases"] >= examples
+
+
+@pytest.mark.slow
+def test_many_fuzzed_overrides_in_process(fuzz_paths: Paths) -> None:
+    examples = int(os.environ.get("CNNLAB_FUZZ_MANY_EXAMPLES", "1000"))
     report = fuzz(examples, run_in_process)
     assert report["cases"] >= examples
 

@@ -137,6 +137,8 @@ def test_training_metrics_are_identical_to_the_dataloader_path(run_cli, tmp_path
     assert b"test/acc" in texts["true"]
 
 
+# Slow: the same case runs in process in tests/tasks/test_bad_input.py.
+@pytest.mark.slow
 def test_bad_device_resident_is_one_line(run_subprocess, tmp_path: Path) -> None:
     result = run_subprocess(
         "train", "data=synthetic", "data.device_resident=true", "data.num_workers=1"

@@ -162,6 +162,8 @@ def test_compile_gives_the_same_outputs_and_loss_on_cpu() -> None:
 
 
 # One real process (~10 s): the GPU set on the CPU, with the speed run's recipe at CIFAR size.
+# Slow: perf=fast itself runs in process in the test above.
+@pytest.mark.slow
 def test_perf_fast_runs_end_to_end_on_cpu_with_the_device_loader(
     run_subprocess, tmp_path: Path
 ) -> None:

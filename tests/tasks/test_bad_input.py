@@ -21,6 +21,10 @@ CASES = {
     "num_classes not matching labels": (["data.num_classes=5"], "data.num_classes"),
     "gpu trainer without a gpu": (["trainer=gpu"], "trainer.accelerator"),
     "unlogged monitor": (["monitor.metric=val/f1"], "monitor.metric"),
+    "device-resident set with loader workers": (
+        ["data.device_resident=true", "data.num_workers=1"],
+        "data.device_resident",
+    ),
 }
 
 

@@ -70,6 +70,8 @@ def _start_dashboard(*args: str, stderr: IO[str]) -> tuple[subprocess.Popen[str]
     return proc, url
 
 
+# Slow (about 20 s: a sweep, the server, a browser); the one-line failures below stay fast.
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium")
 def test_dashboard_shows_the_sweeps_study_in_a_browser(tmp_path: Path, run_subprocess) -> None:
     from playwright.sync_api import sync_playwright

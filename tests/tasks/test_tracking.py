@@ -118,6 +118,8 @@ def test_secrets_in_config_values_are_scrubbed_from_the_manifest(run_cli, tmp_pa
     assert SECRET not in (run_dir / "hparams.yaml").read_text()  # what loggers receive
 
 
+# Slow: three processes, each importing torch and Lightning (about 14 s).
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_on_two_cpu_processes_writes_one_run_folder(run_subprocess, tmp_path: Path) -> None:
     result = run_subprocess("train", "trainer=ddp_cpu", "debug=limit", "logger=csv", timeout=280)
