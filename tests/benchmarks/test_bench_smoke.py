@@ -56,6 +56,9 @@ def test_quick_run_of_every_benchmark_writes_every_table(tmp_path: Path) -> None
         assert title in text
     rows = [line for line in text.splitlines() if line.startswith("| LeNet-5")]
     assert len(rows) == 4  # two rows vs the plain loop, two vs the Lightning recipe
+    for row in (line.split(" | ") for line in rows[:2]):  # vs the plain loop
+        plain, bare, bare_ratio = (float(row[i].replace(",", "")) for i in (5, 7, 8))
+        assert abs(bare_ratio - bare / plain) < 0.02  # bare Lightning's ratio is its own
     assert "Commands:" in text
     assert "| whole default run | 3 |" in text  # the quick whole run against the plain loop
 
@@ -76,6 +79,8 @@ def test_quick_epochs_bench_times_both_sides_of_a_whole_run(tmp_path: Path) -> N
         cnnlab_s, plain_s, ratio = float(row[3]), float(row[4]), float(row[7])
         assert cnnlab_s > 0 and plain_s > 0
         assert abs(ratio - plain_s / cnnlab_s) < 0.02  # the ratio is the two timings'
+        plain_ms, bare_ms, bare_ratio = float(row[6]), float(row[8]), float(row[9])
+        assert bare_ms > 0 and abs(bare_ratio - plain_ms / bare_ms) < 0.02  # bare Lightning's
     assert "cnnlab train trainer.max_epochs=3 callbacks.early_stopping=null test=false" in text
 
 
