@@ -52,3 +52,21 @@ def test_hyperparameters_are_merged_into_hparams_yaml(tmp_path: Path) -> None:
         "model": {"name": "lenet5"},
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hparams.yaml"]
+
+
+def test_saves_that_add_rows_and_columns_leave_the_whole_table(tmp_path: Path) -> None:
+    # Each save encodes only its new rows until a column appears; the file is always whole.
+    logger = RunCSVLogger(tmp_path, name="", version="")
+    logged: list[dict[str, float]] = []
+    for step, metrics in enumerate(
+        [{"train/loss": 1.0}, {"train/loss": 0.5}, {"val/acc": 0.25}, {"train/loss": 0.1}]
+    ):
+        logger.log_metrics(metrics, step=step)
+        logged.append({**metrics, "step": step})
+        logger.after_save_checkpoint(None)
+        WRITER.flush()
+        with (tmp_path / "metrics.csv").open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header, rows = reader.fieldnames, list(reader)
+        assert header == sorted({key for row in logged for key in row})
+        assert rows == [{k: str(row.get(k, "")) for k in header} for row in logged]

@@ -48,6 +48,10 @@ class RunCSVWriter(ExperimentWriter):
         for row in self.rows:
             self.metrics_keys.extend(k for k in row if k not in self.metrics_keys)
         self.metrics_keys.sort()
+        # The file's text so far and its columns: a save encodes only its new rows (all of
+        # them again only when a column is added), instead of every row of the run each time.
+        self._text = ""
+        self._text_keys: list[str] | None = None
 
     @override
     def _check_log_dir_exists(self) -> None:
@@ -67,12 +71,13 @@ class RunCSVWriter(ExperimentWriter):
             return
         rows = self.rows + self.metrics
         keys = sorted(set(self.metrics_keys).union(*self.metrics))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-        WRITER.write_bytes(self.metrics_file_path, buffer.getvalue().encode("utf-8"))
+        if keys == self._text_keys:
+            text = self._text + _csv_text(keys, self.metrics)
+        else:
+            text = _csv_text(keys, rows, header=True)
+        WRITER.write_bytes(self.metrics_file_path, text.encode("utf-8"))
         self.rows, self.metrics_keys, self.metrics = rows, keys, []
+        self._text, self._text_keys = text, keys
 
     @override
     def log_hparams(self, params: dict[str, Any]) -> None:
@@ -80,6 +85,15 @@ class RunCSVWriter(ExperimentWriter):
         self.hparams.update(params)
         with replacing(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE)) as tmp:
             save_hparams_to_yaml(tmp, self.hparams)
+
+
+def _csv_text(keys: list[str], rows: list[dict[str, Any]], header: bool = False) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 class RunCSVLogger(CSVLogger):
