@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -83,9 +84,23 @@ def updated(old: str, tables: list[Table], command: str, seconds: float) -> str:
         table = numbers.pop(part.split(" ", 1)[0], None)
         kept.append((table.markdown() if table else "## " + part).rstrip("\n"))
     kept += [table.markdown().rstrip("\n") for table in numbers.values()]
-    titles = ", ".join(table.title.split(" ", 1)[0].rstrip(".") for table in tables)
-    kept[0] += f"\n\nSection(s) {titles} re-measured by `{command}` in {seconds:.0f} s."
+    measured = [table.title.split(" ", 1)[0].rstrip(".") for table in tables]
+    head = [_without_sections(line, measured) for line in kept[0].split("\n\n")]
+    head.append(f"Section(s) {', '.join(measured)} re-measured by `{command}` in {seconds:.0f} s.")
+    kept[0] = "\n\n".join(line for line in head if line)
     return "\n\n".join(kept) + "\n"
+
+
+_REMEASURED = re.compile(r"Section\(s\) (?P<numbers>[\d, ]+) re-measured by (?P<rest>.*)", re.S)
+
+
+def _without_sections(line: str, numbers: list[str]) -> str:
+    """An earlier "Section(s) ... re-measured" line less ``numbers`` (empty: none left)."""
+    match = _REMEASURED.fullmatch(line)
+    if not match:
+        return line
+    left = [n for n in match["numbers"].split(", ") if n not in numbers]
+    return f"Section(s) {', '.join(left)} re-measured by {match['rest']}" if left else ""
 
 
 def write_atomic(path: Path, text: str) -> None:

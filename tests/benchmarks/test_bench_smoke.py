@@ -99,3 +99,11 @@ def test_update_replaces_only_the_measured_sections() -> None:
         "## 7."
     )
     assert "Section(s) 6 re-measured by `python benchmarks/run.py --only parallel --update`" in text
+    # A later update names only what it measured; the earlier line keeps the rest, or goes.
+    seven = Table(title="7. c", intro="newer", columns=["s"], rows=[["2.0"]], commands=["cmd"])
+    again = updated(text, [seven, table], "python benchmarks/run.py --only epochs,parallel", 3.0)
+    assert "re-measured by `python benchmarks/run.py --only parallel --update`" not in again
+    assert again.count("re-measured") == 1 and "Section(s) 7, 6 re-measured" in again
+    partial = updated(text, [seven], "python benchmarks/run.py --only epochs", 3.0)
+    assert "Section(s) 6 re-measured by `python benchmarks/run.py --only parallel" in partial
+    assert "Section(s) 7 re-measured by `python benchmarks/run.py --only epochs`" in partial
