@@ -58,7 +58,20 @@ def test_grid_covers_each_point_once(app: Path, run_app) -> None:
     assert len(load_study(app).trials) == 6 and len(marks(app)) == 6
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "random", "qmc", "cmaes", "nsgaii"])
+# TPE and random (the configs' samplers) in the fast suite; the others with `-m slow`.
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        "tpe",
+        "random",
+        pytest.param("qmc", marks=SLOW),
+        pytest.param("cmaes", marks=SLOW),
+        pytest.param("nsgaii", marks=SLOW),
+    ],
+)
 def test_every_continuous_sampler_runs_a_sweep(app: Path, run_app, sampler: str) -> None:
     run_app(
         f"hydra/sweeper/sampler={sampler}",

@@ -194,6 +194,8 @@ def kill_and_rerun(tmp_path: Path, url: str, count: int, n_trials: int) -> None:
     assert len({point(t) for t in done}) == n_trials
 
 
+# Slow (about 13 s); the fast suite resumes sweeps in tests/sweep/test_sweeper.py.
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_with_new_points(tmp_path: Path) -> None:
     """One worker killed mid-trial, the command rerun: n_trials COMPLETE, all distinct."""
     kill_and_rerun(tmp_path, f"sqlite:///{tmp_path}/optuna.db", count=1, n_trials=3)
