@@ -3,11 +3,15 @@
 Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts (so a resumed run
 loses its first epochs), appends rows in place and writes ``hparams.yaml`` in place (so a full
 disk leaves a truncated file). :class:`RunCSVLogger` keeps the rows already in the folder,
-rewrites each file through a temporary file and a rename (:mod:`cnnlab.runs.atomic`), and
-writes ``metrics.csv`` whenever a checkpoint is saved, so that after a crash the file holds
-the rows of the training that the last checkpoint kept. ``metrics.csv`` goes through the
-same ordered background writer as the checkpoints (:mod:`cnnlab.runs.background`), so it
-never lands before the checkpoint it follows.
+rewrites each file through a temporary file and a rename (:mod:`cnnlab.runs.atomic`).
+``metrics.csv`` goes through the same ordered background writer as the checkpoints
+(:mod:`cnnlab.runs.background`), so files land in the order training wrote them.
+
+When rows reach the file: Lightning's logger connector calls ``save()`` after every
+``log_metrics``, so with epoch-level metrics the file is written at each validation end and
+each training epoch end (and again after each checkpoint, when rows are pending). A run killed
+between a validation row and the checkpoint queued right after it can show that epoch's
+validation row twice once resumed.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from cnnlab.runs.scrub import scrub_secrets
 
 log = logging.getLogger(__name__)
 
-# A step count no run reaches: flush only at checkpoints and at the end.
+# A step count no run reaches: `log_metrics` itself never writes (Lightning's default is every 100).
 NEVER = sys.maxsize
 
 
@@ -99,10 +103,10 @@ def _csv_text(keys: list[str], rows: list[dict[str, Any]], header: bool = False)
 class RunCSVLogger(CSVLogger):
     """Lightning's ``CSVLogger`` with the run-safe writer :class:`RunCSVWriter`.
 
-    Rows are written when a checkpoint is saved and when training ends: the file then holds
-    exactly the training the last checkpoint kept, and a resumed run appends the rest without
-    repeating a step. ``flush_logs_every_n_steps`` (default: never) writes more often, at the
-    cost of steps repeated in the file after a resume.
+    Rows are written whenever Lightning saves the logger (after each logging call), after each
+    checkpoint and when training ends; a resumed run appends to the rows already there.
+    ``flush_logs_every_n_steps`` (default: never) adds writes inside ``log_metrics`` for
+    step-level rows logged outside Lightning's logger connector.
     """
 
     def __init__(
