@@ -13,11 +13,28 @@ from PIL import Image
 from tests.conftest import only_run_dir, quick
 
 
-@pytest.fixture
-def trained(run_cli, tmp_path: Path) -> Path:
-    """A run folder of a short LeNet-5 training on digits."""
-    run_dir = tmp_path / "trained"
-    run_cli("train", *quick("logger=none", f"hydra.run.dir={run_dir}"))
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder of a short LeNet-5 training on digits, trained once for this module.
+
+    The tests only read it: each writes its own results under its own tmp_path.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from cnnlab import cli
+
+    root = tmp_path_factory.mktemp("trained")
+    run_dir = root / "run"
+    args = ["train", *quick("logger=none", f"hydra.run.dir={run_dir}")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CNNLAB_OUTPUTS", str(root / "outputs"))
+        mp.setenv("CNNLAB_DATA", str(root / "data"))
+        mp.setattr("sys.argv", ["cnnlab", *args])
+        mp.delenv(cli.TASK_ENV, raising=False)
+        cli.main(args)
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+    GlobalHydra.instance().clear()
     return run_dir
 
 
