@@ -1,0 +1,1 @@
+"""Files: reading run and sweep folders as hostile data (:mod:`cnnlab.files.read`)."""
