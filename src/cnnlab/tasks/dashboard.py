@@ -5,6 +5,14 @@ else ``./outputs/optuna.db``). The server listens on 127.0.0.1 only and prints
 its URL first; Ctrl-C stops it. Each trial's user attributes hold its run
 folder (``run_dir``) and its W&B run (``wandb_url`` online, ``wandb_offline_run``
 offline), so the dashboard leads from a trial to its files.
+
+optuna-dashboard's API can create, rename and delete studies without any login.
+Listening on 127.0.0.1 keeps other machines out, but not a web page on another
+site: through DNS rebinding its name resolves to 127.0.0.1, and the browser then
+sends that page's requests here with the page's own host name in ``Host``. So
+every request whose ``Host`` is not ``127.0.0.1:PORT``, ``localhost:PORT`` or
+``[::1]:PORT`` (the port served) is answered 403 before optuna-dashboard sees it.
+
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import contextlib
 import os
 import sqlite3
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +31,9 @@ from cnnlab.errors import CnnlabError, ConfigError, DataError
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 MISSING_EXTRA = "optuna-dashboard is not installed: pip install 'cnnlab[dashboard]'"
+# The names a browser on this machine uses for the server; anything else is another site.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+FORBIDDEN = b"403 Forbidden: this dashboard answers only http://127.0.0.1:PORT/\n"
 
 
 def default_storage() -> str:
@@ -67,8 +79,36 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def loopback_only(app: WSGIApp, port: int) -> WSGIApp:
+    """Wrap the WSGI ``app`` so that it answers only requests for ``127.0.0.1:port``.
+
+    A request whose ``Host`` header is not one of :data:`LOOPBACK_NAMES` with ``port``
+    (a DNS-rebinding page, a missing header) gets 403 and never reaches ``app``,
+    whatever its method. Only port 80 may be left out, as browsers do.
+    """
+    allowed = {f"{name}:{port}" for name in LOOPBACK_NAMES}
+    if port == 80:
+        allowed.update(LOOPBACK_NAMES)
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("HTTP_HOST", "").lower() in allowed:
+            return app(environ, start_response)
+        start_response(
+            "403 Forbidden",
+            [("Content-Type", "text/plain"), ("Content-Length", str(len(FORBIDDEN)))],
+        )
+        return [FORBIDDEN]
+
+    return guarded
+
+
 def make_server(storage: str, port: int) -> Any:
     """Open ``storage`` and bind optuna-dashboard's WSGI app to ``127.0.0.1:port``.
+
+    The app answers only requests that name ``127.0.0.1:<port>`` (:func:`loopback_only`).
 
     Raises:
         CnnlabError: The extra is missing, the storage cannot be opened, or the port is taken.
@@ -94,12 +134,13 @@ def make_server(storage: str, port: int) -> Any:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+    app = optuna_dashboard.wsgi(backend)
     try:
-        return wsgi_server(
-            HOST, port, optuna_dashboard.wsgi(backend), WSGIServer, handler_class=QuietHandler
-        )
+        server = wsgi_server(HOST, port, app, WSGIServer, handler_class=QuietHandler)
     except OSError as exc:
         raise CnnlabError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}") from None
+    server.set_app(loopback_only(app, server.server_port))  # the port bound, also for --port 0
+    return server
 
 
 def _storage_url(storage: str) -> str:
