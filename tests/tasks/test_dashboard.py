@@ -269,3 +269,17 @@ def test_the_loopback_host_headers_are_served(tmp_path: Path) -> None:
         status, content = _request(port, "DELETE", delete, f"localhost:{port}", {})
         assert status == 204, content
         assert [name for _, name in _studies(storage)] == ["s"]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "65536", "http", ""])
+def test_a_bad_port_is_one_line_exit_2(tmp_path: Path, run_subprocess, port: str) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=storage, study_name="s")
+    proc = run_subprocess("dashboard", storage, f"--port={port}", timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("cnnlab dashboard: error: argument --port:"), lines
+    assert "0 to 65535" in lines[0] and repr(port) in lines[0], lines

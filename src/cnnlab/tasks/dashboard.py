@@ -13,6 +13,7 @@ sends that page's requests here with the page's own host name in ``Host``. So
 every request whose ``Host`` is not ``127.0.0.1:PORT``, ``localhost:PORT`` or
 ``[::1]:PORT`` (the port served) is answered 403 before optuna-dashboard sees it.
 
+``--port 0`` asks the system for a free port; the printed URL names it.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+MAX_PORT = 65535
 MISSING_EXTRA = "optuna-dashboard is not installed: pip install 'cnnlab[dashboard]'"
 # The names a browser on this machine uses for the server; anything else is another site.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -48,9 +50,9 @@ def main(argv: list[str]) -> int:
     Returns:
         0 once the server is stopped (Ctrl-C); 1 with one line on stderr when the
         extra is missing, the storage is missing or not a study storage, or the
-        port is taken.
+        port is taken. A bad option (``--port 70000``) is one line, exit 2.
     """
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="cnnlab dashboard",
         description="Serve optuna-dashboard on 127.0.0.1 for a study storage.",
     )
@@ -61,7 +63,10 @@ def main(argv: list[str]) -> int:
         "(default: the sweeps' outputs/optuna.db under $CNNLAB_OUTPUTS)",
     )
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)"
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port, 0 to {MAX_PORT} (default {DEFAULT_PORT}; 0: a free one, printed)",
     )
     args = parser.parse_args(argv)
     try:
@@ -77,6 +82,24 @@ def main(argv: list[str]) -> int:
     finally:
         server.server_close()
     return 0
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    """A TCP port for ``--port``: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"must be a port, 0 to {MAX_PORT}: got {text!r}")
+    return port
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
