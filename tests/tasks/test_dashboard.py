@@ -283,3 +283,12 @@ def test_a_bad_port_is_one_line_exit_2(tmp_path: Path, run_subprocess, port: str
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("cnnlab dashboard: error: argument --port:"), lines
     assert "0 to 65535" in lines[0] and repr(port) in lines[0], lines
+
+
+def test_control_characters_in_a_path_are_escaped(tmp_path: Path, run_subprocess) -> None:
+    path = tmp_path / "a\x1b[31mred\nline\rx\u202e.db"
+    proc = run_subprocess("dashboard", str(path), "--port", "0")
+    _assert_one_line_error(proc, "no such study storage")
+    assert "\x1b" not in proc.stderr and "\r" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "a\\x1b[31mred\\nline\\rx\\u202e.db" in proc.stderr, proc.stderr

@@ -23,6 +23,7 @@ import contextlib
 import os
 import sqlite3
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> int:
     try:
         server = make_server(args.storage or default_storage(), args.port)
     except CnnlabError as exc:
-        print(f"cnnlab dashboard: error: {exc}", file=sys.stderr)
+        print(f"cnnlab dashboard: error: {escape_controls(str(exc))}", file=sys.stderr)
         return 1
     print(f"optuna-dashboard: http://{HOST}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
     try:
@@ -88,7 +89,7 @@ class _OneLineParser(argparse.ArgumentParser):
     """Argument errors as one line (no usage block), exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {escape_controls(message)}\n")
 
 
 def _port(text: str) -> int:
@@ -100,6 +101,22 @@ def _port(text: str) -> int:
     if not 0 <= port <= MAX_PORT:
         raise argparse.ArgumentTypeError(f"must be a port, 0 to {MAX_PORT}: got {text!r}")
     return port
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``).
+
+    Error lines quote paths and database messages, which may hold a newline (two
+    lines instead of one) or a terminal escape sequence.
+    """
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if _is_control(ch) else ch for ch in text
+    )
+
+
+def _is_control(ch: str) -> bool:
+    """C0/C1 controls, format characters (bidi overrides) and line/paragraph separators."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
