@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -283,6 +284,21 @@ def test_a_bad_port_is_one_line_exit_2(tmp_path: Path, run_subprocess, port: str
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("cnnlab dashboard: error: argument --port:"), lines
     assert "0 to 65535" in lines[0] and repr(port) in lines[0], lines
+
+
+def test_a_database_that_never_answers_is_one_line_within_bounds(run_subprocess) -> None:
+    """A PostgreSQL URL whose port accepts connections and never answers: no hang."""
+    pytest.importorskip("psycopg")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        url = f"postgresql+psycopg://u@127.0.0.1:{port}/db"
+        start = time.monotonic()
+        proc = run_subprocess("dashboard", url, "--port", "0", timeout=60)
+        elapsed = time.monotonic() - start
+    _assert_one_line_error(proc, url, "connect_timeout=10", "timeout expired")
+    assert elapsed < 25, elapsed  # the 10 s connect timeout plus the start of Python
 
 
 def test_control_characters_in_a_path_are_escaped(tmp_path: Path, run_subprocess) -> None:

@@ -14,6 +14,9 @@ every request whose ``Host`` is not ``127.0.0.1:PORT``, ``localhost:PORT`` or
 ``[::1]:PORT`` (the port served) is answered 403 before optuna-dashboard sees it.
 
 ``--port 0`` asks the system for a free port; the printed URL names it.
+A PostgreSQL server is given :data:`CONNECT_TIMEOUT` seconds to answer (unless the
+URL sets ``connect_timeout`` itself), so one that accepts and never answers gives
+one line and exit 1 instead of a hang.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 MAX_PORT = 65535
 MISSING_EXTRA = "optuna-dashboard is not installed: pip install 'cnnlab[dashboard]'"
+# Seconds a PostgreSQL server has to complete a new connection. SQLAlchemy passes the URL's
+# ``connect_timeout`` to the driver; psycopg and psycopg2 (libpq) bound the whole handshake
+# with it. Other drivers name it otherwise (pg8000: ``timeout``), so they get none.
+CONNECT_TIMEOUT = 10
+CONNECT_TIMEOUT_DRIVERS = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2")
 # The names a browser on this machine uses for the server; anything else is another site.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 FORBIDDEN = b"403 Forbidden: this dashboard answers only http://127.0.0.1:PORT/\n"
@@ -50,8 +58,8 @@ def main(argv: list[str]) -> int:
 
     Returns:
         0 once the server is stopped (Ctrl-C); 1 with one line on stderr when the
-        extra is missing, the storage is missing or not a study storage, or the
-        port is taken. A bad option (``--port 70000``) is one line, exit 2.
+        extra is missing, the storage is missing, not a study storage or does not
+        answer, or the port is taken. A bad option (``--port 70000``) is one line, exit 2.
     """
     parser = _OneLineParser(
         prog="cnnlab dashboard",
@@ -145,6 +153,26 @@ def loopback_only(app: WSGIApp, port: int) -> WSGIApp:
     return guarded
 
 
+def with_connect_timeout(url: str) -> str:
+    """``url`` with ``connect_timeout`` set for a PostgreSQL server, unless it sets one.
+
+    Without it a server that accepts the connection and never answers (a wrong port,
+    a stuck proxy) hangs the command before it prints anything.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # not an SQLAlchemy URL: opening it says so
+    if parsed.drivername not in CONNECT_TIMEOUT_DRIVERS or "connect_timeout" in parsed.query:
+        return url
+    # Appended as text: rendering the parsed URL again would re-quote its other parts (a
+    # masked password ``***`` from sweep.json would become a literal ``%2A%2A%2A``).
+    return f"{url}{'&' if '?' in url else '?'}connect_timeout={CONNECT_TIMEOUT}"
+
+
 def make_server(storage: str, port: int) -> Any:
     """Open ``storage`` and bind optuna-dashboard's WSGI app to ``127.0.0.1:port``.
 
@@ -164,7 +192,7 @@ def make_server(storage: str, port: int) -> Any:
 
     url = _storage_url(storage)
     try:
-        backend = open_storage(url)
+        backend = open_storage(with_connect_timeout(url))
     except ConfigError as exc:  # its key names the sweeper's setting; here it is the argument
         raise CnnlabError(exc.message) from None
 
