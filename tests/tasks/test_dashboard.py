@@ -8,6 +8,9 @@ Set ``CNNLAB_DOCS_SCREENSHOT=1`` to also refresh ``docs/dashboard.png``.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -16,6 +19,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -170,3 +175,136 @@ def test_a_taken_port_is_one_line(tmp_path: Path, run_subprocess) -> None:
         taken.listen()
         port = str(taken.getsockname()[1])
         _assert_one_line_error(run_subprocess("dashboard", storage, "--port", port), port)
+
+
+@contextlib.contextmanager
+def _served(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """Serve a study storage holding study ``s`` with ``cnnlab dashboard --port 0``.
+
+    Yields the storage URL and the port the server printed; stops it with Ctrl-C.
+    """
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=storage, study_name="s")
+    stderr = (tmp_path / "dashboard.err").open("w+")
+    proc, url = _start_dashboard(storage, stderr=stderr)
+    try:
+        yield storage, int(url.rstrip("/").rsplit(":", 1)[1])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        returncode = proc.wait(timeout=30)
+        stderr.seek(0)
+        assert returncode == 0, stderr.read()[-3000:]
+
+
+def _request(
+    port: int, method: str, path: str, host: str | None, body: dict[str, object] | None = None
+) -> tuple[int, bytes]:
+    """One HTTP request to 127.0.0.1:``port`` with the Host header ``host`` (None: none)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        if host is not None:
+            connection.putheader("Host", host)
+        data = json.dumps(body).encode() if body is not None else b""
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(len(data)))
+        connection.endheaders(data)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _studies(storage: str) -> list[tuple[int, str]]:
+    """The studies in ``storage`` as (id, name), read with Optuna (public storage API)."""
+    backend = optuna.storages.RDBStorage(storage)
+    try:
+        names = optuna.get_all_study_names(storage=backend)
+        return sorted((backend.get_study_id_from_name(name), name) for name in names)
+    finally:
+        backend.remove_session()
+
+
+def test_a_foreign_host_header_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """A page on another origin (DNS rebinding) reaches 127.0.0.1 with its own Host header."""
+    with _served(tmp_path) as (storage, port):
+        before = _studies(storage)
+        [(study_id, _)] = before
+        foreign = [
+            f"evil.example:{port}",
+            f"127.0.0.1.evil.example:{port}",
+            f"evil.example:{port}, 127.0.0.1:{port}",
+            f"localhost:{port + 1 if port < 65535 else port - 1}",
+            "127.0.0.1",  # no port: a browser sends one for any port but 80
+            "",
+            None,  # no Host header at all (HTTP/1.0)
+        ]
+        for host in foreign:
+            for method, path, body in (
+                ("GET", "/api/studies", None),
+                ("POST", "/api/studies", {"study_name": "evil", "directions": ["minimize"]}),
+                ("DELETE", f"/api/studies/{study_id}", {}),
+                ("POST", f"/api/studies/{study_id}/rename", {"study_name": "renamed"}),
+                ("GET", "/", None),
+            ):
+                status, content = _request(port, method, path, host, body)
+                assert status == 403, (host, method, path, status, content)
+                assert b"study_summaries" not in content and b"evil" not in content
+        assert _studies(storage) == before
+
+
+def test_the_loopback_host_headers_are_served(tmp_path: Path) -> None:
+    with _served(tmp_path) as (storage, port):
+        for name in ("127.0.0.1", "localhost", "LocalHost", "[::1]"):
+            host = f"{name}:{port}"
+            status, content = _request(port, "GET", "/api/studies", host)
+            assert status == 200, (host, status, content)
+            names = [s["study_name"] for s in json.loads(content)["study_summaries"]]
+            assert names == ["s"]
+        body = {"study_name": "new", "directions": ["maximize"]}
+        status, content = _request(port, "POST", "/api/studies", f"127.0.0.1:{port}", body)
+        assert status == 201, content
+        assert [name for _, name in _studies(storage)] == ["s", "new"]
+        [new_id] = [i for i, name in _studies(storage) if name == "new"]
+        delete = f"/api/studies/{new_id}"
+        status, content = _request(port, "DELETE", delete, f"localhost:{port}", {})
+        assert status == 204, content
+        assert [name for _, name in _studies(storage)] == ["s"]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "65536", "http", ""])
+def test_a_bad_port_is_one_line_exit_2(tmp_path: Path, run_subprocess, port: str) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=storage, study_name="s")
+    proc = run_subprocess("dashboard", storage, f"--port={port}", timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("cnnlab dashboard: error: argument --port:"), lines
+    assert "0 to 65535" in lines[0] and repr(port) in lines[0], lines
+
+
+def test_a_database_that_never_answers_is_one_line_within_bounds(run_subprocess) -> None:
+    """A PostgreSQL URL whose port accepts connections and never answers: no hang."""
+    pytest.importorskip("psycopg")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        url = f"postgresql+psycopg://u@127.0.0.1:{port}/db"
+        start = time.monotonic()
+        proc = run_subprocess("dashboard", url, "--port", "0", timeout=60)
+        elapsed = time.monotonic() - start
+    _assert_one_line_error(proc, url, "connect_timeout=10", "timeout expired")
+    assert elapsed < 25, elapsed  # the 10 s connect timeout plus the start of Python
+
+
+def test_control_characters_in_a_path_are_escaped(tmp_path: Path, run_subprocess) -> None:
+    path = tmp_path / "a\x1b[31mred\nline\rx\u202e.db"
+    proc = run_subprocess("dashboard", str(path), "--port", "0")
+    _assert_one_line_error(proc, "no such study storage")
+    assert "\x1b" not in proc.stderr and "\r" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "a\\x1b[31mred\\nline\\rx\\u202e.db" in proc.stderr, proc.stderr

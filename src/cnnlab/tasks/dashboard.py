@@ -5,6 +5,18 @@ else ``./outputs/optuna.db``). The server listens on 127.0.0.1 only and prints
 its URL first; Ctrl-C stops it. Each trial's user attributes hold its run
 folder (``run_dir``) and its W&B run (``wandb_url`` online, ``wandb_offline_run``
 offline), so the dashboard leads from a trial to its files.
+
+optuna-dashboard's API can create, rename and delete studies without any login.
+Listening on 127.0.0.1 keeps other machines out, but not a web page on another
+site: through DNS rebinding its name resolves to 127.0.0.1, and the browser then
+sends that page's requests here with the page's own host name in ``Host``. So
+every request whose ``Host`` is not ``127.0.0.1:PORT``, ``localhost:PORT`` or
+``[::1]:PORT`` (the port served) is answered 403 before optuna-dashboard sees it.
+
+``--port 0`` asks the system for a free port; the printed URL names it.
+A PostgreSQL server is given :data:`CONNECT_TIMEOUT` seconds to answer (unless the
+URL sets ``connect_timeout`` itself), so one that accepts and never answers gives
+one line and exit 1 instead of a hang.
 """
 
 from __future__ import annotations
@@ -14,14 +26,25 @@ import contextlib
 import os
 import sqlite3
 import sys
+import unicodedata
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+MAX_PORT = 65535
 MISSING_EXTRA = "optuna-dashboard is not installed: pip install 'cnnlab[dashboard]'"
+# Seconds a PostgreSQL server has to complete a new connection. SQLAlchemy passes the URL's
+# ``connect_timeout`` to the driver; psycopg and psycopg2 (libpq) bound the whole handshake
+# with it. Other drivers name it otherwise (pg8000: ``timeout``), so they get none.
+CONNECT_TIMEOUT = 10
+CONNECT_TIMEOUT_DRIVERS = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2")
+# The names a browser on this machine uses for the server; anything else is another site.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+FORBIDDEN = b"403 Forbidden: this dashboard answers only http://127.0.0.1:PORT/\n"
 
 
 def default_storage() -> str:
@@ -35,10 +58,10 @@ def main(argv: list[str]) -> int:
 
     Returns:
         0 once the server is stopped (Ctrl-C); 1 with one line on stderr when the
-        extra is missing, the storage is missing or not a study storage, or the
-        port is taken.
+        extra is missing, the storage is missing, not a study storage or does not
+        answer, or the port is taken. A bad option (``--port 70000``) is one line, exit 2.
     """
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="cnnlab dashboard",
         description="Serve optuna-dashboard on 127.0.0.1 for a study storage.",
     )
@@ -49,13 +72,16 @@ def main(argv: list[str]) -> int:
         "(default: the sweeps' outputs/optuna.db under $CNNLAB_OUTPUTS)",
     )
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)"
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port, 0 to {MAX_PORT} (default {DEFAULT_PORT}; 0: a free one, printed)",
     )
     args = parser.parse_args(argv)
     try:
         server = make_server(args.storage or default_storage(), args.port)
     except CnnlabError as exc:
-        print(f"cnnlab dashboard: error: {exc}", file=sys.stderr)
+        print(f"cnnlab dashboard: error: {escape_controls(str(exc))}", file=sys.stderr)
         return 1
     print(f"optuna-dashboard: http://{HOST}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
     try:
@@ -67,8 +93,90 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {escape_controls(message)}\n")
+
+
+def _port(text: str) -> int:
+    """A TCP port for ``--port``: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"must be a port, 0 to {MAX_PORT}: got {text!r}")
+    return port
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``).
+
+    Error lines quote paths and database messages, which may hold a newline (two
+    lines instead of one) or a terminal escape sequence.
+    """
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if _is_control(ch) else ch for ch in text
+    )
+
+
+def _is_control(ch: str) -> bool:
+    """C0/C1 controls, format characters (bidi overrides) and line/paragraph separators."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def loopback_only(app: WSGIApp, port: int) -> WSGIApp:
+    """Wrap the WSGI ``app`` so that it answers only requests for ``127.0.0.1:port``.
+
+    A request whose ``Host`` header is not one of :data:`LOOPBACK_NAMES` with ``port``
+    (a DNS-rebinding page, a missing header) gets 403 and never reaches ``app``,
+    whatever its method. Only port 80 may be left out, as browsers do.
+    """
+    allowed = {f"{name}:{port}" for name in LOOPBACK_NAMES}
+    if port == 80:
+        allowed.update(LOOPBACK_NAMES)
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("HTTP_HOST", "").lower() in allowed:
+            return app(environ, start_response)
+        start_response(
+            "403 Forbidden",
+            [("Content-Type", "text/plain"), ("Content-Length", str(len(FORBIDDEN)))],
+        )
+        return [FORBIDDEN]
+
+    return guarded
+
+
+def with_connect_timeout(url: str) -> str:
+    """``url`` with ``connect_timeout`` set for a PostgreSQL server, unless it sets one.
+
+    Without it a server that accepts the connection and never answers (a wrong port,
+    a stuck proxy) hangs the command before it prints anything.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # not an SQLAlchemy URL: opening it says so
+    if parsed.drivername not in CONNECT_TIMEOUT_DRIVERS or "connect_timeout" in parsed.query:
+        return url
+    # Appended as text: rendering the parsed URL again would re-quote its other parts (a
+    # masked password ``***`` from sweep.json would become a literal ``%2A%2A%2A``).
+    return f"{url}{'&' if '?' in url else '?'}connect_timeout={CONNECT_TIMEOUT}"
+
+
 def make_server(storage: str, port: int) -> Any:
     """Open ``storage`` and bind optuna-dashboard's WSGI app to ``127.0.0.1:port``.
+
+    The app answers only requests that name ``127.0.0.1:<port>`` (:func:`loopback_only`).
 
     Raises:
         CnnlabError: The extra is missing, the storage cannot be opened, or the port is taken.
@@ -84,7 +192,7 @@ def make_server(storage: str, port: int) -> Any:
 
     url = _storage_url(storage)
     try:
-        backend = open_storage(url)
+        backend = open_storage(with_connect_timeout(url))
     except ConfigError as exc:  # its key names the sweeper's setting; here it is the argument
         raise CnnlabError(exc.message) from None
 
@@ -94,12 +202,13 @@ def make_server(storage: str, port: int) -> Any:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+    app = optuna_dashboard.wsgi(backend)
     try:
-        return wsgi_server(
-            HOST, port, optuna_dashboard.wsgi(backend), WSGIServer, handler_class=QuietHandler
-        )
+        server = wsgi_server(HOST, port, app, WSGIServer, handler_class=QuietHandler)
     except OSError as exc:
         raise CnnlabError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}") from None
+    server.set_app(loopback_only(app, server.server_port))  # the port bound, also for --port 0
+    return server
 
 
 def _storage_url(storage: str) -> str:
