@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import NamedTuple
 
 from torch import nn
 
@@ -27,7 +28,7 @@ from cnnlab.models.layers._spec import (
     split_spec,
 )
 
-__all__ = ["dropout_names", "get_dropout"]
+__all__ = ["DropoutSites", "dropout_names", "dropout_sites", "get_dropout"]
 
 # name -> the defaults it stands for; `rate` and `spatial` given in the spec win.
 _DROPOUTS: dict[str, dict[str, float | bool]] = {
@@ -96,3 +97,22 @@ def get_dropout(spec: LayerSpec | float, *, conv: bool = False) -> Callable[[], 
     if rate == 0.0 or (conv and not spatial):
         return nn.Identity
     return partial(nn.Dropout2d if conv else nn.Dropout, p=rate)
+
+
+class DropoutSites(NamedTuple):
+    """The dropout factories of a model's two kinds of site (see the module docstring)."""
+
+    fc: Callable[[], nn.Module] = nn.Identity
+    conv: Callable[[], nn.Module] = nn.Identity
+
+
+def dropout_sites(spec: LayerSpec | float) -> DropoutSites:
+    """Resolve a dropout spec once for both kinds of site.
+
+    Example:
+        >>> dropout_sites(0.3).fc(), dropout_sites(0.3).conv()
+        (Dropout(p=0.3, inplace=False), Identity())
+    """
+    if isinstance(spec, DropoutSites):
+        return spec
+    return DropoutSites(get_dropout(spec), get_dropout(spec, conv=True))
