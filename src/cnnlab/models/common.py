@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from torch import nn
 
@@ -36,6 +36,7 @@ __all__ = [
     "Factory",
     "ImageSize",
     "Layers",
+    "NormAct",
     "check_bool",
     "check_choice",
     "check_positive_float",
@@ -55,6 +56,13 @@ ImageSize = int | Sequence[int] | None
 RELU: Factory = partial(nn.ReLU, inplace=True)
 
 
+class NormAct(TypedDict):
+    """The norm and activation factories of a conv unit (``conv(..., **layers.unit)``)."""
+
+    norm: Factory
+    act: Factory
+
+
 class Layers(NamedTuple):
     """The layer choices a family builds with, resolved once by :func:`build_model`.
 
@@ -67,6 +75,11 @@ class Layers(NamedTuple):
     act: Factory = RELU
     init: WeightInit | None = None
     dropout: DropoutSites = DropoutSites()
+
+    @property
+    def unit(self) -> NormAct:
+        """The norm and activation after a conv: ``conv(..., **layers.unit)``."""
+        return {"norm": self.norm, "act": self.act}
 
     def init_weights(self, model: nn.Module) -> None:
         """Initialise ``model``'s weights with :attr:`init` (PyTorch's own when None)."""

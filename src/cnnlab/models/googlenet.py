@@ -35,6 +35,7 @@ from cnnlab.models.common import (
     Factory,
     ImageSize,
     Layers,
+    NormAct,
     check_bool,
     check_choice,
     check_positive_float,
@@ -94,7 +95,7 @@ class Inception(nn.Module):
         super().__init__()
         c1, r3, c3, r5, c5, proj = widths
         self.out_channels = c1 + c3 + c5 + proj
-        unit = {"norm": norm, "act": act}
+        unit: NormAct = {"norm": norm, "act": act}
         self.branch1 = conv(in_channels, c1, 1, **unit)
         self.branch3 = nn.Sequential(conv(in_channels, r3, 1, **unit), conv(r3, c3, 3, **unit))
         self.branch5 = nn.Sequential(
@@ -186,7 +187,7 @@ class GoogLeNet(nn.Module):
         width_mult = check_positive_float("width_mult", width_mult)
         check_choice("branch5_kernel", branch5_kernel, BRANCH5_KERNELS)
         norm_layer, act_layer = layers.norm, layers.act
-        unit = {"norm": norm_layer, "act": act_layer}
+        unit = layers.unit
 
         def scaled(c: int) -> int:
             return make_divisible(c * width_mult, 4)

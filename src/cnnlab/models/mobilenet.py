@@ -91,7 +91,7 @@ class MobileNetV1(nn.Module):
         super().__init__()
         kind = choose_stem(stem, image_size)
         width_mult = check_positive_float("width_mult", width_mult)
-        unit = {"norm": layers.norm, "act": layers.act}
+        unit = layers.unit
         channels = make_divisible(V1_STEM * width_mult)
         stride = 2 if kind == "imagenet" else 1
         features: OrderedDict[str, nn.Module] = OrderedDict(

@@ -80,7 +80,7 @@ class VGG(nn.Module):
         head = choose_stem(stem, image_size)
         check_positive_int("width", width)
         fc_width = FC_WIDTHS[head] if fc_width is None else check_positive_int("fc_width", fc_width)
-        unit = {"norm": layers.norm, "act": layers.act}
+        unit = layers.unit
         stages: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
         for index, convs in enumerate(convs_per_stage):
