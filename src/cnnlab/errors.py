@@ -8,6 +8,7 @@ full traceback appears only with ``HYDRA_FULL_ERROR=1``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -97,7 +98,10 @@ def config_errors(key: str) -> Iterator[None]:
     Anything a builder raises from a config value (a ``TypeError`` for an unknown keyword, a
     ``ValueError`` from torch or Lightning) becomes one line naming ``key``; the original stays
     attached as ``__cause__`` for ``HYDRA_FULL_ERROR=1``. Errors that already name their key
-    or file (:class:`CnnlabError`) pass through unchanged.
+    or file (:class:`CnnlabError`) pass through unchanged, and so does the key of a plain
+    ``ValueError``/``TypeError`` whose message starts with a dotted config key (the model
+    code's convention: ``model.stem: must be one of ...``), so library code needs no
+    cnnlab error types.
 
     Example:
         >>> with config_errors("optimizer"):
@@ -105,6 +109,11 @@ def config_errors(key: str) -> Iterator[None]:
         Traceback (most recent call last):
         ...
         cnnlab.errors.ConfigError: optimizer: cannot be built (ValueError: Invalid momentum: -1)
+        >>> with config_errors("model"):
+        ...     raise ValueError("model.stem: must be one of auto, imagenet, small, got 'x'")
+        Traceback (most recent call last):
+        ...
+        cnnlab.errors.ConfigError: model.stem: must be one of auto, imagenet, small, got 'x'
     """
     try:
         yield
@@ -114,4 +123,12 @@ def config_errors(key: str) -> Iterator[None]:
         cause = exc.__cause__ if type(exc).__module__.startswith("hydra.") else None
         if isinstance(cause, CnnlabError):
             raise cause from exc
+        root = cause if cause is not None else exc
+        keyed = _KEYED.match(str(root)) if isinstance(root, ValueError | TypeError) else None
+        if keyed is not None:
+            raise ConfigError(keyed["key"], keyed["message"]) from exc
         raise ConfigError(key, f"cannot be built ({first_line(exc)})") from exc
+
+
+# A message that names its config key first: ``group.option: what is wrong``.
+_KEYED = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+): (?P<message>[^\n]+)")

@@ -8,9 +8,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from tests.conftest import quick
+from tests.models.conftest import raises_key
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models import build_model, image_hw, list_models, register_model
 from cnnlab.models import registry as registry_module
 
@@ -38,9 +39,7 @@ def test_register_rejects_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_model_lists_choices() -> None:
-    with pytest.raises(
-        ConfigError, match=r"^model\.name: unknown model 'lenet'; choose from .*lenet5"
-    ):
+    with raises_key("model.name", "unknown model 'lenet'; choose from .*lenet5"):
         build_model("lenet", in_channels=1, num_classes=10)
 
 
@@ -56,9 +55,8 @@ def test_unknown_model_lists_choices() -> None:
     ],
 )
 def test_bad_arguments_name_their_key(kwargs: dict, key: str) -> None:
-    with pytest.raises(ConfigError) as err:
+    with raises_key(key):
         build_model("lenet5", **kwargs)
-    assert err.value.key == key
 
 
 def test_image_hw() -> None:
@@ -100,3 +98,25 @@ def test_reference_norm_is_the_papers_choice(name: str, has_batch_norm: bool) ->
     reference = {"name": "reference"}
     net = build_model(name, in_channels=1, num_classes=10, image_size=32, norm=reference)
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == has_batch_norm
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (
+            ["model=resnet18", "model.stem=cifar"],
+            "model.stem: must be one of auto, imagenet, small",
+        ),
+        (["model=densenet_bc", "model.depth=99"], "model.depth: must be 6n + 4"),
+        (["model=lenet5", "+model.depth=3"], "model.depth: is not an option of model 'lenet5'"),
+    ],
+)
+def test_a_bad_model_option_is_one_line_naming_its_key(
+    run_subprocess, overrides: list[str], line: str
+) -> None:
+    # Model code raises a plain ValueError/TypeError; the task layer names the key.
+    result = run_subprocess("train", *quick(*overrides), timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [x for x in result.stderr.splitlines() if "error:" in x]
+    assert len(errors) == 1 and f"error: {line}" in errors[0], errors
+    assert "Traceback" not in result.stderr

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.models.conftest import raises_key
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models import build_model
 
 
@@ -48,6 +48,5 @@ def test_spatial_dropout_after_stages() -> None:
     ],
 )
 def test_bad_options_name_their_key(kwargs: dict, key: str) -> None:
-    with pytest.raises(ConfigError) as err:
+    with raises_key(key):
         _cnn(**kwargs)
-    assert err.value.key == key

@@ -222,10 +222,18 @@ class ImageClassifier(pl.LightningModule):
 
 
 def build_network(model: Mapping[str, Any]) -> nn.Module:
-    """Instantiate the network described by a resolved ``model`` node."""
+    """Instantiate the network described by a resolved ``model`` node.
+
+    Raises:
+        ConfigError: Naming ``model.<option>`` (or the layer group's key) when the model
+            code rejects a value, else ``model``.
+    """
     from hydra.utils import instantiate
 
-    network = instantiate(dict(model), _convert_="all")
+    from cnnlab.errors import config_errors
+
+    with config_errors("model"):
+        network = instantiate(dict(model), _convert_="all")
     if not isinstance(network, nn.Module):
         raise TypeError(f"model._target_ built {type(network).__name__}, not a torch.nn.Module")
     return network

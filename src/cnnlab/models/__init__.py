@@ -1,14 +1,14 @@
 """Networks, all built from the layer factory in :mod:`cnnlab.models.layers`.
 
-One module per architecture family; each registers its builders with
-:func:`register_model`, and configs build them by name through
-:func:`build_model`. Importing this package imports every family so that the
-registry is complete.
+One module per architecture family; each registers its variants (a family class and
+the arguments the variant fixes) with :func:`register_model`, and configs build them by
+name through :func:`build_model`. Importing this package imports every family so that
+the registry is complete.
 """
 
 from __future__ import annotations
 
-from cnnlab.models import (  # noqa: F401 - importing a family registers its builders
+from cnnlab.models import (  # noqa: F401 - importing a family registers its variants
     alexnet,
     densenet,
     googlenet,

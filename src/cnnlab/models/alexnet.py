@@ -20,12 +20,14 @@ Stems: ``imagenet`` is the paper's 11x11/4 conv1; ``small`` is a 3x3/1 conv1
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
+    NO_NORM,
+    ImageSize,
+    Layers,
     check_bool,
     check_choice,
     check_positive_float,
@@ -33,18 +35,10 @@ from cnnlab.models.common import (
     choose_stem,
     make_divisible,
 )
-from cnnlab.models.layers import (
-    LayerSpec,
-    conv,
-    get_act,
-    get_dropout,
-    get_norm,
-    init_weights,
-    pool,
-)
+from cnnlab.models.layers import conv, pool
 from cnnlab.models.registry import register_model
 
-__all__ = ["AlexNet", "alexnet"]
+__all__ = ["AlexNet"]
 
 # Output channels of conv1..conv5, and whether the conv sees only its own tower's maps.
 CONVS = ((96, False), (256, True), (384, False), (384, True), (256, True))
@@ -66,10 +60,7 @@ class AlexNet(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        norm: Norm spec after each conv (None: none, as in the paper).
-        activation: Activation spec (None: ReLU).
-        init: Init spec.
-        dropout: Dropout spec.
+        layers: Norm after each conv (none, as in the paper), activation (ReLU), init, dropout.
         stem: ``auto``, ``imagenet`` (11x11/4 conv1) or ``small`` (3x3/1 conv1).
         towers: 1 (full convs) or 2 (the paper's two-GPU split as grouped convs).
         lrn: Local response normalisation after conv1 and conv2.
@@ -77,7 +68,7 @@ class AlexNet(nn.Module):
         fc_width: Units of the two hidden FC layers; None: 4096 (imagenet) or 1024 (small).
 
     Raises:
-        ConfigError: ``model.<option>`` for a bad option value.
+        ValueError: ``model.<option>`` for a bad option value.
     """
 
     def __init__(
@@ -85,11 +76,8 @@ class AlexNet(nn.Module):
         *,
         in_channels: int = 3,
         num_classes: int = 1000,
-        image_size: int | Sequence[int] | None = None,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        image_size: ImageSize = None,
+        layers: Layers = NO_NORM,
         stem: str = "auto",
         towers: int = 1,
         lrn: bool = True,
@@ -102,88 +90,49 @@ class AlexNet(nn.Module):
         check_bool("lrn", lrn)
         width_mult = check_positive_float("width_mult", width_mult)
         fc_width = FC_WIDTHS[kind] if fc_width is None else check_positive_int("fc_width", fc_width)
-        activation = activation if activation is not None else "relu"
-        norm_layer, act_layer = get_norm(norm), get_act(activation)
-        fc_dropout = get_dropout(dropout)
-
         widths = [make_divisible(c * width_mult, 4) for c, _ in CONVS]
         first = (11, 4, 2) if kind == "imagenet" else (3, 1, 1)  # kernel, stride, padding
         # Overlapping 3x3/2 pooling (the paper's); the small stem pads so 28 and 32 pool evenly.
         pool_pad = 0 if kind == "imagenet" else 1
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        features: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
         for index, ((_, split), width) in enumerate(zip(CONVS, widths, strict=True), start=1):
             k, s, p = first if index == 1 else ((5, 1, 2) if index == 2 else (3, 1, 1))
             grouped = split and towers == 2
-            layers[f"conv{index}"] = conv(
-                channels, width, k, stride=s, padding=p, norm=norm_layer, act=act_layer,
+            features[f"conv{index}"] = conv(
+                channels, width, k, stride=s, padding=p, norm=layers.norm, act=layers.act,
                 kind="grouped" if grouped else "standard", groups=2 if grouped else 1,
             )  # fmt: skip
             channels = width
             if index <= 2 and lrn:
-                layers[f"lrn{index}"] = nn.LocalResponseNorm(LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K)
+                features[f"lrn{index}"] = nn.LocalResponseNorm(LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K)
             if index in (1, 2, 5):
-                layers[f"pool{index}"] = pool("max", 3, stride=2, padding=pool_pad)
-        self.features = nn.Sequential(layers)
+                features[f"pool{index}"] = pool("max", 3, stride=2, padding=pool_pad)
+        self.features = nn.Sequential(features)
         side = POOLED[kind]
         self.pool = nn.AdaptiveAvgPool2d(side)
         self.classifier = nn.Sequential(
             OrderedDict(
                 flatten=nn.Flatten(),
-                drop6=fc_dropout(),
+                drop6=layers.dropout.fc(),
                 fc6=nn.Linear(channels * side * side, fc_width),
-                act6=act_layer(),
-                drop7=fc_dropout(),
+                act6=layers.act(),
+                drop7=layers.dropout.fc(),
                 fc7=nn.Linear(fc_width, fc_width),
-                act7=act_layer(),
+                act7=layers.act(),
                 fc8=nn.Linear(fc_width, num_classes),
             )
         )
-        init_weights(self, init, activation=activation)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
         return self.classifier(self.pool(self.features(x)))
 
 
-@register_model
-def alexnet(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    towers: int = 1,
-    lrn: bool = True,
-    width_mult: float = 1.0,
-    fc_width: int | None = None,
-) -> AlexNet:
-    """AlexNet from "ImageNet Classification with Deep Convolutional Neural Networks"
-    (Krizhevsky, Sutskever and Hinton, NeurIPS 2012).
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (1000).
-        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
-        norm: Norm spec after each conv (none).
-        activation: Activation spec (relu).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec before FC 6 and 7 (none; the paper's is 0.5).
-        stem: ``auto``, ``imagenet`` or ``small`` (auto).
-        towers: 1 or 2, the paper's two-GPU split as grouped convs (1).
-        lrn: Local response normalisation after conv1 and conv2 (true).
-        width_mult: Conv width multiplier (1.0).
-        fc_width: Hidden FC units (None: 4096 for imagenet, 1024 for small).
-
-    Returns:
-        The :class:`AlexNet` model.
-    """
-    return AlexNet(
-        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, towers=towers, lrn=lrn,
-        width_mult=width_mult, fc_width=fc_width,
-    )  # fmt: skip
+register_model(
+    AlexNet,
+    "alexnet",
+    'Krizhevsky, Sutskever and Hinton 2012, "ImageNet Classification with Deep '
+    'Convolutional Neural Networks", NeurIPS 2012',
+)

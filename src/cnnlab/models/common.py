@@ -1,39 +1,42 @@
-"""Pieces the architecture families share: stem choice, width rounding, option checks, the head.
+"""Pieces the architecture families share: layer factories, stems, heads, option checks.
 
 Every family adapts to the input size the same way: ``stem: auto`` picks the
 paper's (ImageNet) stem for inputs larger than :data:`SMALL_MAX` pixels and the
 small-input (CIFAR-style) stem otherwise; ``stem: imagenet`` or ``stem: small``
-forces one. Option checks raise :class:`~cnnlab.errors.ConfigError` naming
-``model.<option>``, so a bad value in ``conf/model/*.yaml`` or on the command line
-gets a one-line error.
+forces one. Option checks raise a plain ``ValueError``/``TypeError`` whose message
+starts with ``model.<option>: ``, which the task layer turns into a one-line config
+error naming that key.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from functools import partial
+from typing import Any, NamedTuple, TypedDict
 
 from torch import nn
 
-from cnnlab.errors import ConfigError
-from cnnlab.models.layers import GlobalAvgPool
-from cnnlab.models.registry import image_hw
-
-# A layer factory made by the layer factory: norm(channels), act(), dropout().
-Factory = Callable[..., nn.Module]
-
-
-class NormAct(TypedDict):
-    """The norm and activation factories a network passes to every conv (``conv(..., **unit)``)."""
-
-    norm: Factory
-    act: Factory
-
+from cnnlab.models.layers import (
+    DropoutSites,
+    GlobalAvgPool,
+    WeightInit,
+    conv,
+    init_weights,
+    pool,
+)
+from cnnlab.models.layers._spec import keyed, plain
 
 __all__ = [
+    "BATCH_NORM",
+    "NO_NORM",
+    "RELU",
     "SMALL_MAX",
     "STEMS",
+    "Factory",
+    "ImageSize",
+    "Layers",
+    "NormAct",
     "check_bool",
     "check_choice",
     "check_positive_float",
@@ -41,8 +44,51 @@ __all__ = [
     "check_scalar_or_list",
     "choose_stem",
     "classifier_head",
+    "image_hw",
     "make_divisible",
+    "stem_layers",
 ]
+
+# A layer factory made by the layer factory: norm(channels), act(), dropout().
+Factory = Callable[..., nn.Module]
+ImageSize = int | Sequence[int] | None
+#: What ``activation: relu`` resolves to (in place: saves memory).
+RELU: Factory = partial(nn.ReLU, inplace=True)
+
+
+class NormAct(TypedDict):
+    """The norm and activation factories of a conv unit (``conv(..., **layers.unit)``)."""
+
+    norm: Factory
+    act: Factory
+
+
+class Layers(NamedTuple):
+    """The layer choices a family builds with, resolved once by :func:`build_model`.
+
+    A family's default (``layers: Layers = Layers(norm=nn.BatchNorm2d)``) is its
+    paper's choice; the ``norm`` and ``activation`` groups replace it, ``init`` and
+    ``dropout`` apply where given.
+    """
+
+    norm: Factory = nn.Identity
+    act: Factory = RELU
+    init: WeightInit | None = None
+    dropout: DropoutSites = DropoutSites()
+
+    @property
+    def unit(self) -> NormAct:
+        """The norm and activation after a conv: ``conv(..., **layers.unit)``."""
+        return {"norm": self.norm, "act": self.act}
+
+    def init_weights(self, model: nn.Module) -> None:
+        """Initialise ``model``'s weights with :attr:`init` (PyTorch's own when None)."""
+        init_weights(model, self.init)
+
+
+#: The defaults of families whose papers have no norm layers, and of those with batch norm.
+NO_NORM = Layers()
+BATCH_NORM = Layers(norm=nn.BatchNorm2d)
 
 STEMS = ("auto", "imagenet", "small")
 #: Largest input side that gets the small-input stem under ``stem: auto`` (CIFAR is 32,
@@ -50,25 +96,58 @@ STEMS = ("auto", "imagenet", "small")
 SMALL_MAX = 64
 
 
-def choose_stem(stem: str, image_size: int | Sequence[int] | None) -> str:
-    """Resolve ``model.stem`` to ``imagenet`` or ``small``.
-
-    Args:
-        stem: ``auto``, ``imagenet`` or ``small``.
-        image_size: The input side or (height, width); None counts as ImageNet-sized.
-
-    Returns:
-        ``imagenet`` or ``small``.
+def image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
+    """Read ``data.image_size`` (one side, or [height, width]) as (height, width).
 
     Raises:
-        ConfigError: ``model.stem`` for another value.
+        ValueError: ``data.image_size: ...`` unless it is one or two positive ints.
     """
+    size = plain(image_size)
+    pair = [size, size] if isinstance(size, int) else size
+    if not isinstance(pair, list) or len(pair) != 2:
+        raise keyed("data.image_size", f"must be a positive int or [height, width], got {size!r}")
+    return check_positive_int("image_size", pair[0], "data"), check_positive_int(
+        "image_size", pair[1], "data"
+    )
+
+
+def choose_stem(stem: str, image_size: ImageSize) -> str:
+    """Resolve ``model.stem`` (auto, imagenet, small; None size: ImageNet) to imagenet or small."""
     check_choice("stem", stem, STEMS)
     if stem != "auto":
         return stem
     if image_size is None:
         return "imagenet"
     return "small" if max(image_hw(image_size)) <= SMALL_MAX else "imagenet"
+
+
+def stem_layers(
+    kind: str,
+    in_channels: int,
+    width: int,
+    layers: Layers,
+    kernel: int = 7,
+    names: tuple[str, str] = ("stem", "pool"),
+) -> OrderedDict[str, nn.Module]:
+    """The stem: ``imagenet`` is a kxk/2 conv and 3x3/2 max pooling, ``small`` one 3x3/1 conv.
+
+    Args:
+        kind: ``imagenet`` or ``small`` (see :func:`choose_stem`).
+        in_channels: Input channels.
+        width: Output channels.
+        layers: The norm and activation after the conv.
+        kernel: Kernel of the ImageNet stem's conv.
+        names: Names of the conv and the pooling layer.
+    """
+    stem: OrderedDict[str, nn.Module] = OrderedDict()
+    if kind == "small":
+        stem[names[0]] = conv(in_channels, width, 3, norm=layers.norm, act=layers.act)
+    else:
+        stem[names[0]] = conv(
+            in_channels, width, kernel, stride=2, norm=layers.norm, act=layers.act
+        )
+        stem[names[1]] = pool("max", 3, stride=2, padding=1)
+    return stem
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -90,31 +169,31 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def check_choice(option: str, value: Any, choices: Sequence[Any]) -> Any:
-    """Return ``value`` if it is in ``choices``, else raise ``ConfigError('model.<option>')``."""
+    """Return ``value`` if it is in ``choices``, else raise ``ValueError('model.<option>')``."""
     if isinstance(value, bool) or value not in choices:
         listed = ", ".join(map(str, choices))
-        raise ConfigError(f"model.{option}", f"must be one of {listed}, got {value!r}")
+        raise keyed(f"model.{option}", f"must be one of {listed}, got {value!r}")
     return value
 
 
-def check_positive_int(option: str, value: Any) -> int:
-    """Return ``value`` if it is an int >= 1, else raise ``ConfigError('model.<option>')``."""
+def check_positive_int(option: str, value: Any, group: str = "model") -> int:
+    """Return ``value`` if it is an int >= 1, else raise ``ValueError('<group>.<option>: ...')``."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"model.{option}", f"must be a positive int, got {value!r}")
+        raise keyed(f"{group}.{option}", f"must be a positive int, got {value!r}")
     return value
 
 
 def check_positive_float(option: str, value: Any) -> float:
-    """Return ``value`` as a float if it is a number > 0, else raise ``ConfigError``."""
+    """Return ``value`` as a float if it is a number > 0, else raise ``ValueError``."""
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"model.{option}", f"must be a number > 0, got {value!r}")
+        raise keyed(f"model.{option}", f"must be a number > 0, got {value!r}")
     return float(value)
 
 
 def check_bool(option: str, value: Any) -> bool:
-    """Return ``value`` if it is a bool, else raise ``ConfigError('model.<option>')``."""
+    """Return ``value`` if it is a bool, else raise ``TypeError('model.<option>: ...')``."""
     if not isinstance(value, bool):
-        raise ConfigError(f"model.{option}", f"must be true or false, got {value!r}")
+        raise keyed(f"model.{option}", f"must be true or false, got {value!r}", TypeError)
     return value
 
 
@@ -133,11 +212,11 @@ def check_scalar_or_list(
         One checked value per stage.
 
     Raises:
-        ConfigError: ``model.<option>`` for a list of the wrong length or a bad value.
+        ValueError: ``model.<option>: ...`` for a list of the wrong length or a bad value.
     """
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != length:
-            raise ConfigError(
+            raise keyed(
                 f"model.{option}",
                 f"needs one value per stage ({length}) or a single value, got {list(value)!r}",
             )
@@ -145,19 +224,33 @@ def check_scalar_or_list(
     return [check(option, value)] * length
 
 
-def classifier_head(
-    channels: int, num_classes: int, fc_dropout: Callable[[], nn.Module]
-) -> nn.Sequential:
-    """Global average pooling, dropout, then one linear layer: the modern classifier head.
+def check_widths(widths: Any) -> tuple[int, ...]:
+    """Return ``model.widths`` as a tuple if it is a non-empty list of positive ints."""
+    if (
+        isinstance(widths, str)
+        or not isinstance(widths, Sequence)
+        or not widths
+        or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths)
+    ):
+        raise keyed("model.widths", f"must be a non-empty list of positive ints, got {widths!r}")
+    return tuple(widths)
 
-    Args:
-        channels: Channels of the last feature map.
-        num_classes: Outputs.
-        fc_dropout: Factory of the dropout layer before the linear layer.
+
+def check_min_side(image_size: ImageSize, minimum: int, why: str) -> None:
+    """Raise ``ValueError('data.image_size: ...')`` if a side is below ``minimum``."""
+    if image_size is not None and min(image_hw(image_size)) < minimum:
+        raise keyed("data.image_size", f"{why} needs at least {minimum} pixels per side, "
+                    f"got {image_size!r}")  # fmt: skip
+
+
+def classifier_head(channels: int, num_classes: int, layers: Layers) -> nn.Sequential:
+    """Global average pooling, dropout, then one linear layer: the modern classifier head.
 
     Returns:
         ``Sequential(pool, drop, fc)`` mapping (N, C, H, W) to (N, num_classes).
     """
     return nn.Sequential(
-        OrderedDict(pool=GlobalAvgPool(), drop=fc_dropout(), fc=nn.Linear(channels, num_classes))
+        OrderedDict(
+            pool=GlobalAvgPool(), drop=layers.dropout.fc(), fc=nn.Linear(channels, num_classes)
+        )
     )

@@ -31,7 +31,10 @@ import torch
 from torch import nn
 
 from cnnlab.models.common import (
+    BATCH_NORM,
     Factory,
+    ImageSize,
+    Layers,
     NormAct,
     check_bool,
     check_choice,
@@ -40,19 +43,10 @@ from cnnlab.models.common import (
     classifier_head,
     make_divisible,
 )
-from cnnlab.models.layers import (
-    LayerSpec,
-    conv,
-    get_act,
-    get_dropout,
-    get_norm,
-    init_weights,
-    pool,
-)
+from cnnlab.models.layers import conv, pool
 from cnnlab.models.registry import register_model
 
-__all__ = ["AUX_WEIGHT", "GoogLeNet", "Inception", "InceptionAux", "googlenet"]
-
+__all__ = ["AUX_WEIGHT", "GoogLeNet", "Inception", "InceptionAux"]
 
 #: Weight of each auxiliary classifier's loss in the training loss (the paper's).
 AUX_WEIGHT = 0.3
@@ -160,10 +154,8 @@ class GoogLeNet(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        norm: Norm spec after every conv (None: batch, as in torchvision).
-        activation: Activation spec (None: ReLU).
-        init: Init spec.
-        dropout: Dropout spec before the classifier (the paper's rate is 0.4).
+        layers: Norm after every conv (batch, as in torchvision), activation (ReLU), init,
+            and dropout before the classifier (the paper's rate is 0.4).
         stem: ``auto``, ``imagenet`` or ``small``.
         aux_logits: Add the two auxiliary classifiers.
         width_mult: Multiplies every width (rounded to a multiple of 4).
@@ -174,7 +166,7 @@ class GoogLeNet(nn.Module):
             training mode (empty otherwise).
 
     Raises:
-        ConfigError: ``model.<option>`` for a bad option value.
+        ValueError: ``model.<option>`` for a bad option value.
     """
 
     def __init__(
@@ -182,11 +174,8 @@ class GoogLeNet(nn.Module):
         *,
         in_channels: int = 3,
         num_classes: int = 1000,
-        image_size: int | Sequence[int] | None = None,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        image_size: ImageSize = None,
+        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         aux_logits: bool = False,
         width_mult: float = 1.0,
@@ -197,11 +186,8 @@ class GoogLeNet(nn.Module):
         check_bool("aux_logits", aux_logits)
         width_mult = check_positive_float("width_mult", width_mult)
         check_choice("branch5_kernel", branch5_kernel, BRANCH5_KERNELS)
-        activation = activation if activation is not None else "relu"
-        norm_layer = get_norm(norm if norm is not None else "batch")
-        act_layer = get_act(activation)
-        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-        unit: NormAct = {"norm": norm_layer, "act": act_layer}
+        norm_layer, act_layer = layers.norm, layers.act
+        unit = layers.unit
 
         def scaled(c: int) -> int:
             return make_divisible(c * width_mult, 4)
@@ -225,7 +211,7 @@ class GoogLeNet(nn.Module):
         for name, widths in LAYOUT:
             if not widths:
                 self.blocks[name] = nn.Sequential(
-                    pool("max", 3, stride=2, ceil_mode=True), stage_dropout()
+                    pool("max", 3, stride=2, ceil_mode=True), layers.dropout.conv()
                 )
                 continue
             module = Inception(channels, [scaled(c) for c in widths], **unit,
@@ -234,13 +220,13 @@ class GoogLeNet(nn.Module):
             channels = module.out_channels
             if aux_logits and name in AUX_AFTER:
                 self.aux[name] = InceptionAux(
-                    channels, num_classes, norm_layer, act_layer, fc_dropout, width_mult
+                    channels, num_classes, norm_layer, act_layer, layers.dropout.fc, width_mult
                 )
-        self.head = classifier_head(channels, num_classes, fc_dropout)
+        self.head = classifier_head(channels, num_classes, layers)
         self.aux_scores: list[torch.Tensor] = []
         # The training loss adds aux_weight x each auxiliary loss (see ImageClassifier).
         self.aux_weight = AUX_WEIGHT
-        init_weights(self, init, activation=activation)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes); in training also fill :attr:`aux_scores`."""
@@ -253,42 +239,8 @@ class GoogLeNet(nn.Module):
         return self.head(x)
 
 
-@register_model
-def googlenet(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    aux_logits: bool = False,
-    width_mult: float = 1.0,
-    branch5_kernel: int = 5,
-) -> GoogLeNet:
-    """GoogLeNet (Inception v1) from "Going Deeper with Convolutions" (Szegedy et al. 2014,
-    arXiv:1409.4842).
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (1000).
-        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
-        norm: Norm spec after every conv (batch).
-        activation: Activation spec (relu).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec before the classifier (none; the paper's is 0.4).
-        stem: ``auto``, ``imagenet`` or ``small`` (auto).
-        aux_logits: Add the auxiliary classifiers after 4a and 4d (false).
-        width_mult: Width multiplier for every conv (1.0).
-        branch5_kernel: 5 (paper) or 3 (torchvision) for the "5x5" branch (5).
-
-    Returns:
-        The :class:`GoogLeNet` model.
-    """
-    return GoogLeNet(
-        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, aux_logits=aux_logits,
-        width_mult=width_mult, branch5_kernel=branch5_kernel,
-    )  # fmt: skip
+register_model(
+    GoogLeNet,
+    "googlenet",
+    'Inception v1: Szegedy et al. 2014, "Going Deeper with Convolutions", arXiv:1409.4842',
+)

@@ -14,20 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import ConfigError
-from cnnlab.models.layers import (
-    LayerSpec,
-    conv,
-    get_act,
-    get_dropout,
-    get_norm,
-    init_weights,
-    output_size,
-    pool,
-)
-from cnnlab.models.registry import image_hw, register_model
+from cnnlab.models.common import NO_NORM, Layers, check_choice, image_hw
+from cnnlab.models.layers import conv, output_size, pool
+from cnnlab.models.layers._spec import keyed
+from cnnlab.models.registry import register_model
 
-__all__ = ["LECUN_C3_TABLE", "LeNet5", "TrainableSubsampling", "lenet5"]
+__all__ = ["LECUN_C3_TABLE", "LeNet5", "TrainableSubsampling"]
 
 # The paper's Table I: for each C3 map, the S2 maps it reads. Six maps see 3
 # neighbours, six see 4 neighbours, three see 4 non-neighbours, one sees all six.
@@ -79,17 +71,15 @@ class LeNet5(nn.Module):
         image_size: Input side or (height, width), at least 28; below 32, C1 is
             padded by 2; above 32, C5's maps are larger than 1x1 and all of them
             feed F6.
-        norm: Norm spec after C1 and C3.
-        activation: Activation spec (None: ReLU).
-        init: Init spec.
-        dropout: Dropout spec, before F6 and the output.
+        layers: Norm after C1 and C3 (none), activation (ReLU), init, and dropout
+            before F6 and the output.
         c3_table: ``full`` (every C3 map reads all S2 maps, 2,416 parameters) or
             ``lecun`` (the paper's table, 1,516 parameters).
         subsampling: ``max``, ``avg`` or ``trainable`` (the paper's: average times
             a coefficient plus a bias per map, then the activation).
 
     Raises:
-        ConfigError: ``data.image_size`` below 28, ``model.c3_table`` or
+        ValueError: ``data.image_size`` below 28, ``model.c3_table`` or
             ``model.subsampling`` not among the choices.
     """
 
@@ -99,30 +89,21 @@ class LeNet5(nn.Module):
         in_channels: int = 1,
         num_classes: int = 10,
         image_size: int | Sequence[int] = 32,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        layers: Layers = NO_NORM,
         c3_table: str = "full",
         subsampling: str = "max",
     ) -> None:
         super().__init__()
-        if c3_table not in C3_TABLES:
-            raise ConfigError("model.c3_table", f"must be one of {C3_TABLES}, got {c3_table!r}")
-        if subsampling not in SUBSAMPLINGS:
-            raise ConfigError(
-                "model.subsampling", f"must be one of {SUBSAMPLINGS}, got {subsampling!r}"
-            )
+        check_choice("c3_table", c3_table, C3_TABLES)
+        check_choice("subsampling", subsampling, SUBSAMPLINGS)
         height, width = image_hw(image_size)
         if min(height, width) < MIN_SIZE:
-            raise ConfigError(
+            raise keyed(
                 "data.image_size",
                 f"lenet5 needs inputs of at least {MIN_SIZE}x{MIN_SIZE} (C5's 5x5 kernel must "
                 f"fit S4's maps), got {height}x{width}",
             )
-        activation = activation if activation is not None else "relu"
-        norm_layer, act_layer = get_norm(norm), get_act(activation)
-        fc_dropout = get_dropout(dropout)
+        norm_layer, act_layer = layers.norm, layers.act
         # The classic trick for MNIST: pad 28x28 to 32x32 so every map has the paper's size.
         pad = (2 if height < 32 else 0, 2 if width < 32 else 0)
         table = LECUN_C3_TABLE if c3_table == "lecun" else None
@@ -147,14 +128,14 @@ class LeNet5(nn.Module):
         self.classifier = nn.Sequential(
             OrderedDict(
                 flatten=nn.Flatten(),
-                drop6=fc_dropout(),
+                drop6=layers.dropout.fc(),
                 f6=nn.Linear(120 * c5_h * c5_w, 84),
                 act6=act_layer(),
-                drop7=fc_dropout(),
+                drop7=layers.dropout.fc(),
                 output=nn.Linear(84, num_classes),
             )
         )
-        init_weights(self, init, activation=activation)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
@@ -168,44 +149,9 @@ def _c5_size(size: int, pad: int) -> int:
     return output_size(output_size(size, 2, s=2), 5)
 
 
-@register_model
-def lenet5(
-    *,
-    in_channels: int = 1,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] = 32,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    c3_table: str = "full",
-    subsampling: str = "max",
-) -> LeNet5:
-    """LeNet-5 from "Gradient-Based Learning Applied to Document Recognition"
-    (LeCun et al., Proc. IEEE 1998, doi:10.1109/5.726791).
-
-    Args:
-        in_channels: Input channels (1).
-        num_classes: Outputs (10).
-        image_size: Input side or (height, width), at least 28 (32).
-        norm: Norm spec after C1 and C3 (none).
-        activation: Activation spec (relu).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec before F6 and the output (none).
-        c3_table: ``full`` or ``lecun`` (full).
-        subsampling: ``max``, ``avg`` or ``trainable`` (max).
-
-    Returns:
-        The :class:`LeNet5` model.
-    """
-    return LeNet5(
-        in_channels=in_channels,
-        num_classes=num_classes,
-        image_size=image_size,
-        norm=norm,
-        activation=activation,
-        init=init,
-        dropout=dropout,
-        c3_table=c3_table,
-        subsampling=subsampling,
-    )
+register_model(
+    LeNet5,
+    "lenet5",
+    'LeCun et al. 1998, "Gradient-Based Learning Applied to Document Recognition", '
+    "Proc. IEEE, doi:10.1109/5.726791",
+)

@@ -18,31 +18,25 @@ Widths are rounded to multiples of 8 (torchvision's rule), which keeps the
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
+    BATCH_NORM,
     Factory,
-    NormAct,
+    ImageSize,
+    Layers,
     check_positive_float,
     choose_stem,
     classifier_head,
     make_divisible,
 )
-from cnnlab.models.layers import (
-    LayerSpec,
-    conv,
-    get_act,
-    get_dropout,
-    get_norm,
-    init_weights,
-)
+from cnnlab.models.layers import conv
 from cnnlab.models.registry import register_model
 
-__all__ = ["InvertedResidual", "MobileNetV1", "MobileNetV2", "mobilenet_v1", "mobilenet_v2"]
-
+__all__ = ["InvertedResidual", "MobileNetV1", "MobileNetV2"]
 
 # v1 (paper's table 1) after the 3x3/2 stem conv of 32 maps: (pointwise output channels,
 # depthwise stride) of each depthwise-separable layer.
@@ -64,6 +58,8 @@ V2_STAGES: tuple[tuple[int, int, int, int], ...] = (
     (6, 320, 1, 1),
 )
 V2_STEM, V2_LAST = 32, 1280
+# ReLU capped at 6 (robust in low precision) and batch norm: the paper's layers.
+V2_LAYERS = BATCH_NORM._replace(act=partial(nn.ReLU6, inplace=True))
 
 
 class MobileNetV1(nn.Module):
@@ -74,15 +70,12 @@ class MobileNetV1(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        norm: Norm spec (None: batch, as in the paper).
-        activation: Activation spec (None: ReLU).
-        init: Init spec.
-        dropout: Dropout spec.
+        layers: Norm (batch, as in the paper), activation (ReLU), init and dropout.
         stem: ``auto``, ``imagenet`` (first conv stride 2) or ``small`` (stride 1).
         width_mult: Width multiplier alpha.
 
     Raises:
-        ConfigError: ``model.<option>`` for a bad option value.
+        ValueError: ``model.<option>`` for a bad option value.
     """
 
     def __init__(
@@ -90,41 +83,32 @@ class MobileNetV1(nn.Module):
         *,
         in_channels: int = 3,
         num_classes: int = 1000,
-        image_size: int | Sequence[int] | None = None,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        image_size: ImageSize = None,
+        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         width_mult: float = 1.0,
     ) -> None:
         super().__init__()
         kind = choose_stem(stem, image_size)
         width_mult = check_positive_float("width_mult", width_mult)
-        activation = activation if activation is not None else "relu"
-        unit: NormAct = {
-            "norm": get_norm(norm if norm is not None else "batch"),
-            "act": get_act(activation),
-        }
-        fc_dropout = get_dropout(dropout)
-
+        unit = layers.unit
         channels = make_divisible(V1_STEM * width_mult)
         stride = 2 if kind == "imagenet" else 1
-        layers: OrderedDict[str, nn.Module] = OrderedDict(
+        features: OrderedDict[str, nn.Module] = OrderedDict(
             stem=conv(in_channels, channels, 3, stride=stride, **unit)
         )
         for index, (out, stride) in enumerate(V1_LAYERS, start=1):
             out = make_divisible(out * width_mult)
-            layers[f"layer{index}"] = nn.Sequential(
+            features[f"layer{index}"] = nn.Sequential(
                 OrderedDict(
                     depthwise=conv(channels, channels, 3, stride=stride, kind="depthwise", **unit),
                     pointwise=conv(channels, out, 1, kind="pointwise", **unit),
                 )
             )
             channels = out
-        self.features = nn.Sequential(layers)
-        self.head = classifier_head(channels, num_classes, fc_dropout)
-        init_weights(self, init, activation=activation)
+        self.features = nn.Sequential(features)
+        self.head = classifier_head(channels, num_classes, layers)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
@@ -179,15 +163,13 @@ class MobileNetV2(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        norm: Norm spec (None: batch, as in the paper).
-        activation: Activation spec (None: ReLU6, the paper's).
-        init: Init spec.
-        dropout: Dropout spec (torchvision uses 0.2).
+        layers: Norm (batch, as in the paper), activation (ReLU6, the paper's), init and
+            dropout (torchvision uses 0.2).
         stem: ``auto``, ``imagenet`` or ``small`` (stride 1 in the stem and stage 2).
         width_mult: Width multiplier.
 
     Raises:
-        ConfigError: ``model.<option>`` for a bad option value.
+        ValueError: ``model.<option>`` for a bad option value.
     """
 
     def __init__(
@@ -195,24 +177,18 @@ class MobileNetV2(nn.Module):
         *,
         in_channels: int = 3,
         num_classes: int = 1000,
-        image_size: int | Sequence[int] | None = None,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        image_size: ImageSize = None,
+        layers: Layers = V2_LAYERS,
         stem: str = "auto",
         width_mult: float = 1.0,
     ) -> None:
         super().__init__()
         kind = choose_stem(stem, image_size)
         width_mult = check_positive_float("width_mult", width_mult)
-        activation = activation if activation is not None else "relu6"
-        norm_layer, act_layer = get_norm(norm if norm is not None else "batch"), get_act(activation)
-        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-
+        norm_layer, act_layer = layers.norm, layers.act
         channels = make_divisible(V2_STEM * width_mult)
         small = kind == "small"
-        layers: OrderedDict[str, nn.Module] = OrderedDict(
+        features: OrderedDict[str, nn.Module] = OrderedDict(
             stem=conv(in_channels, channels, 3, stride=1 if small else 2, norm=norm_layer,
                       act=act_layer)
         )  # fmt: skip
@@ -224,86 +200,28 @@ class MobileNetV2(nn.Module):
                                  norm_layer, act_layer)
                 for j in range(n)
             ]  # fmt: skip
-            layers[f"stage{index}"] = nn.Sequential(*blocks, stage_dropout())
+            features[f"stage{index}"] = nn.Sequential(*blocks, layers.dropout.conv())
             channels = out
         last = make_divisible(V2_LAST * max(1.0, width_mult))
-        layers["last"] = conv(channels, last, 1, kind="pointwise", norm=norm_layer, act=act_layer)
-        self.features = nn.Sequential(layers)
-        self.head = classifier_head(last, num_classes, fc_dropout)
-        init_weights(self, init, activation=activation)
+        features["last"] = conv(channels, last, 1, kind="pointwise", norm=norm_layer, act=act_layer)
+        self.features = nn.Sequential(features)
+        self.head = classifier_head(last, num_classes, layers)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
         return self.head(self.features(x))
 
 
-@register_model
-def mobilenet_v1(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    width_mult: float = 1.0,
-) -> MobileNetV1:
-    """MobileNet v1 from "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision
-    Applications" (Howard et al. 2017, arXiv:1704.04861).
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (1000).
-        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
-        norm: Norm spec (batch).
-        activation: Activation spec (relu).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec (none).
-        stem: ``auto``, ``imagenet`` or ``small`` (auto).
-        width_mult: Width multiplier alpha, e.g. 0.75, 0.5, 0.25 (1.0).
-
-    Returns:
-        The :class:`MobileNetV1` model.
-    """
-    return MobileNetV1(
-        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, width_mult=width_mult,
-    )  # fmt: skip
-
-
-@register_model
-def mobilenet_v2(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    width_mult: float = 1.0,
-) -> MobileNetV2:
-    """MobileNet v2 from "MobileNetV2: Inverted Residuals and Linear Bottlenecks" (Sandler et
-    al. 2018, arXiv:1801.04381).
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (1000).
-        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
-        norm: Norm spec (batch).
-        activation: Activation spec (relu6).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec (none; torchvision uses 0.2).
-        stem: ``auto``, ``imagenet`` or ``small`` (auto).
-        width_mult: Width multiplier (1.0).
-
-    Returns:
-        The :class:`MobileNetV2` model.
-    """
-    return MobileNetV2(
-        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, width_mult=width_mult,
-    )  # fmt: skip
+register_model(
+    MobileNetV1,
+    "mobilenet_v1",
+    'Howard et al. 2017, "MobileNets: Efficient Convolutional Neural Networks for Mobile '
+    'Vision Applications", arXiv:1704.04861',
+)
+register_model(
+    MobileNetV2,
+    "mobilenet_v2",
+    'Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear Bottlenecks", '
+    "arXiv:1801.04381",
+)

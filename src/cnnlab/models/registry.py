@@ -1,89 +1,100 @@
-"""The model registry: builders register by function name; configs build by name.
+"""The model registry: each variant is data (a family and the arguments it fixes).
 
 ``conf/model/<name>.yaml`` targets :func:`build_model` with ``name:`` and the
-builder's options, so Hydra never imports an architecture by path and every
-model is listed in one place (``list_models()``), which the tests iterate.
+variant's options, so Hydra never imports an architecture by path and every
+model is listed in one place (``list_models()``), which the tests iterate. A
+family class's signature is the single declaration of its options; a variant
+fixes some of them (ResNet-18 fixes ``block`` and ``depths``) and may change the
+defaults of others. :func:`build_model` resolves the ``norm``, ``activation``,
+``init`` and ``dropout`` specs once and hands the family layer factories.
+
+Errors are plain ``ValueError``/``TypeError`` whose message starts with the config
+key (``model.stem: ...``); :func:`cnnlab.errors.config_errors` names that key.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from torch import nn
 
-from cnnlab.errors import ConfigError
-from cnnlab.models.layers import LayerSpec
-from cnnlab.models.layers._spec import plain
+from cnnlab.models.common import Layers, check_positive_int, image_hw
+from cnnlab.models.layers import LayerSpec, dropout_sites, get_act, get_init, get_norm
+from cnnlab.models.layers._spec import keyed, plain
 
-__all__ = ["build_model", "image_hw", "list_models", "register_model", "variant_of"]
+__all__ = ["ModelVariant", "build_model", "image_hw", "list_models", "register_model"]
 
-Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
-M = TypeVar("M", bound=nn.Module)
+Family = TypeVar("Family", bound=Callable[..., nn.Module])
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+# Arguments build_model passes itself; a variant's own options are the rest of its family's.
+_COMMON = (
+    "in_channels", "num_classes", "image_size", "norm", "activation", "init", "dropout", "layers",
+)  # fmt: skip
+REFERENCE_NORM = "reference"
 
-# Arguments build_model passes itself; a model's own options are the rest.
-_COMMON = ("in_channels", "num_classes", "image_size", "norm", "activation", "init", "dropout")
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """A registered model: a family (class or function) and what the variant sets.
+
+    Attributes:
+        family: Builds the network; its keyword parameters are the options.
+        paper: The paper the variant follows (title, authors, year, arXiv id).
+        fixed: Arguments the variant fixes (not options: ``block``, ``depths``...).
+        defaults: Option defaults that differ from the family's.
+    """
+
+    family: Callable[..., nn.Module]
+    paper: str = ""
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def parameters(self) -> Mapping[str, inspect.Parameter]:
+        """The family's keyword parameters."""
+        return inspect.signature(self.family).parameters
+
+    def options(self) -> list[str]:
+        """The options a config may set (besides the common ones)."""
+        return [p for p in self.parameters if p not in _COMMON and p not in self.fixed]
 
 
-def register_model(builder: Builder) -> Builder:
-    """Register a model builder under its function name.
+_MODELS: dict[str, ModelVariant] = {}
 
-    Args:
-        builder: A function taking the keyword arguments ``in_channels``,
-            ``num_classes``, ``image_size``, ``norm``, ``activation``, ``init`` and
-            ``dropout`` plus its own options, and returning the model.
+
+def register_model(
+    family: Family,
+    name: str | None = None,
+    paper: str = "",
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    **fixed: Any,
+) -> Family:
+    """Register ``family`` as model ``name`` (its ``__name__`` by default), fixing ``fixed``.
+
+    Example:
+        >>> from cnnlab.models.resnet import ResNet
+        >>> "depths" in _MODELS["resnet18"].fixed, "base_width" in _MODELS["resnet18"].options()
+        (True, True)
 
     Returns:
-        The builder, unchanged (so this works as a decorator).
+        ``family``, unchanged (so this works as a decorator on a function).
 
     Raises:
         ValueError: If a model of that name is already registered.
     """
-    name = builder.__name__
+    name = name or family.__name__
     if name in _MODELS:
         raise ValueError(
-            f"model {name!r} is already registered by {_MODELS[name].__module__}; "
-            f"rename the builder in {builder.__module__}"
+            f"model {name!r} is already registered by {_MODELS[name].family.__module__}; "
+            f"rename it in {family.__module__}"
         )
-    _MODELS[name] = builder
-    return builder
-
-
-def variant_of(
-    reference: Callable[..., nn.Module],
-) -> Callable[[Callable[..., M]], Callable[..., M]]:
-    """Give a variant builder written as ``def name(**options)`` the options of ``reference``.
-
-    A family's variants differ only in what they fix inside (VGG's configuration, ResNet's
-    depths); their options, defaults and checks are the reference builder's, so they are
-    written once. The registry and ``help()`` see the reference's signature.
-
-    Example:
-        >>> from cnnlab.models.vgg import VGG, _vgg, vgg11
-        >>> @variant_of(vgg11)
-        ... def vgg_example(**options: object) -> VGG:
-        ...     return _vgg("A", **options)
-        >>> list(inspect.signature(vgg_example).parameters)[:2]
-        ['in_channels', 'num_classes']
-    """
-    signature = inspect.signature(reference)
-
-    def decorate(builder: Callable[..., M]) -> Callable[..., M]:
-        @functools.wraps(builder)
-        def with_reference_options(**options: Any) -> M:
-            bound = signature.bind(**options)  # TypeError for an option the family lacks
-            bound.apply_defaults()
-            return builder(**bound.arguments)
-
-        with_reference_options.__signature__ = signature  # type: ignore[attr-defined]
-        return with_reference_options
-
-    return decorate
+    _MODELS[name] = ModelVariant(family, paper, fixed, dict(defaults or {}))
+    return family
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -96,29 +107,35 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(fnmatch.filter(_MODELS, pattern))
 
 
-def image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
-    """Read ``data.image_size`` (one side, or [height, width]) as (height, width).
+def _names_reference(spec: LayerSpec) -> bool:
+    """True for the ``reference`` norm option (a name or ``{name: reference}``)."""
+    name = spec.get("name") if isinstance(spec, Mapping) else spec
+    return isinstance(name, str) and name.lower() == REFERENCE_NORM
 
-    Raises:
-        ConfigError: ``data.image_size`` unless it is one or two positive ints.
-    """
-    size = plain(image_size)
-    pair = [size, size] if isinstance(size, int) else size
-    if (
-        not isinstance(pair, Sequence)
-        or len(pair) != 2
-        or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in pair)
-    ):
-        raise ConfigError(
-            "data.image_size", f"must be a positive int or [height, width], got {image_size!r}"
+
+def _layers(
+    variant: ModelVariant, norm: LayerSpec, activation: LayerSpec, init: LayerSpec, dropout: Any
+) -> dict[str, Layers]:
+    """Resolve the layer specs once over the family's default :class:`Layers`."""
+    param = variant.parameters.get("layers")
+    if param is None:  # a plain function: only the common arguments it declares
+        given = {"norm": norm, "activation": activation, "init": init, "dropout": dropout}
+        for key, spec in given.items():
+            if spec is not None:
+                raise keyed(f"model.{key}", f"{variant.family.__name__} takes none", TypeError)
+        return {}
+    base: Layers = param.default
+    if _names_reference(norm):
+        norm = None  # the family's default is its paper's normalisation
+    act = get_act(activation) if activation is not None else base.act
+    return {
+        "layers": Layers(
+            norm=get_norm(norm) if norm is not None else base.norm,
+            act=act,
+            init=get_init(init, activation=act) if init is not None else base.init,
+            dropout=dropout_sites(dropout) if dropout is not None else base.dropout,
         )
-    return pair[0], pair[1]
-
-
-def _positive_int(key: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(key, f"must be a positive int, got {value!r}")
-    return value
+    }
 
 
 def build_model(
@@ -131,7 +148,7 @@ def build_model(
     activation: LayerSpec = None,
     init: LayerSpec = None,
     dropout: LayerSpec | float = None,
-    **kwargs: Any,
+    **options: Any,
 ) -> nn.Module:
     """Build a registered model by name.
 
@@ -144,51 +161,38 @@ def build_model(
         name: A name from :func:`list_models`.
         in_channels: Channels of the input images.
         num_classes: Number of classes (outputs).
-        image_size: Input side or [height, width]; None keeps the builder's default.
+        image_size: Input side or [height, width]; None keeps the model's default.
         norm: Norm spec (the ``norm`` group); None or ``reference`` for the model's own
             (batch norm where its paper has it, none otherwise).
-        activation: Activation spec (the ``activation`` group).
+        activation: Activation spec (the ``activation`` group); None for the model's own.
         init: Init spec (the ``init`` group).
         dropout: Dropout spec (the ``dropout`` group).
-        **kwargs: The model's own options (e.g. ``c3_table`` for ``lenet5``).
+        **options: The model's own options (e.g. ``c3_table`` for ``lenet5``).
 
     Returns:
         The model.
 
     Raises:
-        ConfigError: ``model.name`` for an unknown name (the message lists the
-            models), ``model.<option>`` for an option the model does not take,
+        ValueError: ``model.name`` for an unknown name (the message lists the models),
             ``model.in_channels``/``model.num_classes`` unless positive ints,
-            ``data.image_size`` for a malformed size; the builder raises others.
+            ``data.image_size`` for a malformed size; the family raises others.
+        TypeError: ``model.<option>`` for an option the model does not take.
     """
     if name not in _MODELS:
-        raise ConfigError(
-            "model.name", f"unknown model {name!r}; choose from {', '.join(list_models())}"
-        )
-    builder = _MODELS[name]
-    options = [p for p in inspect.signature(builder).parameters if p not in _COMMON]
-    for key in kwargs:
-        if key not in options:
-            raise ConfigError(
+        raise keyed("model.name", f"unknown model {name!r}; choose from {', '.join(list_models())}")
+    variant = _MODELS[name]
+    allowed = variant.options()
+    for key in options:
+        if key not in allowed:
+            raise keyed(
                 f"model.{key}",
-                f"is not an option of model {name!r} (its options: {', '.join(options) or 'none'})",
+                f"is not an option of model {name!r} (its options: {', '.join(allowed) or 'none'})",
+                TypeError,
             )
-    args: dict[str, Any] = {key: plain(value) for key, value in kwargs.items()}
-    args["in_channels"] = _positive_int("model.in_channels", plain(in_channels))
-    args["num_classes"] = _positive_int("model.num_classes", plain(num_classes))
+    args: dict[str, Any] = {**variant.defaults, **plain(options), **variant.fixed}
+    args["in_channels"] = check_positive_int("in_channels", plain(in_channels))
+    args["num_classes"] = check_positive_int("num_classes", plain(num_classes))
     if image_size is not None:
         args["image_size"] = image_hw(image_size)
-    if _names_reference(norm):
-        norm = None  # each builder's default is its paper's normalisation
-    specs = {"norm": norm, "activation": activation, "init": init, "dropout": dropout}
-    args.update({key: plain(spec) for key, spec in specs.items() if spec is not None})
-    return builder(**args)
-
-
-REFERENCE_NORM = "reference"
-
-
-def _names_reference(spec: LayerSpec) -> bool:
-    """True for the ``reference`` norm option (a name or ``{name: reference}``)."""
-    name = spec.get("name") if isinstance(spec, Mapping) else spec
-    return isinstance(name, str) and name.lower() == REFERENCE_NORM
+    args.update(_layers(variant, plain(norm), plain(activation), plain(init), plain(dropout)))
+    return variant.family(**args)

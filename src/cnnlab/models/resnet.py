@@ -15,32 +15,26 @@ stage 4 at 4x4.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
+    BATCH_NORM,
+    Factory,
+    ImageSize,
+    Layers,
     check_choice,
     check_positive_int,
     choose_stem,
     classifier_head,
+    stem_layers,
 )
-from cnnlab.models.layers import (
-    LayerSpec,
-    conv,
-    get_act,
-    get_dropout,
-    get_norm,
-    init_weights,
-    pool,
-)
-from cnnlab.models.registry import register_model, variant_of
+from cnnlab.models.layers import conv
+from cnnlab.models.registry import register_model
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50"]
-
-Factory = Callable[..., nn.Module]
+__all__ = ["BasicBlock", "Bottleneck", "ResNet"]
 
 # Stage widths at base_width 64: the 3x3 convs' channels; bottleneck blocks output 4x as many.
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -119,15 +113,12 @@ class ResNet(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        norm: Norm spec (None: batch norm, as in the paper).
-        activation: Activation spec (None: ReLU).
-        init: Init spec.
-        dropout: Dropout spec.
+        layers: Norm (batch, as in the paper), activation (ReLU), init and dropout.
         stem: ``auto``, ``imagenet`` (7x7/2 conv + 3x3/2 max pool) or ``small`` (3x3/1 conv).
         base_width: Width of stage 1 (64); the others scale with it.
 
     Raises:
-        ConfigError: ``model.stem``/``model.base_width`` for bad values; ``norm.groups``
+        ValueError: ``model.stem``/``model.base_width`` for bad values; ``norm.groups``
             when a group count does not divide a width.
     """
 
@@ -138,11 +129,8 @@ class ResNet(nn.Module):
         depths: Sequence[int],
         in_channels: int = 3,
         num_classes: int = 1000,
-        image_size: int | Sequence[int] | None = None,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        image_size: ImageSize = None,
+        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         base_width: int = 64,
     ) -> None:
@@ -150,22 +138,10 @@ class ResNet(nn.Module):
         check_choice("block", block, BLOCKS)
         block_cls = BasicBlock if block == "basic" else Bottleneck
         check_positive_int("base_width", base_width)
-        activation = activation if activation is not None else "relu"
-        norm_layer = get_norm(norm if norm is not None else "batch")
-        act_layer = get_act(activation)
-        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-
-        if choose_stem(stem, image_size) == "imagenet":
-            self.stem = nn.Sequential(
-                OrderedDict(
-                    conv=conv(in_channels, base_width, 7, stride=2, norm=norm_layer, act=act_layer),
-                    pool=pool("max", 3, stride=2, padding=1),
-                )
-            )
-        else:
-            self.stem = nn.Sequential(
-                OrderedDict(conv=conv(in_channels, base_width, 3, norm=norm_layer, act=act_layer))
-            )
+        kind = choose_stem(stem, image_size)
+        self.stem = nn.Sequential(
+            stem_layers(kind, in_channels, base_width, layers, names=("conv", "pool"))
+        )
         channels = base_width
         stages: OrderedDict[str, nn.Module] = OrderedDict()
         for index, (depth, width) in enumerate(zip(depths, STAGE_WIDTHS, strict=True)):
@@ -173,75 +149,23 @@ class ResNet(nn.Module):
             blocks: OrderedDict[str, nn.Module] = OrderedDict()
             for j in range(depth):
                 stride = 2 if index > 0 and j == 0 else 1
-                blocks[f"block{j + 1}"] = block_cls(channels, width, stride, norm_layer, act_layer)
+                blocks[f"block{j + 1}"] = block_cls(
+                    channels, width, stride, layers.norm, layers.act
+                )
                 channels = width * block_cls.expansion
-            blocks["drop"] = stage_dropout()
+            blocks["drop"] = layers.dropout.conv()
             stages[f"stage{index + 1}"] = nn.Sequential(blocks)
         self.stages = nn.Sequential(stages)
-        self.head = classifier_head(channels, num_classes, fc_dropout)
-        init_weights(self, init, activation=activation)
+        self.head = classifier_head(channels, num_classes, layers)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
         return self.head(self.stages(self.stem(x)))
 
 
-def _resnet(block: str, depths: tuple[int, ...], **kwargs: object) -> ResNet:
-    return ResNet(block=block, depths=depths, **kwargs)  # type: ignore[arg-type]
-
-
-@register_model
-def resnet18(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    base_width: int = 64,
-) -> ResNet:
-    """ResNet-18 from "Deep Residual Learning for Image Recognition" (He et al. 2015,
-    arXiv:1512.03385): basic blocks, (2, 2, 2, 2) per stage.
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (1000).
-        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
-        norm: Norm spec (batch).
-        activation: Activation spec (relu).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec (none).
-        stem: ``auto``, ``imagenet`` or ``small`` (auto).
-        base_width: Stage-1 width; the others scale with it (64).
-
-    Returns:
-        The :class:`ResNet` model.
-    """
-    return _resnet(
-        "basic", (2, 2, 2, 2), in_channels=in_channels, num_classes=num_classes,
-        image_size=image_size, norm=norm, activation=activation, init=init, dropout=dropout,
-        stem=stem, base_width=base_width,
-    )  # fmt: skip
-
-
-@register_model
-@variant_of(resnet18)
-def resnet34(**options: Any) -> ResNet:
-    """ResNet-34 (He et al. 2015, arXiv:1512.03385): basic blocks, (3, 4, 6, 3) per stage.
-
-    Args: as for :func:`resnet18`.
-    """
-    return _resnet("basic", (3, 4, 6, 3), **options)
-
-
-@register_model
-@variant_of(resnet18)
-def resnet50(**options: Any) -> ResNet:
-    """ResNet-50 (He et al. 2015, arXiv:1512.03385): bottleneck blocks, (3, 4, 6, 3) per stage.
-
-    Args: as for :func:`resnet18`.
-    """
-    return _resnet("bottleneck", (3, 4, 6, 3), **options)
+# He et al. 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385, table 1.
+_PAPER = "He et al. 2015, arXiv:1512.03385"
+register_model(ResNet, "resnet18", _PAPER, block="basic", depths=(2, 2, 2, 2))
+register_model(ResNet, "resnet34", _PAPER, block="basic", depths=(3, 4, 6, 3))
+register_model(ResNet, "resnet50", _PAPER, block="bottleneck", depths=(3, 4, 6, 3))

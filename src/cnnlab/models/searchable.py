@@ -30,10 +30,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models.common import (
+    BATCH_NORM,
     Factory,
-    NormAct,
+    ImageSize,
+    Layers,
     check_bool,
     check_choice,
     check_positive_float,
@@ -41,20 +42,13 @@ from cnnlab.models.common import (
     check_scalar_or_list,
     choose_stem,
     classifier_head,
-)
-from cnnlab.models.layers import (
-    LayerSpec,
-    get_act,
-    get_dropout,
-    get_norm,
-    init_weights,
-    pool,
+    stem_layers,
 )
 from cnnlab.models.layers import conv as conv_layer  # `conv` is an option name here
+from cnnlab.models.layers._spec import keyed
 from cnnlab.models.registry import register_model
 
-__all__ = ["CONV_CHOICES", "SearchableBlock", "SearchableNet", "searchable"]
-
+__all__ = ["CONV_CHOICES", "SearchableBlock", "SearchableNet"]
 
 # Conv kind of a block -> (layer factory kind, dilation).
 CONV_CHOICES: dict[str, tuple[str, int]] = {
@@ -116,10 +110,8 @@ class SearchableNet(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        norm: Norm spec (None: batch).
-        activation: Activation spec (None: ReLU).
-        init: Init spec.
-        dropout: Dropout spec (before the classifier; after stages if spatial).
+        layers: Norm (batch), activation (ReLU), init, and dropout (before the
+            classifier; after stages if spatial).
         stem: ``auto``, ``imagenet`` or ``small``.
         num_stages: Number of stages.
         depth: Blocks per stage: one int, or one per stage.
@@ -131,7 +123,7 @@ class SearchableNet(nn.Module):
         skip: Skip connections in the blocks: one bool, or one per stage.
 
     Raises:
-        ConfigError: ``model.<option>`` naming the option for any bad value, e.g. a
+        ValueError: ``model.<option>`` naming the option for any bad value, e.g. a
             per-stage list whose length is not ``num_stages``.
     """
 
@@ -140,11 +132,8 @@ class SearchableNet(nn.Module):
         *,
         in_channels: int = 3,
         num_classes: int = 10,
-        image_size: int | Sequence[int] | None = None,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        image_size: ImageSize = None,
+        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         num_stages: int = 3,
         depth: int | Sequence[int] = 2,
@@ -160,34 +149,23 @@ class SearchableNet(nn.Module):
         stages = _stage_table(
             num_stages, depth, width, width_growth, widths, kernel_size, conv, skip
         )
-        activation = activation if activation is not None else "relu"
-        norm_layer = get_norm(norm if norm is not None else "batch")
-        act_layer = get_act(activation)
-        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-        unit: NormAct = {"norm": norm_layer, "act": act_layer}
-
         channels = stages[0]["width"]
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        if kind == "imagenet":
-            layers["stem"] = conv_layer(in_channels, channels, 7, stride=2, **unit)
-            layers["pool"] = pool("max", 3, stride=2, padding=1)
-        else:
-            layers["stem"] = conv_layer(in_channels, channels, 3, **unit)
+        features = stem_layers(kind, in_channels, channels, layers)
         for index, stage in enumerate(stages):
             blocks: OrderedDict[str, nn.Module] = OrderedDict()
             for j in range(stage["depth"]):
                 stride = 2 if index > 0 and j == 0 else 1
                 blocks[f"block{j + 1}"] = SearchableBlock(
                     channels, stage["width"], stage["kernel_size"], stage["conv"], stride,
-                    stage["skip"], norm_layer, act_layer,
+                    stage["skip"], layers.norm, layers.act,
                 )  # fmt: skip
                 channels = stage["width"]
-            blocks["drop"] = stage_dropout()
-            layers[f"stage{index + 1}"] = nn.Sequential(blocks)
+            blocks["drop"] = layers.dropout.conv()
+            features[f"stage{index + 1}"] = nn.Sequential(blocks)
         self.stage_specs = stages
-        self.features = nn.Sequential(layers)
-        self.head = classifier_head(channels, num_classes, fc_dropout)
-        init_weights(self, init, activation=activation)
+        self.features = nn.Sequential(features)
+        self.head = classifier_head(channels, num_classes, layers)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
@@ -214,7 +192,9 @@ def _stage_table(
         stage_widths = [max(1, round(width * growth**i)) for i in range(num_stages)]
     else:
         if isinstance(widths, str) or not isinstance(widths, Sequence):
-            raise ConfigError("model.widths", f"must be a list of ints or null, got {widths!r}")
+            raise keyed(
+                "model.widths", f"must be a list of ints or null, got {widths!r}", TypeError
+            )
         stage_widths = check_scalar_or_list("widths", widths, num_stages, check_positive_int)
     kernels = check_scalar_or_list(
         "kernel_size", kernel_size, num_stages, lambda o, v: check_choice(o, v, KERNEL_SIZES)
@@ -229,53 +209,9 @@ def _stage_table(
     ]
 
 
-@register_model
-def searchable(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    num_stages: int = 3,
-    depth: int | Sequence[int] = 2,
-    width: int = 32,
-    width_growth: float = 2.0,
-    widths: Sequence[int] | None = None,
-    kernel_size: int | Sequence[int] = 3,
-    conv: str | Sequence[str] = "plain",
-    skip: bool | Sequence[bool] = True,
-) -> SearchableNet:
-    """A network for neural architecture search (after Zoph and Le 2017, arXiv:1611.01578, in a
-    small space: per-stage depth, width, kernel, conv kind and skips).
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (10).
-        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
-        norm: Norm spec (batch).
-        activation: Activation spec (relu).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec (none).
-        stem: ``auto``, ``imagenet`` or ``small`` (auto).
-        num_stages: Stages (3).
-        depth: Blocks per stage, one or a list (2).
-        width: Stage-1 channels (32).
-        width_growth: Width factor from stage to stage (2.0).
-        widths: Explicit per-stage channels (None).
-        kernel_size: 1, 3, 5 or 7, one or a list (3).
-        conv: ``plain``, ``separable`` or ``dilated``, one or a list (plain).
-        skip: Skip connections, one or a list (true).
-
-    Returns:
-        The :class:`SearchableNet` model.
-    """
-    return SearchableNet(
-        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, num_stages=num_stages,
-        depth=depth, width=width, width_growth=width_growth, widths=widths,
-        kernel_size=kernel_size, conv=conv, skip=skip,
-    )  # fmt: skip
+register_model(
+    SearchableNet,
+    "searchable",
+    "after Zoph and Le 2017, arXiv:1611.01578, in a small space: per-stage depth, width, "
+    "kernel, conv kind and skips",
+)

@@ -18,33 +18,26 @@ Stems: ``imagenet`` is the paper's 3x3/2 conv (24 maps) and 3x3/2 max pooling;
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
+    BATCH_NORM,
     Factory,
+    ImageSize,
+    Layers,
     check_choice,
     check_positive_float,
     choose_stem,
     classifier_head,
     make_divisible,
+    stem_layers,
 )
-from cnnlab.models.layers import (
-    ChannelShuffle,
-    LayerSpec,
-    conv,
-    get_act,
-    get_dropout,
-    get_norm,
-    init_weights,
-    pool,
-)
+from cnnlab.models.layers import ChannelShuffle, conv, pool
 from cnnlab.models.registry import register_model
 
-__all__ = ["STAGE_WIDTHS", "ShuffleNetV1", "ShuffleUnit", "shufflenet_v1"]
-
+__all__ = ["STAGE_WIDTHS", "ShuffleNetV1", "ShuffleUnit"]
 
 # Paper's table 1 at 1x: groups g -> output channels of stages 2, 3 and 4.
 STAGE_WIDTHS: dict[int, tuple[int, int, int]] = {
@@ -114,16 +107,14 @@ class ShuffleNetV1(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        norm: Norm spec (None: batch, as in the paper).
-        activation: Activation spec (None: ReLU).
-        init: Init spec.
-        dropout: Dropout spec (before the classifier; after stages if spatial).
+        layers: Norm (batch, as in the paper), activation (ReLU), init, and dropout
+            (before the classifier; after stages if spatial).
         stem: ``auto``, ``imagenet`` or ``small``.
         groups: Groups g of the pointwise convs: 1, 2, 3, 4 or 8.
         scale: Scale factor s of every width (the paper's 0.25x, 0.5x, 1x, ...).
 
     Raises:
-        ConfigError: ``model.groups``, ``model.scale`` or ``model.stem`` for bad values.
+        ValueError: ``model.groups``, ``model.scale`` or ``model.stem`` for bad values.
     """
 
     def __init__(
@@ -131,11 +122,8 @@ class ShuffleNetV1(nn.Module):
         *,
         in_channels: int = 3,
         num_classes: int = 1000,
-        image_size: int | Sequence[int] | None = None,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        image_size: ImageSize = None,
+        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         groups: int = 3,
         scale: float = 1.0,
@@ -144,19 +132,9 @@ class ShuffleNetV1(nn.Module):
         kind = choose_stem(stem, image_size)
         check_choice("groups", groups, tuple(STAGE_WIDTHS))
         scale = check_positive_float("scale", scale)
-        activation = activation if activation is not None else "relu"
-        norm_layer, act_layer = get_norm(norm if norm is not None else "batch"), get_act(activation)
-        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-
         # Stage 2's first unit outputs (its width - stem width) maps through a g-grouped conv.
         channels = make_divisible(STEM_WIDTH * scale, groups, min_value=groups)
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        if kind == "imagenet":
-            layers["stem"] = conv(in_channels, channels, 3, stride=2, norm=norm_layer,
-                                  act=act_layer)  # fmt: skip
-            layers["pool"] = pool("max", 3, stride=2, padding=1)
-        else:
-            layers["stem"] = conv(in_channels, channels, 3, norm=norm_layer, act=act_layer)
+        features = stem_layers(kind, in_channels, channels, layers, kernel=3)
         for index, (width, units) in enumerate(
             zip(STAGE_WIDTHS[groups], STAGE_UNITS, strict=True), start=2
         ):
@@ -164,54 +142,24 @@ class ShuffleNetV1(nn.Module):
             stage = [
                 ShuffleUnit(
                     channels if j == 0 else width, width, 2 if j == 0 else 1, groups,
-                    norm_layer, act_layer, group_first=not (index == 2 and j == 0),
+                    layers.norm, layers.act, group_first=not (index == 2 and j == 0),
                 )
                 for j in range(units)
             ]  # fmt: skip
-            layers[f"stage{index}"] = nn.Sequential(*stage, stage_dropout())
+            features[f"stage{index}"] = nn.Sequential(*stage, layers.dropout.conv())
             channels = width
-        self.features = nn.Sequential(layers)
-        self.head = classifier_head(channels, num_classes, fc_dropout)
-        init_weights(self, init, activation=activation)
+        self.features = nn.Sequential(features)
+        self.head = classifier_head(channels, num_classes, layers)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
         return self.head(self.features(x))
 
 
-@register_model
-def shufflenet_v1(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    groups: int = 3,
-    scale: float = 1.0,
-) -> ShuffleNetV1:
-    """ShuffleNet v1 from "ShuffleNet: An Extremely Efficient Convolutional Neural Network for
-    Mobile Devices" (Zhang et al. 2017, arXiv:1707.01083).
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (1000).
-        image_size: Input side or (height, width), for the stem choice (None: ImageNet).
-        norm: Norm spec (batch).
-        activation: Activation spec (relu).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec (none).
-        stem: ``auto``, ``imagenet`` or ``small`` (auto).
-        groups: Groups g of the 1x1 convs: 1, 2, 3, 4 or 8 (3).
-        scale: Scale factor s of the widths, e.g. 0.25, 0.5, 1.0, 2.0 (1.0).
-
-    Returns:
-        The :class:`ShuffleNetV1` model.
-    """
-    return ShuffleNetV1(
-        in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, groups=groups, scale=scale,
-    )  # fmt: skip
+register_model(
+    ShuffleNetV1,
+    "shufflenet_v1",
+    'Zhang et al. 2017, "ShuffleNet: An Extremely Efficient Convolutional Neural Network '
+    'for Mobile Devices", arXiv:1707.01083',
+)

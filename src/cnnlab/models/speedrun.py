@@ -26,18 +26,24 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cnnlab.errors import ConfigError
-from cnnlab.models.layers import LayerSpec, conv, get_act, get_dropout, get_norm, init_weights, pool
-from cnnlab.models.registry import image_hw, register_model
+from cnnlab.models.common import (
+    BATCH_NORM,
+    ImageSize,
+    Layers,
+    check_min_side,
+    check_positive_float,
+    check_widths,
+)
+from cnnlab.models.layers import conv, pool
+from cnnlab.models.registry import register_model
 
-# The same rule as simple_cnn's stages: a non-empty list of positive ints.
-from cnnlab.models.simple_cnn import _check_widths
-
-__all__ = ["SpeedrunNet", "airbench94"]
+__all__ = ["SpeedrunNet"]
 
 # The stem's 2x2 valid conv takes one pixel, then each group halves the maps: a 16-pixel
 # input leaves 1x1 maps after the third group.
 _MIN_SIDE = 16
+# airbench's layers: batch norm and GELU.
+AIRBENCH_LAYERS = BATCH_NORM._replace(act=nn.GELU)
 
 
 class SpeedrunNet(nn.Module):
@@ -47,17 +53,16 @@ class SpeedrunNet(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); None skips the size check.
+        layers: Norm after each 3x3 conv (batch), activation (GELU), init of the convs
+            and the classifier (before the identity part), and dropout before the
+            classifier (none: the recipe regularises with label smoothing and augmentation).
         widths: Output channels of each group (one group per entry).
         stem_kernel: Side of the stem's valid conv; its width is ``2 * in * k * k``.
         logit_scale: Factor on the class scores (airbench: 1/9).
         dirac_init: Initialise each 3x3 conv as the identity on its first input channels.
-        norm: Norm spec after each 3x3 conv (None: batch norm).
-        activation: Activation spec (None: GELU).
-        init: Init spec of the convs and the classifier, before the identity part.
-        dropout: Dropout spec before the classifier (None: none).
 
     Raises:
-        ConfigError: ``model.widths`` unless a non-empty list of positive ints,
+        ValueError: ``model.widths`` unless a non-empty list of positive ints,
             ``model.logit_scale`` unless positive, ``data.image_size`` if too small.
     """
 
@@ -66,29 +71,18 @@ class SpeedrunNet(nn.Module):
         *,
         in_channels: int = 3,
         num_classes: int = 10,
-        image_size: int | Sequence[int] | None = None,
+        image_size: ImageSize = None,
+        layers: Layers = AIRBENCH_LAYERS,
         widths: Sequence[int] = (64, 256, 256),
         stem_kernel: int = 2,
         logit_scale: float = 1 / 9,
         dirac_init: bool = True,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
     ) -> None:
         super().__init__()
-        widths = _check_widths(widths)
-        if not isinstance(logit_scale, int | float) or logit_scale <= 0:
-            raise ConfigError("model.logit_scale", f"must be > 0, got {logit_scale!r}")
-        if image_size is not None and min(image_hw(image_size)) < _MIN_SIDE:
-            raise ConfigError(
-                "data.image_size",
-                f"the speed-run network needs at least {_MIN_SIDE} pixels per side, "
-                f"got {image_size!r}",
-            )
-        norm = norm if norm is not None else "batch"
-        activation = activation if activation is not None else "gelu"
-        norm_layer, act_layer = get_norm(norm), get_act(activation)
+        widths = check_widths(widths)
+        logit_scale = check_positive_float("logit_scale", logit_scale)
+        check_min_side(image_size, _MIN_SIDE, "the speed-run network")
+        norm_layer, act_layer = layers.norm, layers.act
         stem_width = 2 * in_channels * stem_kernel**2
         self.stem = conv(
             in_channels, stem_width, stem_kernel, padding="valid", bias=True, act=act_layer
@@ -112,10 +106,10 @@ class SpeedrunNet(nn.Module):
             channels = width
         self.features = nn.Sequential(groups)
         self.pool = nn.AdaptiveMaxPool2d(1)
-        self.drop = get_dropout(dropout)()
+        self.drop = layers.dropout.fc()
         self.fc = nn.Linear(channels, num_classes, bias=False)
-        self.logit_scale = float(logit_scale)
-        init_weights(self, init, activation=activation)
+        self.logit_scale = logit_scale
+        layers.init_weights(self)
         if dirac_init:
             self._identity_init()
 
@@ -132,51 +126,9 @@ class SpeedrunNet(nn.Module):
         return self.fc(self.drop(x)) * self.logit_scale
 
 
-@register_model
-def airbench94(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    widths: Sequence[int] = (64, 256, 256),
-    logit_scale: float = 1 / 9,
-    dirac_init: bool = True,
-) -> SpeedrunNet:
-    """airbench94's network, after "94% on CIFAR-10 in 3.29 Seconds on a Single GPU"
-    (Jordan 2024, arXiv:2404.00498).
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (10).
-        image_size: Input side or (height, width), for the size check (None).
-        norm: Norm spec after each 3x3 conv (batch).
-        activation: Activation spec (gelu).
-        init: Init spec (PyTorch's default), before the identity part.
-        dropout: Dropout spec before the classifier (none: the recipe regularises with
-            label smoothing and augmentation).
-        widths: Channels per group ((64, 256, 256)).
-        logit_scale: Factor on the class scores (1/9).
-        dirac_init: Identity-initialise the 3x3 convs (True).
-
-    Returns:
-        The :class:`SpeedrunNet` model.
-
-    Raises:
-        ConfigError: As :class:`SpeedrunNet`.
-    """
-    return SpeedrunNet(
-        in_channels=in_channels,
-        num_classes=num_classes,
-        image_size=image_size,
-        widths=widths,
-        logit_scale=logit_scale,
-        dirac_init=dirac_init,
-        norm=norm,
-        activation=activation,
-        init=init,
-        dropout=dropout,
-    )
+register_model(
+    SpeedrunNet,
+    "airbench94",
+    'Jordan 2024, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU", arXiv:2404.00498',
+    stem_kernel=2,
+)

@@ -17,24 +17,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from cnnlab.models.common import check_positive_int, choose_stem
-from cnnlab.models.layers import (
-    LayerSpec,
-    conv,
-    get_act,
-    get_dropout,
-    get_norm,
-    init_weights,
-    pool,
-)
-from cnnlab.models.registry import register_model, variant_of
+from cnnlab.models.common import NO_NORM, ImageSize, Layers, check_positive_int, choose_stem
+from cnnlab.models.layers import conv, pool
+from cnnlab.models.registry import register_model
 
-__all__ = ["VGG", "vgg11", "vgg13", "vgg16", "vgg19"]
+__all__ = ["VGG"]
 
 # Output channels of the five stages at width 64; each stage ends in 2x2 max pooling.
 STAGE_WIDTHS = (64, 128, 256, 512, 512)
@@ -63,17 +54,14 @@ class VGG(nn.Module):
         in_channels: Input channels.
         num_classes: Outputs.
         image_size: Input side or (height, width); picks the head under ``stem: auto``.
-        norm: Norm spec (None: none, as in the paper).
-        activation: Activation spec (None: ReLU).
-        init: Init spec.
-        dropout: Dropout spec.
+        layers: Norm (none, as in the paper), activation (ReLU), init and dropout.
         stem: ``auto``, ``imagenet`` (7x7 pooled maps, 4096-wide FC) or ``small``
             (global average pooling, 512-wide FC).
         width: Channels of stage 1 (64); the others scale with it.
         fc_width: Units of the two hidden FC layers; None takes the head's default.
 
     Raises:
-        ConfigError: ``model.stem``, ``model.width`` or ``model.fc_width`` for bad values.
+        ValueError: ``model.stem``, ``model.width`` or ``model.fc_width`` for bad values.
     """
 
     def __init__(
@@ -82,11 +70,8 @@ class VGG(nn.Module):
         convs_per_stage: Sequence[int],
         in_channels: int = 3,
         num_classes: int = 1000,
-        image_size: int | Sequence[int] | None = None,
-        norm: LayerSpec = None,
-        activation: LayerSpec = None,
-        init: LayerSpec = None,
-        dropout: LayerSpec | float = None,
+        image_size: ImageSize = None,
+        layers: Layers = NO_NORM,
         stem: str = "auto",
         width: int = 64,
         fc_width: int | None = None,
@@ -95,23 +80,18 @@ class VGG(nn.Module):
         head = choose_stem(stem, image_size)
         check_positive_int("width", width)
         fc_width = FC_WIDTHS[head] if fc_width is None else check_positive_int("fc_width", fc_width)
-        activation = activation if activation is not None else "relu"
-        norm_layer, act_layer = get_norm(norm), get_act(activation)
-        stage_dropout, fc_dropout = get_dropout(dropout, conv=True), get_dropout(dropout)
-
+        unit = layers.unit
         stages: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
         for index, convs in enumerate(convs_per_stage):
             stage_width = STAGE_WIDTHS[index] * width // 64
-            layers: OrderedDict[str, nn.Module] = OrderedDict()
+            stage: OrderedDict[str, nn.Module] = OrderedDict()
             for j in range(convs):
-                layers[f"conv{j + 1}"] = conv(
-                    channels, stage_width, 3, norm=norm_layer, act=act_layer
-                )
+                stage[f"conv{j + 1}"] = conv(channels, stage_width, 3, **unit)
                 channels = stage_width
-            layers["pool"] = pool("max", 2, ceil_mode=True)
-            layers["drop"] = stage_dropout()
-            stages[f"stage{index + 1}"] = nn.Sequential(layers)
+            stage["pool"] = pool("max", 2, ceil_mode=True)
+            stage["drop"] = layers.dropout.conv()
+            stages[f"stage{index + 1}"] = nn.Sequential(stage)
         self.features = nn.Sequential(stages)
         side = POOLED if head == "imagenet" else 1
         self.pool = nn.AdaptiveAvgPool2d(side)
@@ -119,89 +99,23 @@ class VGG(nn.Module):
             OrderedDict(
                 flatten=nn.Flatten(),
                 fc1=nn.Linear(channels * side * side, fc_width),
-                act1=act_layer(),
-                drop1=fc_dropout(),
+                act1=layers.act(),
+                drop1=layers.dropout.fc(),
                 fc2=nn.Linear(fc_width, fc_width),
-                act2=act_layer(),
-                drop2=fc_dropout(),
+                act2=layers.act(),
+                drop2=layers.dropout.fc(),
                 fc3=nn.Linear(fc_width, num_classes),
             )
         )
-        init_weights(self, init, activation=activation)
+        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
         return self.classifier(self.pool(self.features(x)))
 
 
-def _vgg(config: str, **kwargs: object) -> VGG:
-    return VGG(convs_per_stage=CONVS_PER_STAGE[config], **kwargs)  # type: ignore[arg-type]
-
-
-@register_model
-def vgg11(
-    *,
-    in_channels: int = 3,
-    num_classes: int = 1000,
-    image_size: int | Sequence[int] | None = None,
-    norm: LayerSpec = None,
-    activation: LayerSpec = None,
-    init: LayerSpec = None,
-    dropout: LayerSpec | float = None,
-    stem: str = "auto",
-    width: int = 64,
-    fc_width: int | None = None,
-) -> VGG:
-    """VGG-11 (configuration A) from "Very Deep Convolutional Networks for Large-Scale Image
-    Recognition" (Simonyan and Zisserman 2014, arXiv:1409.1556).
-
-    Args:
-        in_channels: Input channels (3).
-        num_classes: Outputs (1000).
-        image_size: Input side or (height, width), for the head choice (None: ImageNet).
-        norm: Norm spec (none).
-        activation: Activation spec (relu).
-        init: Init spec (PyTorch's default).
-        dropout: Dropout spec before FC 2 and 3 (none; the paper's is 0.5).
-        stem: ``auto``, ``imagenet`` or ``small``: picks the head (auto).
-        width: Stage-1 channels; the others scale with it (64).
-        fc_width: Hidden FC units (None: 4096 for imagenet, 512 for small).
-
-    Returns:
-        The :class:`VGG` model.
-    """
-    return _vgg(
-        "A", in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm=norm,
-        activation=activation, init=init, dropout=dropout, stem=stem, width=width,
-        fc_width=fc_width,
-    )  # fmt: skip
-
-
-@register_model
-@variant_of(vgg11)
-def vgg13(**options: Any) -> VGG:
-    """VGG-13 (configuration B; Simonyan and Zisserman 2014, arXiv:1409.1556).
-
-    Args: as for :func:`vgg11`.
-    """
-    return _vgg("B", **options)
-
-
-@register_model
-@variant_of(vgg11)
-def vgg16(**options: Any) -> VGG:
-    """VGG-16 (configuration D, the paper's best; Simonyan and Zisserman 2014, arXiv:1409.1556).
-
-    Args: as for :func:`vgg11`.
-    """
-    return _vgg("D", **options)
-
-
-@register_model
-@variant_of(vgg11)
-def vgg19(**options: Any) -> VGG:
-    """VGG-19 (configuration E; Simonyan and Zisserman 2014, arXiv:1409.1556).
-
-    Args: as for :func:`vgg11`.
-    """
-    return _vgg("E", **options)
+# Simonyan and Zisserman 2014, "Very Deep Convolutional Networks for Large-Scale Image
+# Recognition", arXiv:1409.1556: configurations A, B, D (the paper's best) and E.
+_PAPER = "Simonyan and Zisserman 2014, arXiv:1409.1556"
+for _name, _config in (("vgg11", "A"), ("vgg13", "B"), ("vgg16", "D"), ("vgg19", "E")):
+    register_model(VGG, _name, _PAPER, convs_per_stage=CONVS_PER_STAGE[_config])

@@ -40,8 +40,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("depth", f"must be a positive int or null, got {depth!r}")
     model_cfg = cfg.model
     in_channels = model_cfg.get("in_channels", cfg.data.in_channels)
-    height, width = image_hw(model_cfg.get("image_size", cfg.data.image_size))
     with config_errors("model"):
+        height, width = image_hw(model_cfg.get("image_size", cfg.data.image_size))
         network = instantiate(model_cfg, _convert_="all")
     summary = summarize(network, (1, int(in_channels), height, width), depth=depth)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.models.conftest import raises_key
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models.layers import act_names, get_act
 
 # name -> (class, built in place by default)
@@ -51,7 +51,7 @@ def test_none_and_classes_pass_through() -> None:
 
 
 def test_unknown_name_lists_choices() -> None:
-    with pytest.raises(ConfigError, match=r"^activation\.name: unknown activation 'swish'.*silu"):
+    with raises_key("activation.name", "unknown activation 'swish'.*silu"):
         get_act("swish")
 
 
@@ -65,6 +65,5 @@ def test_unknown_name_lists_choices() -> None:
     ],
 )
 def test_bad_specs_name_their_key(spec: dict, key: str) -> None:
-    with pytest.raises(ConfigError) as err:
+    with raises_key(key):
         get_act(spec)
-    assert err.value.key == key

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
+from tests.models.conftest import raises_key
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models.layers import (
     TableConv2d,
     get_init,
@@ -147,6 +147,5 @@ def test_callable_spec_is_applied() -> None:
     ],
 )
 def test_bad_specs_name_their_key(spec: object, key: str) -> None:
-    with pytest.raises(ConfigError) as err:
+    with raises_key(key):
         init_weights(nn.Linear(2, 2), spec)
-    assert err.value.key == key

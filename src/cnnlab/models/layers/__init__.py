@@ -1,9 +1,9 @@
 """The layer factory: the one place convs, norms, activations, init and dropout are made.
 
-Architectures take the ``norm``, ``activation``, ``init`` and ``dropout`` specs from
-their config groups, resolve each once in their constructor (``get_norm``,
-``get_act``, ``get_dropout``), pass the resulting factories to their blocks, and
-end with ``init_weights(self, init, activation=activation)``.
+:func:`cnnlab.models.build_model` resolves the ``norm``, ``activation``, ``init`` and
+``dropout`` specs of the config groups once (``get_norm``, ``get_act``, ``get_init``,
+``dropout_sites``); architectures take the resulting factories, pass them to their
+blocks, and end with ``init_weights(self, init)``.
 
 Example:
     >>> norm_layer, act_layer = get_norm("batch"), get_act("relu")
@@ -24,7 +24,7 @@ from cnnlab.models.layers.conv import (
     output_size,
     same_padding,
 )
-from cnnlab.models.layers.dropout import dropout_names, get_dropout
+from cnnlab.models.layers.dropout import DropoutSites, dropout_names, dropout_sites, get_dropout
 from cnnlab.models.layers.init import (
     CustomInit,
     WeightInit,
@@ -49,6 +49,7 @@ __all__ = [
     "ChannelShuffle",
     "ConvBlock",
     "CustomInit",
+    "DropoutSites",
     "GlobalAvgPool",
     "GroupNorm2d",
     "InstanceNorm2d",
@@ -59,6 +60,7 @@ __all__ = [
     "act_names",
     "conv",
     "dropout_names",
+    "dropout_sites",
     "get_act",
     "get_dropout",
     "get_init",

@@ -1,18 +1,16 @@
 """Reading layer specs: a name, a mapping ``{name: ..., <params>}``, or None.
 
 Every factory in :mod:`cnnlab.models.layers` takes its spec straight from a config
-group (``norm``, ``activation``, ``init``, ``dropout``), so the checks here raise
-:class:`~cnnlab.errors.ConfigError` naming the group's key.
+group (``norm``, ``activation``, ``init``, ``dropout``), so the checks here raise a
+plain ``ValueError``/``TypeError`` whose message starts with the group's key
+(``norm.groups: ...``); the task layer (:func:`cnnlab.errors.config_errors`) turns it
+into a one-line config error naming that key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
-
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
-from cnnlab.errors import ConfigError
 
 #: What a layer argument may be: a name, a mapping with a ``name`` and parameters,
 #: a class or ``functools.partial`` (passed through), or None (the factory's default).
@@ -28,17 +26,22 @@ STR: ParamTypes = (str,)
 
 
 def plain(value: Any) -> Any:
-    """Return ``value`` with OmegaConf containers turned into dicts and lists.
+    """Return ``value`` with mappings (OmegaConf's too) and lists turned into dicts and lists.
 
-    Args:
-        value: Anything; DictConfig/ListConfig values are resolved and converted.
-
-    Returns:
-        The same value made of plain Python containers.
+    Example:
+        >>> plain((1, {"a": [2]}))
+        [1, {'a': [2]}]
     """
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [plain(item) for item in value]
     return value
+
+
+def keyed(key: str, message: str, kind: type[Exception] = ValueError) -> Exception:
+    """The error for a bad config value: ``key: message``, which the task layer names."""
+    return kind(f"{key}: {message}")
 
 
 def canonical(name: str) -> str:
@@ -58,25 +61,29 @@ def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str
         factory's default applies (a YAML ``null`` means "use the default").
 
     Raises:
-        ConfigError: ``<group>.name`` when the name is missing or not a string,
+        ValueError: ``<group>.name`` when the name is missing or not a string,
             ``<group>`` when the spec is neither a string nor a mapping.
     """
     if isinstance(spec, str):
         return canonical(spec), {}
     if isinstance(spec, Mapping):
-        params = dict(plain(spec)) if isinstance(spec, DictConfig) else dict(spec)
+        params = plain(spec)
         name = params.pop("name", None)
         if not isinstance(name, str):
-            raise ConfigError(f"{group}.name", f"must be a string naming the {group}, got {name!r}")
+            raise keyed(
+                f"{group}.name", f"must be a string naming the {group}, got {name!r}", TypeError
+            )
         return canonical(name), {k: v for k, v in params.items() if v is not None}
-    raise ConfigError(
-        group, f"expected a name or a mapping with a 'name' key, got {type(spec).__name__}"
+    raise keyed(
+        group,
+        f"expected a name or a mapping with a 'name' key, got {type(spec).__name__}",
+        TypeError,
     )
 
 
-def unknown_name(group: str, name: str, choices: Mapping[str, Any]) -> ConfigError:
+def unknown_name(group: str, name: str, choices: Mapping[str, Any]) -> Exception:
     """The error for a name that is not in a factory's table; lists the choices."""
-    return ConfigError(
+    return keyed(
         f"{group}.name", f"unknown {group} {name!r}; choose from {', '.join(sorted(choices))}"
     )
 
@@ -96,21 +103,22 @@ def check_params(
         The parameters, with ints given for floats converted to float.
 
     Raises:
-        ConfigError: ``<group>.<param>`` for an unknown parameter or a wrong type.
+        ValueError: ``<group>.<param>`` for an unknown parameter or a wrong type.
     """
     checked: dict[str, Any] = {}
     for key, value in params.items():
         if key not in allowed:
             options = ", ".join(sorted(allowed)) or "none"
-            raise ConfigError(
+            raise keyed(
                 f"{group}.{key}",
                 f"is not a parameter of {group} {name!r} (its parameters: {options})",
+                TypeError,
             )
         types = allowed[key]
         # bool is an int subclass; a YAML `true` must not pass as a number.
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             expected = " or ".join(t.__name__ for t in types)
-            raise ConfigError(f"{group}.{key}", f"must be {expected}, got {value!r}")
+            raise keyed(f"{group}.{key}", f"must be {expected}, got {value!r}", TypeError)
         if float in types and isinstance(value, int):
             value = float(value)
         checked[key] = value

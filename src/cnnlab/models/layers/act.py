@@ -7,13 +7,13 @@ from functools import partial
 
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models.layers._spec import (
     FLOAT,
     STR,
     LayerSpec,
     ParamTypes,
     check_params,
+    keyed,
     split_spec,
     unknown_name,
 )
@@ -62,7 +62,7 @@ def get_act(spec: LayerSpec, *, inplace: bool = True) -> Callable[[], nn.Module]
         ``factory() -> nn.Module``.
 
     Raises:
-        ConfigError: ``activation.name`` for an unknown name (the message lists the
+        ValueError: ``activation.name`` for an unknown name (the message lists the
             choices), ``activation.<param>`` for an unknown or invalid parameter.
     """
     if spec is None:
@@ -75,7 +75,7 @@ def get_act(spec: LayerSpec, *, inplace: bool = True) -> Callable[[], nn.Module]
     cls, allowed, takes_inplace = _ACTS[name]
     params = check_params("activation", name, params, allowed)
     if params.get("approximate", "none") not in ("none", "tanh"):
-        raise ConfigError(
+        raise keyed(
             "activation.approximate", f"must be 'none' or 'tanh', got {params['approximate']!r}"
         )
     if takes_inplace and inplace:

@@ -14,20 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import NamedTuple
 
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models.layers._spec import (
     BOOL,
     FLOAT,
     LayerSpec,
     ParamTypes,
     check_params,
+    keyed,
     split_spec,
 )
 
-__all__ = ["dropout_names", "get_dropout"]
+__all__ = ["DropoutSites", "dropout_names", "dropout_sites", "get_dropout"]
 
 # name -> the defaults it stands for; `rate` and `spatial` given in the spec win.
 _DROPOUTS: dict[str, dict[str, float | bool]] = {
@@ -62,33 +63,33 @@ def get_dropout(spec: LayerSpec | float, *, conv: bool = False) -> Callable[[], 
         ``factory() -> nn.Module``; :class:`torch.nn.Identity` when nothing is dropped.
 
     Raises:
-        ConfigError: ``dropout.rate`` for a rate outside [0, 1) or a rate given with
+        ValueError: ``dropout.rate`` for a rate outside [0, 1) or a rate given with
             ``none``; ``dropout.spatial`` when it contradicts the name;
             ``dropout.name`` for an unknown name.
     """
     if spec is None:
         return nn.Identity
     if isinstance(spec, bool):
-        raise ConfigError("dropout", f"expected a rate, a name or a mapping, got {spec!r}")
+        raise keyed("dropout", f"expected a rate, a name or a mapping, got {spec!r}", TypeError)
     if isinstance(spec, int | float):
         spec = {"name": "standard", "rate": float(spec)}
     if callable(spec) and not isinstance(spec, Mapping):
         return spec
     name, params = split_spec(spec, "dropout")
     if name not in _DROPOUTS:
-        raise ConfigError(
+        raise keyed(
             "dropout.name", f"unknown dropout {name!r}; choose from {', '.join(sorted(_DROPOUTS))}"
         )
     params = {**_DROPOUTS[name], **check_params("dropout", name, params, _PARAMS)}
     rate, spatial = params["rate"], params["spatial"]
     if not 0.0 <= rate < 1.0:
-        raise ConfigError("dropout.rate", f"must be in [0, 1), got {rate}")
+        raise keyed("dropout.rate", f"must be in [0, 1), got {rate}")
     if name == "none" and rate > 0:
-        raise ConfigError(
+        raise keyed(
             "dropout.rate", f"dropout 'none' drops nothing, got rate {rate}; use dropout=standard"
         )
     if name != "none" and spatial != _DROPOUTS[name]["spatial"]:
-        raise ConfigError(
+        raise keyed(
             "dropout.spatial",
             f"dropout {name!r} has spatial={_DROPOUTS[name]['spatial']}, got {spatial}; "
             f"use dropout={'spatial' if spatial else 'standard'}",
@@ -96,3 +97,22 @@ def get_dropout(spec: LayerSpec | float, *, conv: bool = False) -> Callable[[], 
     if rate == 0.0 or (conv and not spatial):
         return nn.Identity
     return partial(nn.Dropout2d if conv else nn.Dropout, p=rate)
+
+
+class DropoutSites(NamedTuple):
+    """The dropout factories of a model's two kinds of site (see the module docstring)."""
+
+    fc: Callable[[], nn.Module] = nn.Identity
+    conv: Callable[[], nn.Module] = nn.Identity
+
+
+def dropout_sites(spec: LayerSpec | float) -> DropoutSites:
+    """Resolve a dropout spec once for both kinds of site.
+
+    Example:
+        >>> dropout_sites(0.3).fc(), dropout_sites(0.3).conv()
+        (Dropout(p=0.3, inplace=False), Identity())
+    """
+    if isinstance(spec, DropoutSites):
+        return spec
+    return DropoutSites(get_dropout(spec), get_dropout(spec, conv=True))

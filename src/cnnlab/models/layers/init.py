@@ -9,13 +9,13 @@ from typing import Any, Protocol, cast, runtime_checkable
 import torch
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models.layers._spec import (
     FLOAT,
     STR,
     LayerSpec,
     ParamTypes,
     check_params,
+    keyed,
     split_spec,
     unknown_name,
 )
@@ -96,7 +96,7 @@ def get_init(spec: LayerSpec, *, activation: LayerSpec = None) -> WeightInit | N
         ``weight_init(tensor)``, or None when PyTorch's per-layer defaults stay.
 
     Raises:
-        ConfigError: ``init.name`` for an unknown name (the message lists the
+        ValueError: ``init.name`` for an unknown name (the message lists the
             choices), ``init.<param>`` for an unknown or invalid parameter.
     """
     if spec is None:
@@ -113,10 +113,10 @@ def get_init(spec: LayerSpec, *, activation: LayerSpec = None) -> WeightInit | N
         return _kaiming(name, params, activation)
     if name == "normal":
         if params.get("std", 0.01) <= 0:
-            raise ConfigError("init.std", f"must be > 0, got {params['std']}")
+            raise keyed("init.std", f"must be > 0, got {params['std']}")
         return partial(nn.init.normal_, mean=params.get("mean", 0.0), std=params.get("std", 0.01))
     if params.get("gain", 1.0) <= 0:
-        raise ConfigError("init.gain", f"must be > 0, got {params['gain']}")
+        raise keyed("init.gain", f"must be > 0, got {params['gain']}")
     fill = {
         "xavier_normal": nn.init.xavier_normal_,
         "xavier_uniform": nn.init.xavier_uniform_,
@@ -128,12 +128,12 @@ def get_init(spec: LayerSpec, *, activation: LayerSpec = None) -> WeightInit | N
 def _kaiming(name: str, params: dict[str, Any], activation: LayerSpec) -> WeightInit:
     mode = params.get("mode", "fan_in")
     if mode not in ("fan_in", "fan_out"):
-        raise ConfigError("init.mode", f"must be 'fan_in' or 'fan_out', got {mode!r}")
+        raise keyed("init.mode", f"must be 'fan_in' or 'fan_out', got {mode!r}")
     nonlinearity, slope = nonlinearity_of(activation if activation is not None else "relu")
     if "nonlinearity" in params:
         nonlinearity = params["nonlinearity"]
         if nonlinearity not in _NONLINEARITIES:
-            raise ConfigError(
+            raise keyed(
                 "init.nonlinearity",
                 f"unknown nonlinearity {nonlinearity!r}; choose from {', '.join(_NONLINEARITIES)}",
             )
@@ -169,7 +169,7 @@ def init_weights(module: nn.Module, spec: LayerSpec, *, activation: LayerSpec = 
         activation: The model's activation spec, for Kaiming's gain.
 
     Raises:
-        ConfigError: As for :func:`get_init`.
+        ValueError: As for :func:`get_init`.
     """
     weight_init = get_init(spec, activation=activation)
     if weight_init is None:

@@ -20,7 +20,6 @@ from functools import partial
 
 from torch import nn
 
-from cnnlab.errors import ConfigError
 from cnnlab.models.layers._spec import (
     BOOL,
     FLOAT,
@@ -28,6 +27,7 @@ from cnnlab.models.layers._spec import (
     LayerSpec,
     ParamTypes,
     check_params,
+    keyed,
     split_spec,
     unknown_name,
 )
@@ -78,7 +78,7 @@ class GroupNorm2d(nn.GroupNorm):
         affine: Learn a per-channel scale and shift.
 
     Raises:
-        ConfigError: ``norm.groups`` when ``groups`` does not divide ``num_channels``.
+        ValueError: ``norm.groups`` when ``groups`` does not divide ``num_channels``.
     """
 
     def __init__(
@@ -90,7 +90,7 @@ class GroupNorm2d(nn.GroupNorm):
     ) -> None:
         if num_channels % groups:
             divisors = [d for d in range(1, num_channels + 1) if num_channels % d == 0]
-            raise ConfigError(
+            raise keyed(
                 "norm.groups",
                 f"{groups} does not divide the {num_channels} channels of a layer of this "
                 f"model; use a divisor of every layer width (divisors of {num_channels}: "
@@ -133,11 +133,11 @@ def _resolve(spec: LayerSpec, *, fc: bool) -> Callable[[int], nn.Module]:
     conv_layer, fc_layer, allowed = _NORMS[name]
     params = check_params("norm", name, params, allowed)
     if "groups" in params and params["groups"] < 1:
-        raise ConfigError("norm.groups", f"must be >= 1, got {params['groups']}")
+        raise keyed("norm.groups", f"must be >= 1, got {params['groups']}")
     if "eps" in params and params["eps"] <= 0:
-        raise ConfigError("norm.eps", f"must be > 0, got {params['eps']}")
+        raise keyed("norm.eps", f"must be > 0, got {params['eps']}")
     if "momentum" in params and not 0 <= params["momentum"] <= 1:
-        raise ConfigError("norm.momentum", f"must be in [0, 1], got {params['momentum']}")
+        raise keyed("norm.momentum", f"must be in [0, 1], got {params['momentum']}")
     layer = fc_layer if fc else conv_layer
     return partial(layer, **params) if params else layer
 
@@ -161,7 +161,7 @@ def get_norm(spec: LayerSpec) -> Callable[[int], nn.Module]:
         ``factory(num_channels) -> nn.Module``.
 
     Raises:
-        ConfigError: ``norm.name`` for an unknown name (the message lists the
+        ValueError: ``norm.name`` for an unknown name (the message lists the
             choices), ``norm.<param>`` for an unknown or invalid parameter.
     """
     return _resolve(spec, fc=False)
@@ -181,6 +181,6 @@ def get_norm1d(spec: LayerSpec) -> Callable[[int], nn.Module]:
         ``factory(num_features) -> nn.Module``.
 
     Raises:
-        ConfigError: As for :func:`get_norm`.
+        ValueError: As for :func:`get_norm`.
     """
     return _resolve(spec, fc=True)
