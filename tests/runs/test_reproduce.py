@@ -133,7 +133,7 @@ def test_missing_run_json(tmp_path: Path) -> None:
     [
         ('{"status": "completed", "seed"', "not valid JSON.*corrupt or truncated"),
         ("", "not valid JSON"),
-        ("[1, 2]", "expected a JSON object, found list"),
+        ("[1, 2]", "expected a JSON object, found a list"),
     ],
 )
 def test_corrupt_run_json(tmp_path: Path, content: str, match: str) -> None:
@@ -145,7 +145,7 @@ def test_corrupt_run_json(tmp_path: Path, content: str, match: str) -> None:
 def test_undecodable_run_json(tmp_path: Path) -> None:
     _write_run(tmp_path)
     (tmp_path / "run.json").write_bytes(b"\xff\xfe\x00garbage")
-    _expect_data_error(tmp_path / "run.json", tmp_path, "cannot be read")
+    _expect_data_error(tmp_path / "run.json", tmp_path, "not UTF-8")
 
 
 def test_missing_metrics_of_a_failed_run_says_so(tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_missing_metrics_of_a_completed_run(tmp_path: Path) -> None:
         ('{"test/acc": "high"}', "metric 'test/acc' is not a number: 'high'"),
         ('{"test/acc": true}', "metric 'test/acc' is not a number"),
         ('{"test/acc": null}', "metric 'test/acc' is not a number"),
-        ("0.97", "expected a JSON object, found float"),
+        ("0.97", "expected a JSON object, found a number"),
     ],
 )
 def test_bad_metrics_json(tmp_path: Path, content: str, match: str) -> None:
@@ -184,6 +184,19 @@ def test_bad_hydra_overrides(tmp_path: Path, content: str, match: str) -> None:
     path = tmp_path / ".hydra" / "overrides.yaml"
     path.write_text(content)
     _expect_data_error(path, tmp_path, match)
+
+
+def test_a_linked_overrides_file_is_refused_and_not_shown(tmp_path: Path) -> None:
+    """Linked to /etc/shadow, it was parsed and printed in the error."""
+    _write_run(tmp_path)
+    secret = tmp_path.parent / f"{tmp_path.name}-shadow"
+    secret.write_text("root:$6$hunter2:19000:0:99999:7:::\n")
+    path = tmp_path / ".hydra" / "overrides.yaml"
+    path.unlink()
+    path.symlink_to(secret)
+    with pytest.raises(DataError, match="link") as info:
+        load_run(tmp_path)
+    assert "hunter2" not in str(info.value)
 
 
 def test_bad_manifest_overrides(tmp_path: Path) -> None:

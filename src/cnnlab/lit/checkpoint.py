@@ -7,19 +7,23 @@ holds its hyperparameters: config nodes whose ``_target_`` strings Hydra's
 from it: the only targets it may name are cnnlab's own model builder (with a
 registered model name), cnnlab's data module and data sources, and ``torch.optim``
 optimizers, each in its own place; no interpolation (``${...}``) and no other Hydra
-instruction (``_args_``, ``_recursive_``, ...) is accepted anywhere. The network is
+instruction (``_args_``, ``_recursive_``, ...) is accepted anywhere. The same allow-list
+(:func:`allowed_targets`, derived from cnnlab's own config tree) checks the composed
+config of a run folder before ``resume=`` or ``cnnlab reproduce`` builds it. The network is
 then built from those checked values and the weights are loaded after their names
 and shapes are compared, so every failure is one line naming the file and the key.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import CheckpointError, CnnlabError, ConfigError
+from cnnlab.errors import CheckpointError, CnnlabError, ConfigError, DataError, show
 
 if TYPE_CHECKING:
     from torch import nn
@@ -27,17 +31,20 @@ if TYPE_CHECKING:
     from cnnlab.lit.module import ImageClassifier
 
 __all__ = [
+    "Allowed",
+    "allowed_targets",
     "check_callback_paths",
     "check_checkpoint_matches",
     "check_hyperparameters",
+    "check_targets",
     "checkpoint_path",
     "data_config",
     "load_classifier",
     "read_checkpoint",
 ]
 
-# Keys Hydra's instantiate acts on; a checkpoint may use only _target_ (and an
-# optimizer's _partial_) in the places listed in _allowed_targets.
+# Keys Hydra's instantiate acts on; a checkpoint or a run folder's config may use them only
+# where cnnlab's own config tree does (allowed_targets).
 _HYDRA_KEYS = ("_target_", "_args_", "_recursive_", "_convert_", "_partial_")
 _HPARAMS = "hyper_parameters"
 
@@ -104,7 +111,7 @@ def check_hyperparameters(path: str | Path, hparams: Mapping[str, Any]) -> None:
     for key in hparams:
         if key not in known:
             raise CheckpointError(path, f"{_HPARAMS}.{key}: not an ImageClassifier argument")
-    _check_node(path, _HPARAMS, hparams, _allowed_targets())
+    check_targets(path, hparams, prefix=_HPARAMS)
     name = hparams["model"].get("name")
     if name not in list_models():
         raise CheckpointError(
@@ -145,12 +152,40 @@ def _inside(path: Path, folder: Path) -> bool:
     return ".." not in path.parts and path.is_relative_to(folder)
 
 
-def _allowed_targets() -> dict[str, frozenset[str]]:
-    """Where a checkpoint may name a target, and which: cnnlab's own classes and builders."""
+# Config nodes that hold several named objects of one kind: a target allowed for one
+# callback (``callbacks.model_checkpoint``) is allowed for any (``callbacks.*``).
+_COLLECTIONS = ("callbacks", "logger", "hydra.callbacks")
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What a config from elsewhere may ask Hydra's ``instantiate`` to do, and where.
+
+    Attributes:
+        targets: Place (``model``, ``data.source``, ``callbacks.*``, ...) to the targets
+            cnnlab's own configs name there.
+        instructions: Place to the other Hydra keys used there (``_partial_``) and their
+            accepted values.
+    """
+
+    targets: Mapping[str, frozenset[str]]
+    instructions: Mapping[str, Mapping[str, frozenset[Any]]]
+
+
+@functools.cache
+def allowed_targets() -> Allowed:
+    """The one allow-list for checkpoints and run folders' configs.
+
+    Derived from the shipped config tree (every ``_target_`` of ``conf/**.yaml``, keyed by
+    where it appears), plus what cnnlab builds that a config may name without the tree
+    listing it: every registered data source and every ``torch.optim`` optimizer, by
+    package and by module path (``Source.config()`` writes the module path).
+    """
     import torch
 
     from cnnlab.data import sources
 
+    targets, instructions = _shipped_targets()
     source_classes = [
         cls
         for cls in vars(sources).values()
@@ -163,54 +198,145 @@ def _allowed_targets() -> dict[str, frozenset[str]]:
         and issubclass(cls, torch.optim.Optimizer)
         and cls is not torch.optim.Optimizer
     ]
-    return {
-        f"{_HPARAMS}.model": frozenset(
-            {"cnnlab.models.build_model", "cnnlab.models.registry.build_model"}
-        ),
-        f"{_HPARAMS}.data": frozenset(
-            {"cnnlab.data.ImageDataModule", "cnnlab.data.datamodule.ImageDataModule"}
-        ),
-        # Configs name sources by their package; Source.config() by their module.
-        f"{_HPARAMS}.data.source": frozenset(
-            {f"cnnlab.data.sources.{c.__name__}" for c in source_classes}
-            | {f"{c.__module__}.{c.__qualname__}" for c in source_classes}
-        ),
-        f"{_HPARAMS}.optimizer": frozenset(f"torch.optim.{name}" for name in optimizers),
+    extra = {
+        "model": {"cnnlab.models.build_model", "cnnlab.models.registry.build_model"},
+        "data": {"cnnlab.data.ImageDataModule", "cnnlab.data.datamodule.ImageDataModule"},
+        "data.source": {f"cnnlab.data.sources.{c.__name__}" for c in source_classes}
+        | {f"{c.__module__}.{c.__qualname__}" for c in source_classes},
+        "optimizer": {f"torch.optim.{name}" for name in optimizers},
     }
+    for place, names in extra.items():
+        targets.setdefault(place, set()).update(names)
+    return Allowed(
+        {place: frozenset(names) for place, names in targets.items()},
+        {
+            place: {key: frozenset(values) for key, values in keys.items()}
+            for place, keys in instructions.items()
+        },
+    )
 
 
-def _check_node(path: str | Path, key: str, node: Any, allowed: dict[str, frozenset[str]]) -> None:
-    """Walk one hyperparameter node; raise on a target out of place or an interpolation."""
-    if isinstance(node, str):
-        if "${" in node:
-            raise CheckpointError(path, f"{key}: interpolations (${{...}}) are not accepted")
-        return
-    if isinstance(node, list | tuple):
-        for i, item in enumerate(node):
-            _check_node(path, f"{key}[{i}]", item, allowed)
-        return
-    if not isinstance(node, Mapping):
-        return
-    for name, value in node.items():
-        child = f"{key}.{name}"
-        if not isinstance(name, str):
-            raise CheckpointError(path, f"{child}: keys must be strings")
-        if name == "_target_":
-            if key not in allowed:
-                raise CheckpointError(path, f"{child}: a checkpoint cannot name a target here")
-            if value not in allowed[key]:
-                raise CheckpointError(
-                    path,
-                    f"{child}: {value!r} is not one of cnnlab's own builders here "
-                    f"({', '.join(sorted(allowed[key])[:4])}, ...); nothing was run",
+def _shipped_targets() -> tuple[dict[str, set[str]], dict[str, dict[str, set[Any]]]]:
+    """Every Hydra key of ``conf/**.yaml`` by the place of its node in a composed config."""
+    import yaml
+
+    from cnnlab.config import config_dir
+
+    root = config_dir()
+    targets: dict[str, set[str]] = {}
+    instructions: dict[str, dict[str, set[Any]]] = {}
+    for file in sorted(root.rglob("*.yaml")):
+        text = file.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        if not isinstance(data, dict):
+            continue
+        stack: list[tuple[str, Any]] = [(_package(file, root, text), data)]
+        while stack:
+            key, node = stack.pop()
+            if not isinstance(node, dict):
+                continue
+            for name, value in node.items():
+                if name == "defaults" and not key:
+                    continue
+                if name == "_target_":
+                    targets.setdefault(_place(key), set()).add(value)
+                elif name in _HYDRA_KEYS:
+                    instructions.setdefault(_place(key), {}).setdefault(name, set()).add(value)
+                else:
+                    stack.append((f"{key}.{name}" if key else str(name), value))
+    return targets, instructions
+
+
+def _package(file: Path, root: Path, text: str) -> str:
+    """Where Hydra puts a config file's content: its ``# @package`` or its group's path."""
+    for line in text.splitlines():
+        if line.startswith("# @package"):
+            package = line.split(maxsplit=2)[2].strip()
+            return "" if package == "_global_" else package
+    return ".".join(file.relative_to(root).parent.parts)
+
+
+def _place(key: str) -> str:
+    """The allow-list's key for the node at dotted ``key``: ``callbacks.x`` -> ``callbacks.*``."""
+    for collection in _COLLECTIONS:
+        rest = key.removeprefix(f"{collection}.")
+        if rest != key and "." not in rest:
+            return f"{collection}.*"
+    return key
+
+
+def check_targets(
+    path: str | Path,
+    node: Any,
+    *,
+    prefix: str = "",
+    what: str = "a checkpoint",
+    interpolation: Callable[[str, str], str | None] | None = None,
+    error: type[DataError] = CheckpointError,
+) -> None:
+    """Raise ``error`` naming ``path`` and the key where ``node`` goes beyond the allow-list.
+
+    Args:
+        path: The file ``node`` was read from (for the message).
+        node: Plain containers (dicts, lists, strings, numbers).
+        prefix: The dotted key of ``node`` in the file (``hyper_parameters``), not part of
+            the place a target is looked up by.
+        what: Names the file's kind in the message.
+        interpolation: ``(key, text) -> problem or None`` for a string holding ``${``;
+            without it every interpolation is refused.
+        error: The :class:`DataError` subclass raised.
+    """
+    stack: list[tuple[tuple[str, ...], Any]] = [((), node)]
+    while stack:
+        parts, value = stack.pop()
+        key = ".".join(filter(None, (prefix, *parts)))
+        if isinstance(value, str):
+            if "${" in value:
+                problem = (
+                    interpolation(key, value)
+                    if interpolation is not None
+                    else "interpolations (${...}) are not accepted"
                 )
-        elif name == "_partial_" and key == f"{_HPARAMS}.optimizer":
-            if value is not True:
-                raise CheckpointError(path, f"{child}: must be true, got {value!r}")
-        elif name in _HYDRA_KEYS:
-            raise CheckpointError(path, f"{child}: not accepted in a checkpoint")
-        else:
-            _check_node(path, child, value, allowed)
+                if problem is not None:
+                    raise error(path, f"{key}: {problem}")
+        elif isinstance(value, list | tuple):
+            last = parts[-1] if parts else ""
+            stack.extend(((*parts[:-1], f"{last}[{i}]"), v) for i, v in enumerate(value))
+        elif isinstance(value, Mapping):
+            place = _place(".".join(parts))
+            for name, child in value.items():
+                if not isinstance(name, str):
+                    raise error(path, f"{key}.{name}: keys must be strings")
+                if name in _HYDRA_KEYS:
+                    _check_instruction(path, f"{key}.{name}", place, name, child, what, error)
+                else:
+                    stack.append(((*parts, name), child))
+
+
+def _check_instruction(
+    path: str | Path,
+    key: str,
+    place: str,
+    name: str,
+    value: Any,
+    what: str,
+    error: type[DataError],
+) -> None:
+    allowed = allowed_targets()
+    if name == "_target_":
+        if place not in allowed.targets:
+            raise error(path, f"{key}: {what} cannot name a target here; nothing was run")
+        if not isinstance(value, str) or value not in allowed.targets[place]:
+            raise error(
+                path, f"{key}: {show(value)} is not one of cnnlab's own targets; nothing was run"
+            )
+        return
+    accepted = allowed.instructions.get(place, {}).get(name)
+    if accepted is None:
+        raise error(path, f"{key}: not accepted in {what}")
+    if not any(value is v or (type(value) is type(v) and value == v) for v in accepted):
+        shown = " or ".join(show(v) for v in accepted)
+        raise error(path, f"{key}: must be {shown}, got {show(value)}")
 
 
 def check_checkpoint_matches(path: str | Path, checkpoint: Mapping[str, Any], model: Any) -> None:

@@ -7,7 +7,6 @@ when it ends (``completed``, ``failed`` with the error, or ``interrupted``);
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
+
+from cnnlab.errors import DataError, show
 
 if TYPE_CHECKING:
     from cnnlab.runs.resume import Resume
@@ -45,7 +46,8 @@ class RunRecorder:
         self.start = datetime.now(UTC)
         # Lightning sets `rank` on the function at import; its stubs do not declare it.
         self.is_zero = rank_zero_only.rank == 0  # type: ignore[attr-defined]
-        self.first = _previous_record(self.run_dir) if resume else {}
+        # Read and type-checked by resume_run before anything was built (previous_record).
+        self.first = resume.record if resume else {}
         self.earlier_starts = _starts_of(self.first)
 
     def record(self, status: str, error: str | None = None) -> None:
@@ -129,13 +131,61 @@ def recorded_run(cfg: DictConfig, resume: Resume | None = None) -> Iterator[RunR
     finish_mlflow(recorder.run_dir, "completed")
 
 
-def _previous_record(run_dir: Path) -> dict[str, Any]:
-    """The run's ``run.json`` before this start (empty when missing or unreadable)."""
-    try:
-        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def previous_record(run_dir: Path) -> dict[str, Any]:
+    """A resumed run's ``run.json``, its fields type-checked; empty when there is none.
+
+    Read as data from anyone (:mod:`cnnlab.files.read`) and checked before training starts,
+    so that a bad field is one line now, not a failed final record that leaves the run
+    "running" after all its epochs.
+
+    Raises:
+        DataError: Naming ``run.json`` and the field: a link, a fifo, not JSON, or a field
+            of the wrong type (``starts: 5``, ``command: 5``, a ``start`` without offset).
+    """
+    import os
+
+    from cnnlab.files.read import read_json_object
+
+    path = run_dir / "run.json"
+    if not os.path.lexists(path):
         return {}
-    return record if isinstance(record, dict) else {}
+    record = read_json_object("run.json", inside=run_dir)
+    _check_start(path, "", record)
+    starts = _field(path, "", record, "starts", list, [])
+    for i, entry in enumerate(starts):
+        if not isinstance(entry, dict):
+            raise DataError(path, f"starts[{i}]: expected an object, found {type(entry).__name__}")
+        _check_start(path, f"starts[{i}].", entry)
+    return record
+
+
+def _check_start(path: Path, prefix: str, entry: dict[str, Any]) -> None:
+    """The fields of one start (or of the record's top level) that the recorder reuses."""
+    for key in ("status", "error", "resumed_from"):
+        _field(path, prefix, entry, key, str)
+    for key in ("command", "overrides"):
+        values = _field(path, prefix, entry, key, list, [])
+        if not all(isinstance(v, str) for v in values):
+            raise DataError(path, f"{prefix}{key}: expected a list of strings")
+    _field(path, prefix, entry, "changes", dict)
+    for key in ("start", "end"):
+        text = _field(path, prefix, entry, key, str)
+        if text is not None and _when(text) is None:
+            raise DataError(
+                path, f"{prefix}{key}: {show(text)} is not an ISO time with a UTC offset"
+            )
+
+
+def _field(
+    path: Path, prefix: str, entry: dict[str, Any], key: str, kind: type, default: Any = None
+) -> Any:
+    """:func:`cnnlab.files.read.field`, its message naming the key under ``prefix``."""
+    from cnnlab.files.read import field
+
+    try:
+        return field(path, entry, key, kind, default)
+    except DataError as exc:
+        raise DataError(path, f"{prefix}{exc.message}") from None
 
 
 def _starts_of(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -153,10 +203,12 @@ def _starts_of(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _when(text: Any) -> datetime | None:
+    """``text`` as a time with its UTC offset; None when it is not one (naive times too)."""
     try:
-        return datetime.fromisoformat(text) if isinstance(text, str) else None
+        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
         return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def _reason(exc: BaseException) -> str:

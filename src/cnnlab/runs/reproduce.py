@@ -1,12 +1,12 @@
 """Reading a finished run folder back, and comparing the metrics of two runs.
 
 ``cnnlab reproduce RUN_DIR`` loads the run with :func:`load_run`, re-runs it with the same
-overrides, and reports :func:`compare_metrics` of the two ``metrics.json``.
+overrides, and reports :func:`compare_metrics` of the two ``metrics.json``. The folder's
+files are read as data from anyone, through :mod:`cnnlab.files.read`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cnnlab.errors import DataError
+
+# Re-exported: cnnlab.runs.listing reads run.json with it.
+from cnnlab.files.read import read_json_object, read_yaml
 
 __all__ = ["RunRecord", "compare_metrics", "load_run", "read_json_object"]
 
@@ -59,15 +60,15 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     if not folder.is_dir():
         raise DataError(folder, "not a folder; expected a run folder holding run.json")
     manifest_path = folder / "run.json"
-    if not manifest_path.is_file():
+    if not os.path.lexists(manifest_path):
         raise DataError(manifest_path, "missing; is this a cnnlab run folder?")
-    manifest = read_json_object(manifest_path)
+    manifest = read_json_object("run.json", inside=folder)
     metrics_path = folder / "metrics.json"
-    if not metrics_path.is_file():
+    if not os.path.lexists(metrics_path):
         status = manifest.get("status")
         why = f"the run's status is {status!r}" if status != "completed" else "it was removed"
         raise DataError(metrics_path, f"missing, so there are no final metrics ({why})")
-    metrics = _metrics(metrics_path, read_json_object(metrics_path))
+    metrics = _metrics(metrics_path, read_json_object("metrics.json", inside=folder))
     return RunRecord(folder, manifest, metrics, _overrides(folder, manifest, manifest_path))
 
 
@@ -128,22 +129,6 @@ def _close(want: float, got: float, rtol: float, atol: float) -> bool:
     return abs(got - want) <= atol + rtol * abs(want)
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
-    """Read a JSON file that must hold an object; :class:`DataError` naming it otherwise."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot be read ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON ({exc}); the file is corrupt or truncated") from exc
-    except (ValueError, RecursionError) as exc:
-        # Valid JSON that Python refuses: a number of over 4300 digits, or nesting too deep.
-        raise DataError(path, f"cannot be decoded ({exc})") from None
-    if not isinstance(data, dict):
-        raise DataError(path, f"expected a JSON object, found {type(data).__name__}")
-    return data
-
-
 def _metrics(path: Path, data: dict[str, Any]) -> dict[str, float]:
     for key, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -151,18 +136,21 @@ def _metrics(path: Path, data: dict[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in data.items()}
 
 
+def _kind(data: Any) -> str:
+    if isinstance(data, list):
+        return "a list with other values"
+    return "null" if data is None else type(data).__name__
+
+
 def _overrides(folder: Path, manifest: dict[str, Any], manifest_path: Path) -> list[str]:
-    hydra_file = folder / ".hydra" / "overrides.yaml"
-    if hydra_file.is_file():
-        try:
-            data = yaml.safe_load(hydra_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise DataError(hydra_file, f"not valid YAML ({exc})") from exc
-        source: Path = hydra_file
+    name = Path(".hydra") / "overrides.yaml"
+    if os.path.lexists(folder / name):
+        data, source = read_yaml(name, inside=folder), folder / name
     else:
         data, source = manifest.get("overrides", []), manifest_path
     # Hydra writes an empty file as `[]`; an empty file read by hand gives None.
     data = [] if data is None else data
     if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
-        raise DataError(source, f"overrides must be a list of strings, found {data!r}")
+        # The content is not shown: a linked or crafted file could hold anything.
+        raise DataError(source, f"overrides must be a list of strings, found {_kind(data)}")
     return list(data)

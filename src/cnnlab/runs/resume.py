@@ -9,10 +9,18 @@ Further overrides are accepted only when they change nothing, or for the keys of
 :data:`SAFE_CHANGES` within their rule (``trainer.max_epochs`` upward, when the learning-rate
 schedule does not depend on the number of epochs). The older form
 ``cnnlab train ckpt_path=last hydra.run.dir=<run folder>`` means the same.
+
+The folder is data from anyone (see :mod:`cnnlab.runs.run_config`): before anything is
+built or written, its config is checked against cnnlab's allow-list of targets and
+validated like a fresh run's, ``run.json`` is type-checked, and a folder whose files or
+subfolders the run writes are links (or fifos, devices) is refused, since appending to
+``train.log`` or saving ``checkpoints/`` would write wherever they point.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,13 +30,16 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError
+from cnnlab.runs.run_config import CONFIG_FILE
 
 __all__ = ["SAFE_CHANGES", "Resume", "resume_arguments", "resume_run"]
 
 RESUME_KEY = "resume"
-CONFIG_FILE = Path(".hydra") / "config.yaml"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+# Folders of a run whose entries a resumed start writes or appends to ("." is the run folder:
+# the job log, metrics.csv, run.json, hparams.yaml, plots).
+WRITTEN_FOLDERS = (".", ".hydra", "checkpoints", "tensorboard")
 
 # Keys a resumed run may change, and why each is safe.
 SAFE_CHANGES = {
@@ -49,6 +60,7 @@ class Resume:
         config: The run's own composed config, with the accepted changes applied.
         checkpoint: ``checkpoints/last.ckpt`` of the run.
         original_overrides: The overrides the run was started with.
+        record: The run's ``run.json`` (type-checked; empty when it had none).
         overrides: The overrides of this resume command (besides ``resume=``).
         changes: ``{key: [old, new]}`` for each value this resume changed.
     """
@@ -57,6 +69,7 @@ class Resume:
     config: DictConfig
     checkpoint: Path
     original_overrides: list[str]
+    record: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     changes: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -94,39 +107,111 @@ def resume_arguments(task: str, args: Sequence[str]) -> list[str]:
 
 
 def check_resumable(folder: Path, *, multirun: bool = False) -> Path:
-    """Return ``folder`` made absolute if it is a run folder with a last checkpoint."""
+    """Return ``folder`` made absolute if it is a run folder that can be resumed safely.
+
+    Called before Hydra starts (which appends to the folder's job log), and again by
+    :func:`resume_run`: the folder's files are checked, not trusted.
+
+    Raises:
+        ConfigError: With ``-m``.
+        DataError: Naming the file: no run folder, no last checkpoint, a link among the
+            files it writes, or a config, ``overrides.yaml`` or ``run.json`` it refuses.
+    """
     if multirun:
         raise ConfigError(RESUME_KEY, "resumes one run folder; it does not combine with -m")
+    folder = _check_folder(folder)
+    _read_folder(folder)
+    return folder
+
+
+def _check_folder(folder: Path) -> Path:
+    """``folder`` made absolute: a run folder with a last checkpoint and no links."""
     if not folder.is_dir():
         raise DataError(folder, "resume: no such run folder")
-    if not (folder / CONFIG_FILE).is_file():
+    folder = folder.resolve()
+    _refuse_links(folder)
+    if not os.path.lexists(folder / CONFIG_FILE):
         raise DataError(folder, f"resume: not a run folder (no {CONFIG_FILE})")
-    if not (folder / LAST_CHECKPOINT).is_file():
+    if not os.path.lexists(folder / LAST_CHECKPOINT):
         raise DataError(
             folder / LAST_CHECKPOINT, "resume: the run saved no checkpoint yet; start it anew"
         )
-    return folder.resolve()
+    return folder
+
+
+def _refuse_links(folder: Path) -> None:
+    """Refuse a run folder where an entry a resumed start writes is not a file or a folder.
+
+    A link would be followed: ``train.log`` appended into ``~/.bashrc``, checkpoints saved
+    into a linked ``checkpoints/``. A fifo would block. A job log with other hard links
+    would be appended to wherever they are.
+    """
+    for name in WRITTEN_FOLDERS:
+        base = folder / name
+        if name != "." and not base.is_dir():
+            continue  # a link here was refused when the run folder's entries were checked
+        with os.scandir(base) as entries:
+            for entry in entries:
+                info = entry.stat(follow_symlinks=False)
+                path = Path(entry.path)
+                if stat.S_ISLNK(info.st_mode):
+                    raise DataError(
+                        path,
+                        "resume: a symbolic link in the run folder; a resumed run writes "
+                        "here and follows no links (nothing was written)",
+                    )
+                if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                    raise DataError(path, "resume: a fifo, socket or device, not a run file")
+                if name == "." and path.suffix == ".log" and info.st_nlink > 1:
+                    raise DataError(
+                        path, "resume: the job log has other hard links; it would be appended"
+                    )
+
+
+def _read_folder(folder: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    """The folder's checked config, original overrides and ``run.json``."""
+    from cnnlab.files.read import read_yaml
+    from cnnlab.runs.recorder import previous_record
+    from cnnlab.runs.run_config import read_run_config
+
+    config = read_run_config(folder)
+    original: Any = []
+    if os.path.lexists(folder / OVERRIDES_FILE):
+        original = read_yaml(OVERRIDES_FILE, inside=folder)
+    original = [] if original is None else original
+    if not isinstance(original, list) or not all(isinstance(o, str) for o in original):
+        raise DataError(folder / OVERRIDES_FILE, "resume: not a list of overrides")
+    return config, original, previous_record(folder)
 
 
 def resume_run(cfg: DictConfig) -> Resume | None:
     """The run's own config and checkpoint when ``cfg.resume`` names a run folder, else None.
 
+    The folder's config is checked against cnnlab's allow-list and validated like a fresh
+    run's config before anything is built from it.
+
     Raises:
         ConfigError: For an override that would change the run (naming its key).
-        DataError: When the run folder's config cannot be read.
+        DataError: Naming the run folder's file (and key) that cannot be used.
     """
+    from omegaconf.errors import OmegaConfBaseException
+
+    from cnnlab.runs.run_config import validate_run_config
+
     if cfg.get(RESUME_KEY) is None:
         return None
-    folder = check_resumable(Path(str(cfg[RESUME_KEY])))
-    config = _load_yaml(folder / CONFIG_FILE)
-    original = _load_yaml(folder / OVERRIDES_FILE) if (folder / OVERRIDES_FILE).is_file() else []
-    if not isinstance(config, DictConfig):
-        raise DataError(folder / CONFIG_FILE, "resume: not a config mapping")
-    resume = Resume(folder, config, folder / LAST_CHECKPOINT, [str(o) for o in original or []])
+    folder = _check_folder(Path(str(cfg[RESUME_KEY])))
+    data, original, record = _read_folder(folder)
+    try:
+        config = OmegaConf.create(data)
+    except OmegaConfBaseException as exc:
+        raise DataError(folder / CONFIG_FILE, f"resume: not a config ({exc})") from None
+    validate_run_config(folder / CONFIG_FILE, config)
+    resume = Resume(folder, config, folder / LAST_CHECKPOINT, original, record)
     for key, text in _own_overrides():
         resume.overrides.append(text)
         _apply(resume, key, cfg)
-    if _status(folder) == "completed" and "trainer.max_epochs" not in resume.changes:
+    if record.get("status") == "completed" and "trainer.max_epochs" not in resume.changes:
         raise DataError(
             folder,
             "resume: the run completed; resume it with a higher trainer.max_epochs to train longer",
@@ -183,24 +268,5 @@ def _own_overrides() -> list[tuple[str, str]]:
     return pairs
 
 
-def _status(folder: Path) -> Any:
-    import json
-
-    try:
-        return json.loads((folder / "run.json").read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
-def _load_yaml(path: Path) -> Any:
-    import yaml
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        return OmegaConf.load(path)
-    except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as exc:
-        raise DataError(path, f"resume: cannot read ({type(exc).__name__}: {exc})") from exc

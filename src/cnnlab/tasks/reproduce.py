@@ -3,20 +3,30 @@
 The run's own composed config (``RUN_DIR/.hydra/config.yaml``) is trained again
 in a fresh folder, so later changes to ``conf/`` do not change what is re-run.
 Exit status 0 when ``metrics.json`` matches, 1 when it differs, 2 on bad input.
+
+The run folder is data from anyone: its config is checked against cnnlab's allow-list
+(:mod:`cnnlab.runs.run_config`) and validated like a fresh run's before anything runs, and
+the re-run composes that checked config from a fresh temporary folder, so nothing else in
+the run folder (a ``hydra:`` node, other files beside ``config.yaml``) takes part.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line
+
+if TYPE_CHECKING:
+    from cnnlab.runs.reproduce import RunRecord
 
 
 def main(argv: list[str]) -> int:
@@ -52,19 +62,6 @@ def check_tolerances(rtol: float, atol: float) -> None:
             raise ConfigError(flag, f"must be a finite number >= 0, got {value}")
 
 
-def read_composed_config(path: Path) -> dict[str, Any]:
-    """Read the run's ``.hydra/config.yaml``; DataError naming it when it is not a config."""
-    import yaml
-
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DataError(path, f"cannot read the run's composed config ({first_line(exc)})") from exc
-    if not isinstance(config, dict) or not isinstance(config.get("trainer"), dict):
-        raise DataError(path, "not a composed cnnlab training config (no trainer node)")
-    return config
-
-
 def reproduce(
     run_dir: Path,
     *,
@@ -78,22 +75,43 @@ def reproduce(
     Secrets were masked (``***``) when the run was recorded; ``overrides`` supplies them
     again (``db_password=...``), and the re-run masks them in its own files.
     """
-    from cnnlab.runs.reproduce import compare_metrics, load_run
+    from cnnlab.runs.reproduce import load_run
+    from cnnlab.runs.run_config import CONFIG_FILE, read_run_config
 
     original = load_run(run_dir)
-    config_dir = original.dir / ".hydra"
-    if not (config_dir / "config.yaml").is_file():
-        raise DataError(config_dir / "config.yaml", "missing: the run's composed config is needed")
-    read_composed_config(config_dir / "config.yaml")
-    _check_masked_supplied(config_dir / "config.yaml", overrides)
+    config_file = original.dir / CONFIG_FILE
+    if not os.path.lexists(config_file):
+        raise DataError(config_file, "missing: the run's composed config is needed")
+    config = read_run_config(original.dir)
+    _check_masked_supplied(config_file, config, overrides)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     out = (out or original.dir.parent / f"{original.dir.name}-reproduce-{stamp}").resolve()
+    with tempfile.TemporaryDirectory(prefix="cnnlab-reproduce-") as checked:
+        config_dir = Path(checked)
+        _write_config(config_dir, config)
+        _validate(config_dir, config_file, out, overrides)
+        _create(out)
+        return _rerun(original, config_dir, out, overrides, rtol=rtol, atol=atol)
+
+
+def _rerun(
+    original: RunRecord,
+    config_dir: Path,
+    out: Path,
+    overrides: Sequence[str],
+    *,
+    rtol: float,
+    atol: float,
+) -> int:
+    """Train the checked config in ``config_dir`` into ``out`` and compare the metrics."""
+    from cnnlab.runs.reproduce import compare_metrics, load_run
+
     command = [
         sys.executable,
         "-m",
         "cnnlab",
         "train",
-        f"--config-path={config_dir.resolve()}",
+        f"--config-path={config_dir}",
         "--config-name=config",
         f"hydra.run.dir={out}",
         "hydra.job.name=train",
@@ -114,17 +132,56 @@ def reproduce(
     return 0
 
 
-def _check_masked_supplied(config_file: Path, overrides: Sequence[str]) -> None:
-    """Refuse to re-run while a value masked in the recorded config is not given again."""
+def _write_config(config_dir: Path, config: dict[str, Any]) -> None:
+    """Write the checked config as the only file of a fresh config folder."""
     import yaml
 
-    from cnnlab.errors import DataError
-    from cnnlab.runs.scrub import masked_keys
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    (config_dir / "config.yaml").write_text(text, encoding="utf-8")
+
+
+def _validate(config_dir: Path, config_file: Path, out: Path, overrides: Sequence[str]) -> None:
+    """Compose the checked config as the re-run will and run a fresh run's checks on it.
+
+    Raises:
+        ConfigError: An override cannot be applied, or ``--out`` cannot be a run folder.
+        DataError: Naming the run's config and the key a fresh ``cnnlab train`` refuses.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from cnnlab.validation import task_config, validate_config
 
     try:
-        recorded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataError(config_file, f"cannot read the run's composed config ({exc})") from exc
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            composed = compose(
+                "config", [*overrides, f"hydra.run.dir={out}"], return_hydra_config=True
+            )
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError("overrides", f"cannot be applied ({first_line(exc)})") from None
+    try:
+        validate_config("train", task_config(composed, str(out)), str(out))
+    except ConfigError as exc:
+        if exc.key == "hydra.run.dir":
+            raise ConfigError("--out", exc.message) from None
+        raise DataError(config_file, str(exc)) from None
+
+
+def _create(out: Path) -> None:
+    """Create the re-run's folder now, so that one that cannot be is one line (exit 2)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("--out", f"cannot create {out} ({exc.strerror or exc})") from None
+
+
+def _check_masked_supplied(
+    config_file: Path, recorded: dict[str, Any], overrides: Sequence[str]
+) -> None:
+    """Refuse to re-run while a value masked in the recorded config is not given again."""
+    from cnnlab.runs.scrub import masked_keys
+
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     missing = [key for key in masked_keys(recorded) if key not in given]
     if missing:

@@ -1,0 +1,141 @@
+"""A run folder's composed config (``.hydra/config.yaml``), read as data from anyone.
+
+``cnnlab train resume=<folder>`` and ``cnnlab reproduce <folder>`` build a run from the
+config saved in the folder, which may be a colleague's, an unpacked archive or a shared
+outputs folder. Building it means handing its ``_target_`` strings to Hydra's
+``instantiate``, so the file is checked first, the same way a checkpoint is
+(:func:`cnnlab.lit.checkpoint.allowed_targets`, one allow-list for both):
+
+- read through :mod:`cnnlab.files.read` (a regular file, no links, bounded; no alias bomb);
+- every ``_target_`` (and ``_partial_``) only where cnnlab's own config tree has one, and
+  only one of cnnlab's own; no other Hydra instruction (``_args_``, ``_recursive_``, ...);
+- interpolations only between the config's own keys and through the resolvers Hydra and
+  cnnlab's tree use (``hydra``, ``oc.select``, and ``oc.env`` of cnnlab's own folders: any
+  other variable could be a secret, written into ``run.json`` by the run);
+- no ``hydra`` or ``defaults`` node: a composed task config has neither, and Hydra would act
+  on them when the file is composed again (``cnnlab reproduce``).
+
+Then :func:`validate_run_config` runs the checks a fresh ``cnnlab train`` runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import ConfigError, DataError
+
+__all__ = [
+    "CONFIG_FILE",
+    "ENV_VARIABLES",
+    "RESOLVERS",
+    "interpolation_problem",
+    "read_run_config",
+    "validate_run_config",
+]
+
+CONFIG_FILE = Path(".hydra") / "config.yaml"
+# The resolvers cnnlab's config tree uses in a task's config; Hydra's `now` only names folders.
+RESOLVERS = ("hydra", "oc.select", "oc.env")
+# The environment variables cnnlab's tree reads (paths.data_dir, paths.output_root).
+ENV_VARIABLES = ("CNNLAB_DATA", "CNNLAB_OUTPUTS")
+# Top-level keys Hydra acts on when a file is composed; never in a saved task config.
+FOREIGN_KEYS = ("hydra", "defaults")
+# A composed config holds a few hundred values; what cnnlab.files.read accepts (a million,
+# aliases expanded) would take OmegaConf minutes to build.
+MAX_VALUES = 20_000
+WHAT = "a run's config"
+
+
+def read_run_config(folder: Path) -> dict[str, Any]:
+    """Read and check ``folder/.hydra/config.yaml``; plain containers, nothing resolved.
+
+    Raises:
+        DataError: Naming the file (and the key): unreadable, a link, not a training
+            config, or beyond the allow-list.
+    """
+    from cnnlab.files.read import read_yaml
+    from cnnlab.lit.checkpoint import check_targets
+
+    path = folder / CONFIG_FILE
+    data = read_yaml(CONFIG_FILE, inside=folder)
+    if not isinstance(data, dict) or not isinstance(data.get("trainer"), dict):
+        raise DataError(path, "not a composed cnnlab training config (no trainer node)")
+    if _more_values_than(data, MAX_VALUES):
+        raise DataError(path, f"holds more than {MAX_VALUES:,} values; not a composed config")
+    for key in FOREIGN_KEYS:
+        if key in data:
+            raise DataError(
+                path, f"{key}: a run's composed config has no {key!r} node; nothing was run"
+            )
+    check_targets(path, data, what=WHAT, interpolation=interpolation_problem, error=DataError)
+    return data
+
+
+def _more_values_than(data: Any, bound: int) -> bool:
+    """Whether ``data`` holds more than ``bound`` values (each expansion of an alias counted)."""
+    stack, count = [data], 0
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > bound:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def interpolation_problem(key: str, text: str) -> str | None:
+    """Why the interpolations in ``text`` are not accepted in a run's config; None if they are."""
+    from omegaconf import grammar_parser
+    from omegaconf.errors import GrammarParseError
+
+    try:
+        tree = grammar_parser.parse(text)
+    except GrammarParseError:
+        return "not a valid interpolation"
+    for name, arguments in _resolvers(tree):
+        if name not in RESOLVERS:
+            return (
+                f"the resolver {name!r} is not accepted in {WHAT} "
+                f"(only {', '.join(RESOLVERS)}); nothing was run"
+            )
+        if name == "oc.env" and (not arguments or arguments[0] not in ENV_VARIABLES):
+            variable = arguments[0] if arguments else ""
+            return (
+                f"oc.env may read only {' or '.join(ENV_VARIABLES)} in {WHAT}, "
+                f"not {variable!r}; nothing was run"
+            )
+    return None
+
+
+def _resolvers(tree: Any) -> list[tuple[str, list[str]]]:
+    """``(resolver name, argument texts)`` of every resolver call in a parsed value."""
+    from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser as Parser
+
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Parser.InterpolationResolverContext):
+            sequence = node.sequence()
+            arguments = [e.getText() for e in sequence.element()] if sequence else []
+            found.append((node.resolverName().getText(), arguments))
+        stack.extend(node.getChildren() if hasattr(node, "getChildren") else ())
+    return found
+
+
+def validate_run_config(path: Path, cfg: Any) -> None:
+    """Run the checks of a fresh ``cnnlab train`` on a run folder's config.
+
+    Raises:
+        DataError: Naming the file and the key, e.g. ``.../config.yaml: trainer.max_epochs:
+            must be ...``.
+    """
+    from cnnlab.validation import validate_config
+
+    try:
+        validate_config("train", cfg)
+    except ConfigError as exc:
+        raise DataError(path, str(exc)) from exc
