@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import quick
+from tests.runs.test_disk_full import _fill, tmpfs  # noqa: F401 - tmpfs is a fixture
 
 # A command that waits on a fifo never ends; one that reads its data ends in seconds.
 QUICK_TIMEOUT = 30
@@ -251,6 +252,26 @@ def test_report_that_cannot_be_written_leaves_no_temporary_file(
 
     assert_one_line_error(done, f"{folder / 'report.html'}: cannot write")
     assert [p.name for p in folder.rglob("*.tmp")] == []
+
+
+def test_report_on_a_full_disk_is_one_line_and_leaves_no_temporary_file(
+    sweep: Sweep,
+    tmp_path: Path,
+    run_subprocess: CommandRunner,
+    tmpfs: Callable[..., Path],  # noqa: F811 - the fixture imported above
+) -> None:
+    folder = copy_sweep(sweep, tmp_path)
+    disk = tmpfs("disk", "size=2m")
+    shutil.copytree(folder, disk / "sweep")
+    for old in (disk / "sweep").glob("*.png"):
+        old.unlink()
+    _fill(disk, 4096)  # room for report.md, none for a 20 KB plot
+
+    done = run_subprocess("report", str(disk / "sweep"), timeout=120)
+
+    assert_one_line_error(done, "cannot write: No space left on device")
+    assert [p.name for p in (disk / "sweep").rglob("*.tmp")] == []
+    assert list((disk / "sweep").glob("*.png")) == []
 
 
 # --- cnnlab report: fifos, devices, huge and malformed files ----------------------------------
