@@ -78,6 +78,33 @@ def show(value: object) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
+def printable(text: object) -> str:
+    r"""``text`` safe to print on a terminal: what is not printable is shown escaped.
+
+    Folder names, run.json strings and metric names come from files anyone may have written.
+    Printed raw, ``\x1b[2J`` clears the screen, ``\x1b]0;...\x07`` sets the window title and
+    a newline adds a fake row. Every character Python does not call printable (controls,
+    bidirectional overrides and other format characters, line separators, unassigned code
+    points) is written as ``\x1b``, ``\u202e`` or ``\U000e0001``; the rest (accents, CJK,
+    emoji, the space, the backslash) stays as it is.
+
+    Example:
+        >>> print(printable("run\x1b[2J\n"))
+        run\x1b[2J\x0a
+    """
+    text = str(text)
+    if text.isprintable():  # the common case: nothing to escape
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def first_line(exc: BaseException) -> str:
     """The root cause of ``exc`` as ``Type: first line of its message``.
 

@@ -6,6 +6,11 @@ folder, flushed to disk, and renamed over the target in one step (``os.replace``
 file must be in the same folder: a rename across file systems is a copy, and a copy can stop
 half-way (Lightning's own "atomic" save writes to the system temp folder and copies).
 
+The temporary file is created in one place, :func:`create_temp`, with ``O_CREAT | O_EXCL |
+O_NOFOLLOW``: a folder may be shared or unpacked from an archive, and a symbolic link planted
+at a temporary name (or a target's name: the rename replaces the link, not what it points to)
+never sends the content outside the folder.
+
 When the disk is full, read-only or not ours to write (``ENOSPC``, ``EDQUOT``, ``EROFS``,
 ``EACCES``, ``EPERM``), the temporary file is removed, the previous version of the target is
 left as it was, and :class:`WriteError` names the file and the cause in one line.
@@ -28,6 +33,7 @@ __all__ = [
     "DISK_ERRNOS",
     "WriteError",
     "atomic_write",
+    "create_temp",
     "is_disk_error",
     "replacing",
     "temp_path",
@@ -67,32 +73,38 @@ def temp_path(target: Path) -> Path:
     return target.with_name(f"{TEMP_PREFIX}{target.name}.{unique}{TEMP_SUFFIX}")
 
 
+# A new file or nothing: never an existing file, never through a link planted at its name.
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def create_temp(target: Path) -> tuple[Path, int]:
+    """Create a new, empty temporary file beside ``target``; return its path and a write fd.
+
+    The one place run and sweep files are created: with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so
+    a symbolic link or a file someone planted at the name is never followed nor reused (the
+    folder may be a shared one, or an unpacked archive). The mode is 0o666 less the umask, as
+    for any ordinary file.
+    """
+    tmp = temp_path(target)
+    return tmp, os.open(tmp, _CREATE_FLAGS, 0o666)
+
+
 @contextmanager
 def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; when the block ends, it replaces ``path``.
+    """Yield a new, empty temporary file beside ``path``; when the block ends, it replaces
+    ``path``.
 
-    For writers that want a file name (``save_hparams_to_yaml``, ``savefig``). Write the
-    whole content inside the block; on any error the temporary file is removed and ``path``
-    is left as it was.
+    For writers that want a file name (``save_hparams_to_yaml``, ``savefig``): they rewrite
+    the file :func:`create_temp` made. Write the whole content inside the block; on any error
+    the temporary file is removed and ``path`` is left as it was.
 
     Raises:
         WriteError: When the disk is full, read-only or not writable.
     """
-    target = Path(path)
-    tmp = temp_path(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    with _replaced(path) as (tmp, fd):
+        os.close(fd)
         yield tmp
-        with open(tmp, "rb+") as fh:  # durable before the rename makes it visible
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        # The temporary file may itself be what could not be written: remove what there is.
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if is_disk_error(exc):
-            raise WriteError(target, exc) from exc
-        raise
+        _fsync(tmp)  # durable before the rename makes it visible
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
@@ -109,12 +121,44 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         WriteError: When the disk is full, read-only or not writable (the previous ``path``,
             if any, is kept and the temporary file removed).
     """
-    with replacing(path) as tmp:
-        # os.open with 0o666 lets the umask decide the mode, as for any ordinary file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
+    with _replaced(path) as (_, fd), os.fdopen(fd, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())  # durable before the rename makes it visible
     return Path(path)
+
+
+@contextmanager
+def _replaced(path: str | os.PathLike[str]) -> Iterator[tuple[Path, int]]:
+    """Yield a temporary file beside ``path`` (and a write fd); then rename it over ``path``.
+
+    The rename replaces ``path`` itself, also when it is a symbolic link: what the link
+    pointed to is not touched. On any error the temporary file is removed.
+    """
+    target = Path(path)
+    tmp: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp, fd = create_temp(target)
+        yield tmp, fd
+        os.replace(tmp, target)
+    except BaseException as exc:
+        # The temporary file may itself be what could not be written: remove what there is.
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if is_disk_error(exc):
+            raise WriteError(target, exc) from exc
+        raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (the temporary file a writer filled by name) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview) -> Path:

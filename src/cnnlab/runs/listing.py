@@ -1,10 +1,13 @@
 """Finding run folders and reading them leniently, for ``cnnlab runs`` and sweep reports.
 
 A run folder is any folder holding a ``run.json`` (``outputs/runs/<task>/<stamp>`` and
-``outputs/multiruns/<task>/<stamp>/<job>`` alike). Folders are read as hostile: a
-``run.json`` that is not a JSON object makes the folder unreadable (:class:`DataError`),
-while missing or ill-typed fields inside it, a run still ``running`` or killed, or a missing
-``metrics.json`` only leave the corresponding value empty.
+``outputs/multiruns/<task>/<stamp>/<job>`` alike). Folders are read as hostile, every file
+through :mod:`cnnlab.files.read` (regular files only, no links, bounded in size and depth): a
+``run.json`` that cannot be read or is not a JSON object makes the folder unreadable
+(:class:`DataError`), while missing or ill-typed fields inside it, a run still ``running`` or
+killed, or a missing ``metrics.json`` only leave the corresponding value empty. A
+``metrics.json`` that is there but cannot be read leaves the metrics empty too, with a line
+in :attr:`RunInfo.problems`. Nothing read is resolved as an interpolation.
 """
 
 from __future__ import annotations
@@ -18,10 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cnnlab.errors import DataError
-from cnnlab.runs.reproduce import read_json_object
+from cnnlab.files.read import read_json, read_json_object, read_yaml
 
 __all__ = [
     "RUN_FILE",
@@ -33,10 +34,13 @@ __all__ = [
     "key_metrics",
     "metric_diff",
     "override_pairs",
+    "read_metrics",
     "read_run",
 ]
 
 RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+HYDRA_FILE = os.path.join(".hydra", "hydra.yaml")
 # Override keys that place a run's files rather than change the run.
 _PLACEMENT_KEYS = ("hydra.",)
 
@@ -50,12 +54,15 @@ class RunInfo:
         manifest: ``run.json`` as read (any fields, any types).
         metrics: The numeric entries of ``metrics.json`` (empty when it is missing or bad).
         modified: When ``run.json`` was last written (the run's time when it has no start).
+        problems: One line per file of the folder that is there but could not be read
+            (``metrics.json``), naming it.
     """
 
     dir: Path
     manifest: dict[str, Any]
     metrics: dict[str, float]
     modified: datetime
+    problems: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -122,21 +129,23 @@ def read_run(folder: str | os.PathLike[str]) -> RunInfo:
     """Read the run folder ``folder``.
 
     Raises:
-        DataError: Naming ``run.json`` when it is missing, unreadable, not JSON or not an
-            object. A bad ``metrics.json`` is not an error: the run just has no metrics.
+        DataError: Naming ``run.json`` when it is missing, a link, a fifo or device, too
+            large or deep, not JSON or not an object. A bad ``metrics.json`` is not an error:
+            the run has no metrics, and :attr:`RunInfo.problems` says why.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "no such run folder")
     path = folder / RUN_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(path, "missing; is this a cnnlab run folder?")
-    manifest = read_json_object(path)
+    manifest = read_json_object(RUN_FILE, inside=folder)
     try:
-        modified = datetime.fromtimestamp(path.stat().st_mtime).astimezone()
-    except OSError as exc:  # removed between the read and now
+        modified = datetime.fromtimestamp(os.stat(path, follow_symlinks=False).st_mtime)
+    except (OSError, ValueError, OverflowError) as exc:  # removed since, or a date out of range
         raise DataError(path, f"cannot be read ({exc})") from None
-    return RunInfo(folder, manifest, _numeric_metrics(folder / "metrics.json"), modified)
+    metrics, problem = read_metrics(folder)
+    return RunInfo(folder, manifest, metrics, modified.astimezone(), (problem,) if problem else ())
 
 
 def find_runs(root: str | os.PathLike[str]) -> tuple[list[RunInfo], list[str]]:
@@ -158,9 +167,12 @@ def find_runs(root: str | os.PathLike[str]) -> tuple[list[RunInfo], list[str]]:
     warnings: list[str] = []
     for folder in _run_folders(root):
         try:
-            runs.append(read_run(folder))
+            run = read_run(folder)
         except DataError as exc:
             warnings.append(f"skipped {exc}")
+            continue
+        runs.append(run)
+        warnings.extend(run.problems)
     runs.sort(key=lambda run: (run.start, str(run.dir)))
     return runs, warnings
 
@@ -175,13 +187,22 @@ def _run_folders(root: Path) -> Iterable[Path]:
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
 
 
-def _numeric_metrics(path: Path) -> dict[str, float]:
+def read_metrics(folder: str | os.PathLike[str]) -> tuple[dict[str, float], str | None]:
+    """The numeric entries of the run folder's ``metrics.json``, and what was wrong with it.
+
+    Returns:
+        The metrics (empty when the file is missing or bad), and None or one line naming
+        the file when it is there but cannot be read (a fifo, a link, not a JSON object...).
+    """
+    path = Path(folder) / METRICS_FILE
+    if not os.path.lexists(path):
+        return {}, None  # a run that failed or is still running
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # ValueError covers bad JSON and encodings
-        return {}
+        data = read_json(METRICS_FILE, inside=folder)
+    except DataError as exc:
+        return {}, f"{exc}; its metrics are left out"
     if not isinstance(data, dict):
-        return {}
+        return {}, f"{path}: not a JSON object; its metrics are left out"
     metrics = {}
     for key, value in data.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -189,7 +210,7 @@ def _numeric_metrics(path: Path) -> dict[str, float]:
                 metrics[str(key)] = float(value)
             except OverflowError:  # an integer beyond float's range
                 continue
-    return metrics
+    return metrics, None
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -234,25 +255,27 @@ def differing_overrides(runs: Sequence[RunInfo]) -> list[str]:
 def group_choices(run: RunInfo) -> dict[str, str]:
     """The option chosen for each config group (``model: lenet5``), from ``.hydra/hydra.yaml``.
 
-    Empty when the run kept no ``.hydra`` folder or the file is unreadable.
+    Empty when the run kept no ``.hydra`` folder, or the file does not say.
+
+    Raises:
+        DataError: Naming the file when it is there but cannot be read (a fifo, a link,
+            too large, not YAML).
     """
-    path = run.dir / ".hydra" / "hydra.yaml"
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
-        choices = data["hydra"]["runtime"]["choices"]
-    except (OSError, ValueError, RecursionError, yaml.YAMLError, KeyError, TypeError):
+    if not os.path.lexists(run.dir / HYDRA_FILE):
         return {}
+    data = read_yaml(HYDRA_FILE, inside=run.dir)
+    choices = _get(_get(_get(data, "hydra"), "runtime"), "choices")
     if not isinstance(choices, dict):
         return {}
     return {
         str(group): str(option)
         for group, option in choices.items()
-        if not str(group).startswith("hydra/") and option is not None
+        if not str(group).startswith("hydra/") and isinstance(option, str | int | float | bool)
     }
 
 
-# The C loader when PyYAML has it: hydra.yaml is read once per listed run.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _get(data: Any, key: str) -> Any:
+    return data.get(key) if isinstance(data, dict) else None
 
 
 def key_metrics(runs: Sequence[RunInfo]) -> list[str]:

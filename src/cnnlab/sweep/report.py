@@ -8,6 +8,15 @@ trial. The report covers the whole study: resumed runs and other workers too.
 
 A plain Hydra multirun folder (``multirun.yaml``, no ``sweep.json``) gets the same
 report without a study: a leaderboard ranked by each run's ``metrics.json``.
+
+A sweep folder may be a colleague's or an unpacked archive, so it is read as data:
+every file through :mod:`cnnlab.files.read` (regular files only, bounded), fields checked
+for their type, nothing of what was read resolved as an interpolation, and the study named
+in ``sweep.json`` opened read-only where it already exists
+(:func:`~cnnlab.sweep.storage.load_existing_study`). Every file is written through
+:mod:`cnnlab.runs.atomic`: a link planted at a name in the folder is replaced, never followed.
+A problem with ``sweep.json`` is one line naming it; a run folder that cannot be read is
+left out with a warning line (:attr:`Report.warnings`).
 """
 
 from __future__ import annotations
@@ -20,15 +29,19 @@ import os
 import statistics
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, BinaryIO, TypedDict
 
-from cnnlab.errors import DataError
+from cnnlab.errors import DataError, printable
+from cnnlab.files.read import field as checked
+from cnnlab.files.read import read_json_object
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
+
+    from cnnlab.runs.listing import RunInfo
 
 SWEEP_INFO = "sweep.json"
 MULTIRUN_CONFIG = "multirun.yaml"
@@ -53,40 +66,43 @@ class Report:
         html: ``report.html``.
         best: ``best.yaml`` (None when no trial completed).
         plots: The PNG files.
+        warnings: One line per run file that could not be read (that run, or its test
+            metrics, are left out).
     """
 
     markdown: Path
     html: Path
     best: Path | None
     plots: list[Path]
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_sweep_study(sweep_dir: Path) -> tuple[optuna.Study, dict[str, Any]]:
     """Open the study of the sweep in ``sweep_dir`` and return it with ``sweep.json``.
 
-    Raises:
-        DataError: ``sweep_dir`` has no readable ``sweep.json``, or its study is gone.
-    """
-    import optuna
+    The study is opened read-only, and only where it already exists: ``sweep.json`` may
+    name any file or server.
 
-    from cnnlab.sweep.storage import open_storage
+    Raises:
+        DataError: Naming ``sweep.json``: missing, unreadable, not an object, a field of the
+            wrong type, or a storage that does not hold the study.
+    """
+    from cnnlab.sweep.storage import load_existing_study
 
     path = Path(sweep_dir) / SWEEP_INFO
     try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(path, f"not a cnnlab sweep folder ({exc})") from None
-    if not info.get("storage"):
+        info = read_json_object(SWEEP_INFO, inside=sweep_dir)
+    except DataError as exc:
+        raise DataError(path, f"not a cnnlab sweep folder ({exc.message})") from None
+    study_name = checked(path, info, "study_name", str)
+    storage = checked(path, info, "storage", str)
+    for key in ("sampler", "pruner"):  # shown in the summary
+        checked(path, info, key, dict)
+    if not study_name:
+        raise DataError(path, "study_name: missing")
+    if not storage:
         raise DataError(path, "the sweep kept its study in memory; nothing to report")
-    try:
-        study = optuna.load_study(
-            study_name=info["study_name"], storage=open_storage(info["storage"])
-        )
-    except KeyError:
-        raise DataError(
-            path, f"study {info['study_name']!r} not found in {info['storage']}"
-        ) from None
-    return study, info
+    return load_existing_study(storage, study_name, path), info
 
 
 def write_report(sweep_dir: Path | str) -> Report:
@@ -95,16 +111,17 @@ def write_report(sweep_dir: Path | str) -> Report:
 
     matplotlib.use("Agg")
     sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / SWEEP_INFO).exists() and (sweep_dir / MULTIRUN_CONFIG).exists():
+    if not os.path.lexists(sweep_dir / SWEEP_INFO) and (sweep_dir / MULTIRUN_CONFIG).exists():
         return write_multirun_report(sweep_dir)
     study, info = load_sweep_study(sweep_dir)
     trials = visible_trials(study)
     plots = _plots(study, sweep_dir)
     best = _write_best(study, trials, sweep_dir)
-    sections = _sections(study, trials, info, plots, best, sweep_dir)
-    markdown = _write(sweep_dir / "report.md", _to_markdown(sections))
-    page = _write(sweep_dir / "report.html", _to_html(sections, study.study_name))
-    return Report(markdown=markdown, html=page, best=best, plots=plots)
+    problems: list[str] = []
+    sections = _sections(study, trials, info, plots, best, sweep_dir, problems)
+    markdown = _write_text(sweep_dir / "report.md", _to_markdown(sections))
+    page = _write_text(sweep_dir / "report.html", _to_html(sections, study.study_name))
+    return Report(markdown=markdown, html=page, best=best, plots=plots, warnings=problems)
 
 
 def visible_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -162,7 +179,9 @@ def best_experiment(trial: FrozenTrial, metric_line: str) -> str:
     Config-group overrides become ``override /group: option`` defaults entries, the
     trial's experiment (if any) is included first, and values become nested keys.
     """
-    return experiment_config(trial.number, trial.user_attrs.get("overrides", []), metric_line)
+    overrides = trial.user_attrs.get("overrides")
+    lines = [o for o in overrides if isinstance(o, str)] if isinstance(overrides, list) else []
+    return experiment_config(trial.number, lines, metric_line)
 
 
 def experiment_config(number: int, overrides: list[str], metric_line: str) -> str:
@@ -173,6 +192,8 @@ def experiment_config(number: int, overrides: list[str], metric_line: str) -> st
     defaults: list[str] = []
     values: dict[str, Any] = {}
     for line in overrides:
+        if not line.isprintable():  # a newline would add lines of its own to the YAML
+            continue
         key, _, value = line.partition("=")
         key = key.lstrip("+~")
         if key == "experiment" and value not in ("", "null"):
@@ -201,22 +222,43 @@ def experiment_config(number: int, overrides: list[str], metric_line: str) -> st
 
 
 def _parse(value: str) -> Any:
+    """An override's value as Hydra reads it (the text itself where Hydra cannot)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    return OverridesParser.create().parse_override(f"k={value}").value()
+    try:
+        return OverridesParser.create().parse_override(f"k={value}").value()
+    except (HydraException, ValueError):
+        return value
 
 
 def _set_nested(target: dict[str, Any], keys: list[str], value: Any) -> None:
     for key in keys[:-1]:
-        target = target.setdefault(key, {})
+        if not isinstance(target.get(key), dict):  # a later override (a.b=) wins over a=
+            target[key] = {}
+        target = target[key]
     target[keys[-1]] = value
 
 
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+def _write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Replace ``path`` in the sweep folder with what ``write`` writes, all or nothing.
+
+    Through :func:`~cnnlab.runs.atomic.atomic_write`: a new temporary file beside it, renamed
+    over it, so a symbolic link planted at ``path`` is replaced, not followed.
+
+    Raises:
+        DataError: Naming ``path`` when it cannot be written (a full disk, a folder there).
+    """
+    from cnnlab.runs.atomic import atomic_write
+
+    try:
+        return atomic_write(path, write)
+    except OSError as exc:  # WriteError (full, read-only) is a DataError and passes
+        raise DataError(path, f"cannot write: {exc.strerror or exc}") from None
+
+
+def _write_text(path: Path, text: str) -> Path:
+    return _write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _write_best(study: optuna.Study, trials: list[FrozenTrial], sweep_dir: Path) -> Path | None:
@@ -225,7 +267,7 @@ def _write_best(study: optuna.Study, trials: list[FrozenTrial], sweep_dir: Path)
         return None
     best = board[0]
     metric = ", ".join(_fmt(v) for v in best.values)
-    return _write(sweep_dir / "best.yaml", best_experiment(best, f"objective {metric}"))
+    return _write_text(sweep_dir / "best.yaml", best_experiment(best, f"objective {metric}"))
 
 
 def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
@@ -265,11 +307,20 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
             plt.close("all")
             continue
         figure.set_size_inches(8, 5)
-        path = sweep_dir / f"{name}.png"
-        figure.savefig(path, dpi=90, bbox_inches="tight")
-        plt.close("all")
-        written.append(path)
+        try:
+            written.append(_write(sweep_dir / f"{name}.png", _png_of(figure)))
+        finally:
+            plt.close("all")
     return written
+
+
+def _png_of(figure: Any) -> Callable[[BinaryIO], object]:
+    """A writer of ``figure`` as a PNG into an open file (matplotlib opens no file itself)."""
+
+    def write(fh: BinaryIO) -> None:
+        figure.savefig(fh, format="png", dpi=90, bbox_inches="tight")
+
+    return write
 
 
 def _figure_of(axes: Any) -> Any:
@@ -298,15 +349,19 @@ def _sections(
     plots: list[Path],
     best: Path | None,
     sweep_dir: Path,
+    problems: list[str],
 ) -> list[tuple[str, Any]]:
-    """The report as (title, content) pairs: content is text, a table or plot paths."""
+    """The report as (title, content) pairs: content is text, a table or plot paths.
+
+    A run folder whose ``metrics.json`` cannot be read adds a line to ``problems``.
+    """
     from optuna.trial import TrialState
 
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     summary = (
         f"Study `{study.study_name}` in `{info.get('storage')}`; directions "
         f"{', '.join(d.name.lower() for d in study.directions)}; sampler "
-        f"`{info.get('sampler', {}).get('_target_', '?')}`; pruner "
+        f"`{(info.get('sampler') or {}).get('_target_', '?')}`; pruner "
         f"`{(info.get('pruner') or {}).get('_target_', '?')}`.\n\n"
         f"Trials: {len(trials)} - complete {counts['complete']}, pruned {counts['pruned']}, "
         f"failed {counts['fail']}, running {counts['running']}, waiting {counts['waiting']}."
@@ -315,7 +370,8 @@ def _sections(
         summary += f"\n\nBest trial as an experiment config: `{best.name}`."
     board = leaderboard(study, trials)
     others = [t for t in trials if t not in board]
-    rows = [_trial_row(t, sweep_dir) for t in board + sorted(others, key=lambda t: t.number)]
+    ordered = board + sorted(others, key=lambda t: t.number)
+    rows = [_trial_row(t, problems) for t in ordered]
     sections: list[tuple[str, Any]] = [
         ("Summary", summary),
         ("Leaderboard", _table(rows, sweep_dir)),
@@ -365,41 +421,43 @@ class _Row:
     tests: dict[str, float]
 
 
-def _trial_row(trial: FrozenTrial, sweep_dir: Path) -> _Row:
+def _trial_row(trial: FrozenTrial, problems: list[str]) -> _Row:
     attrs = trial.user_attrs
-    run_dir = (
-        Path(attrs["run_dir"])
-        if "run_dir" in attrs
-        else Path(attrs["sweep_dir"]) / str(attrs["job_num"])
-        if "job_num" in attrs and "sweep_dir" in attrs
-        else None
-    )
+    run_dir = _trial_run_dir(attrs)
+    error = attrs.get("error")
+    tests: dict[str, float] = {}
+    if run_dir is not None:
+        from cnnlab.runs.listing import read_metrics
+
+        metrics, problem = read_metrics(run_dir)
+        tests = _test_metrics(metrics)
+        problems += [problem] if problem else []
     return _Row(
         number=trial.number,
         state=trial.state.name.lower(),
-        value=", ".join(_fmt(v) for v in trial.values) if trial.values else attrs.get("error", ""),
+        value=", ".join(_fmt(v) for v in trial.values)
+        if trial.values
+        else (error if isinstance(error, str) else ""),
         params=" ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()),
         run_dir=run_dir,
         seconds=trial.duration.total_seconds() if trial.duration else None,
-        tests=_test_metrics(run_dir),
+        tests=tests,
     )
 
 
-def _test_metrics(run_dir: Path | None) -> dict[str, float]:
-    """The ``test/`` metrics in a run folder's ``metrics.json`` (none when it has none)."""
-    if run_dir is None:
-        return {}
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(metrics, dict):
-        return {}
-    return {
-        k: float(v)
-        for k, v in metrics.items()
-        if k.startswith("test/") and isinstance(v, int | float)
-    }
+def _trial_run_dir(attrs: dict[str, Any]) -> Path | None:
+    """The trial's run folder as the sweeper recorded it (None when it did not)."""
+    run_dir, sweep_dir, job = attrs.get("run_dir"), attrs.get("sweep_dir"), attrs.get("job_num")
+    if isinstance(run_dir, str) and run_dir:
+        return Path(run_dir)
+    if isinstance(sweep_dir, str) and sweep_dir and type(job) is int:
+        return Path(sweep_dir) / str(job)
+    return None
+
+
+def _test_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The ``test/`` entries of a run's numeric metrics."""
+    return {k: v for k, v in metrics.items() if k.startswith("test/")}
 
 
 def _table(rows: list[_Row], sweep_dir: Path) -> tuple[list[str], list[list[str]]]:
@@ -427,59 +485,56 @@ def _relative(path: Path | None, start: Path) -> str:
     """``path`` relative to the sweep folder (``3``, or ``../<other sweep>/0`` when resumed)."""
     if path is None:
         return ""
-    return os.path.relpath(Path(path).resolve(), Path(start).resolve())
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(start).resolve())
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a link loop
+        return str(path)
 
 
 def write_multirun_report(sweep_dir: Path | str) -> Report:
     """Write ``report.md``, ``report.html`` and ``best.yaml`` of a plain Hydra multirun.
 
-    Each job folder's ``run.json`` gives the run's status, overrides and resolved
-    config (``optimized_metric`` and ``monitor``); its ``metrics.json`` the values.
+    Each job folder's ``run.json`` gives the run's status, overrides and config
+    (``optimized_metric`` and ``monitor``, as stored); its ``metrics.json`` the values. A job
+    folder that cannot be read is left out with a line in :attr:`Report.warnings`.
 
     Raises:
         DataError: The folder holds no run folder with a readable ``run.json``.
     """
-    from cnnlab.sweep.objective import metric_directions, optimized_metrics
-
     sweep_dir = Path(sweep_dir)
-    runs = _multirun_runs(sweep_dir)
+    problems: list[str] = []
+    runs = _multirun_runs(sweep_dir, problems)
     if not runs:
+        if problems:
+            raise DataError(sweep_dir, f"no readable run folder; {problems[0]}")
         raise DataError(sweep_dir, "a multirun folder without run folders (no */run.json)")
-    config = runs[0][1].get("config") or {}
-    names = optimized_metrics(config)
-    metric = names[0] if names else None
-    direction = (metric_directions(config, [metric]) if metric else [None])[0] or "minimize"
+    metric, direction = _ranking(runs[0].config)
     rows: list[_Row] = []
-    ranked: list[tuple[float, _Row, dict[str, Any]]] = []
-    for run_dir, manifest, metrics in runs:
-        value = metrics.get(metric) if metric else None
-        state = str(manifest.get("status", "unknown"))
-        number = int(run_dir.name) if run_dir.name.isdigit() else len(rows)
+    ranked: list[tuple[float, _Row, RunInfo]] = []
+    for run in runs:
+        value = run.metrics.get(metric) if metric else None
+        name = run.dir.name
         row = _Row(
-            number=number,
-            state=state,
-            value=_fmt(float(value))
-            if isinstance(value, int | float)
-            else str(manifest.get("error") or ""),
-            params=" ".join(manifest.get("overrides") or []),
-            run_dir=run_dir,
-            seconds=manifest.get("duration_s"),
-            tests=_test_metrics(run_dir),
+            number=int(name) if name.isascii() and name.isdigit() else len(rows),
+            state=run.status,
+            value=_fmt(value) if value is not None else (run.error or ""),
+            params=" ".join(run.overrides),
+            run_dir=run.dir,
+            seconds=_number(run.manifest.get("duration_s")),
+            tests=_test_metrics(run.metrics),
         )
         rows.append(row)
-        if state == "completed" and isinstance(value, int | float) and math.isfinite(value):
-            ranked.append((float(value), row, manifest))
+        if run.status == "completed" and value is not None and math.isfinite(value):
+            ranked.append((value, row, run))
     sign = -1.0 if direction == "maximize" else 1.0
     ranked.sort(key=lambda item: (sign * item[0], item[1].number))
     order = [row for _, row, _ in ranked]
     order += sorted((r for r in rows if all(r is not o for o in order)), key=lambda r: r.number)
     best = None
     if ranked:
-        value, row, manifest = ranked[0]
-        text = experiment_config(
-            row.number, list(manifest.get("overrides") or []), f"{metric} {_fmt(value)}"
-        )
-        best = _write(sweep_dir / "best.yaml", text)
+        value, row, run = ranked[0]
+        text = experiment_config(row.number, run.overrides, f"{metric} {_fmt(value)}")
+        best = _write_text(sweep_dir / "best.yaml", text)
     counts = {state: sum(r.state == state for r in rows) for state in ("completed", "failed")}
     summary = (
         f"A plain Hydra multirun (no study): {len(rows)} runs - completed "
@@ -493,26 +548,74 @@ def write_multirun_report(sweep_dir: Path | str) -> Report:
         ("Summary", summary),
         ("Leaderboard", _table(order, sweep_dir)),
     ]
-    markdown = _write(sweep_dir / "report.md", _to_markdown(sections))
-    page = _write(sweep_dir / "report.html", _to_html(sections, sweep_dir.name))
-    return Report(markdown=markdown, html=page, best=best, plots=[])
+    markdown = _write_text(sweep_dir / "report.md", _to_markdown(sections))
+    page = _write_text(sweep_dir / "report.html", _to_html(sections, sweep_dir.name))
+    return Report(markdown=markdown, html=page, best=best, plots=[], warnings=problems)
 
 
-def _multirun_runs(sweep_dir: Path) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
-    """(folder, run.json, metrics.json) of each job folder, in job order."""
+def _ranking(config: dict[str, Any]) -> tuple[str | None, str]:
+    """The metric a plain multirun is ranked by, and its direction, from a run's config.
+
+    Read as plain values, never resolved: run.json stores its config resolved, so a
+    ``${...}`` left in it is not cnnlab's (``${oc.env:AWS_SECRET_ACCESS_KEY}`` would put a
+    secret of this machine into the report). Such a value counts as absent.
+    """
+    from cnnlab.sweep.objective import metric_directions
+
+    optimized = config.get("optimized_metric")
+    names = [n for n in (optimized if isinstance(optimized, list) else [optimized]) if _plain(n)]
+    metric = names[0] if names else None
+    monitor = config.get("monitor")
+    monitor = monitor if isinstance(monitor, dict) else {}
+    plain = {"monitor": {k: monitor[k] for k in ("metric", "mode") if _plain(monitor.get(k))}}
+    direction = metric_directions(plain, [metric])[0] if metric else None
+    return metric, direction or "minimize"
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a one-line string with no interpolation in it."""
+    return isinstance(value, str) and bool(value) and value.isprintable() and "${" not in value
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float when it is a number that fits one (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _multirun_runs(sweep_dir: Path, problems: list[str]) -> list[RunInfo]:
+    """The runs of the job folders in ``sweep_dir``, in job order.
+
+    Only real folders (not links) holding a ``run.json``; one that cannot be read is left out
+    with a line in ``problems``, and so is a ``metrics.json`` that cannot be.
+    """
     from cnnlab.runs.listing import RUN_FILE, read_run
 
+    try:
+        entries = sorted(os.scandir(sweep_dir), key=lambda e: e.name)
+    except OSError as exc:
+        raise DataError(sweep_dir, f"cannot be listed ({exc.strerror or exc})") from None
     runs = []
-    for path in sweep_dir.glob(f"*/{RUN_FILE}"):
-        try:
-            run = read_run(path.parent)
-        except DataError:
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
             continue
-        runs.append((run.dir, run.manifest, run.metrics))
+        if not os.path.lexists(os.path.join(entry.path, RUN_FILE)):
+            continue
+        try:
+            run = read_run(entry.path)
+        except DataError as exc:
+            problems.append(f"skipped {exc}")
+            continue
+        problems.extend(run.problems)
+        runs.append(run)
 
-    def job_order(item: tuple[Path, Any, Any]) -> tuple[int, str]:
-        name = item[0].name
-        return (int(name), name) if name.isdigit() else (1 << 30, name)
+    def job_order(run: RunInfo) -> tuple[int, str]:
+        name = run.dir.name
+        return (int(name), name) if name.isascii() and name.isdigit() else (1 << 30, name)
 
     return sorted(runs, key=job_order)
 
@@ -527,11 +630,16 @@ def _to_markdown(sections: list[tuple[str, Any]]) -> str:
             header, rows = content
             out.append("| " + " | ".join(header) + " |")
             out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+            out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
         else:
             out += [f"![{p.stem}]({p.name})" for p in content]
         out.append("")
     return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    """A markdown table cell: one line (controls escaped), ``|`` not a column break."""
+    return printable(text).replace("|", "\\|")
 
 
 def _to_html(sections: list[tuple[str, Any]], title: str) -> str:

@@ -22,7 +22,6 @@ reports the study's best, not only its own trials'. cnnlab's richer report
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,19 +55,14 @@ def write_optimization_results(
 ) -> Path | None:
     """Write ``optimization_results.yaml`` into ``sweep_dir``; return its path.
 
-    Nothing is written while no trial has completed. The file is replaced in one rename,
-    so a reader never sees it half-written.
+    Nothing is written while no trial has completed. The file is replaced in one rename
+    (:mod:`cnnlab.runs.atomic`), so a reader never sees it half-written and a link planted
+    at its name is replaced, not followed.
     """
     results = optimization_results(study)
     if results is None:
         return None
-    path = Path(sweep_dir) / RESULTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(results)), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    from cnnlab.runs.atomic import write_text_atomic
+
+    text = OmegaConf.to_yaml(OmegaConf.create(results))
+    return write_text_atomic(Path(sweep_dir) / RESULTS_FILE, text)

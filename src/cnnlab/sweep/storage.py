@@ -23,8 +23,11 @@ import contextlib
 import fcntl
 import os
 import socket
+import sqlite3
+import stat
 import threading
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -178,6 +181,133 @@ def open_storage(
             # The heartbeat arguments are marked experimental; they are what we want.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+
+
+def load_existing_study(url: str, study_name: str, source: str | os.PathLike[str]) -> optuna.Study:
+    """Open the study ``study_name`` read-only, only where it already exists.
+
+    For readers of a sweep folder (``cnnlab report``): ``url`` comes from its ``sweep.json``,
+    which anyone may have written, so nothing is created or changed, wherever it points. A
+    SQLite file must exist as a regular file and is opened with ``mode=ro``; a journal file
+    must exist and is never appended to; a database server must already hold Optuna's tables
+    (a PostgreSQL session is also made read-only). No folder, file or table is made.
+
+    Args:
+        url: The storage as ``sweep.json`` records it (a masked password is restored when
+            this process knows it).
+        study_name: The study to open.
+        source: The file that named the storage, for the messages.
+
+    Raises:
+        DataError: Naming ``source``: the storage does not exist, holds no such study or
+            cannot be read.
+    """
+    import optuna
+
+    from cnnlab.errors import DataError
+    from cnnlab.runs.scrub import restore_url
+
+    shown = scrub_text(url)
+    full = restore_url(url)
+    problem = f"storage {shown!r}"
+    try:
+        if full.startswith(JOURNAL_PREFIX):
+            storage: Any = _read_only_journal(_existing_file(full))
+        else:
+            storage = _read_only_rdb(full, study_name)
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        study.get_trials(deepcopy=False)  # read it all now, where its errors are caught
+        return study
+    except _NotThere as exc:
+        raise DataError(source, f"{problem}: {exc}") from None
+    except KeyError:
+        raise DataError(source, f"{problem}: holds no study {study_name!r}") from None
+    except (OSError, ImportError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+        raise DataError(source, f"{problem}: cannot be read ({_first_line(exc)})") from None
+    except Exception as exc:  # SQLAlchemy's and sqlite3's errors
+        if type(exc).__module__.split(".")[0] not in ("sqlalchemy", "sqlite3"):
+            raise
+        raise DataError(source, f"{problem}: cannot be read ({_first_line(exc)})") from None
+
+
+class _NotThere(Exception):
+    """The storage named by a sweep folder does not exist or lacks the study."""
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = scrub_text(str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _existing_file(url: str) -> Path:
+    """The file behind a ``sqlite:///`` or ``journal:`` URL, which must be a regular file."""
+    path = file_path(url)
+    if path is None:
+        raise _NotThere("only sqlite:///FILE, journal:FILE or a database server is read")
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise _NotThere(f"{path} does not exist ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise _NotThere(f"{path} is not a regular file")
+    return path
+
+
+def _read_only_journal(path: Path) -> BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    class ReadOnlyJournal(JournalFileBackend):
+        """Optuna's journal file, read and never appended to."""
+
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            raise RuntimeError(f"{path} is opened read-only")
+
+    return JournalStorage(ReadOnlyJournal(str(path)))
+
+
+def _read_only_rdb(url: str, study_name: str) -> BaseStorage:
+    """An Optuna RDB storage on a database that already holds ``study_name``, read-only."""
+    import sqlalchemy
+
+    engine_kwargs: dict[str, Any] = {"poolclass": sqlalchemy.pool.NullPool}
+    if url.split(":", 1)[0].split("+", 1)[0] == "sqlite":
+        path = _existing_file(url)
+        # sqlite3 itself, not the URL: only its URI form can say mode=ro (never create).
+        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+        engine_kwargs["creator"] = lambda: sqlite3.connect(
+            uri, uri=True, timeout=60, check_same_thread=False
+        )
+    elif is_postgres(url):
+        engine_kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        inspector = sqlalchemy.inspect(engine)
+        missing = [t for t in _OPTUNA_TABLES if not inspector.has_table(t)]
+        if missing:
+            raise _NotThere(f"holds no Optuna study (no table {missing[0]!r})")
+        with engine.connect() as connection:
+            found = connection.execute(
+                sqlalchemy.text("SELECT 1 FROM studies WHERE study_name = :name"),
+                {"name": study_name},
+            ).first()
+            versions = [
+                connection.execute(sqlalchemy.text(f"SELECT COUNT(*) FROM {t}")).scalar()
+                for t in ("version_info", "alembic_version")
+            ]
+    finally:
+        engine.dispose()
+    if found is None:
+        raise _NotThere(f"holds no study {study_name!r}")
+    if not all(versions):
+        raise _NotThere("holds no Optuna schema version")
+    from optuna.storages import RDBStorage
+
+    # Tables exist and are versioned: Optuna writes nothing while it opens the storage.
+    return RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
+
+
+# Optuna's tables that opening a storage would otherwise create or fill.
+_OPTUNA_TABLES = ("studies", "version_info", "alembic_version")
 
 
 @contextmanager

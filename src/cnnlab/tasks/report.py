@@ -6,14 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, printable
 
 
 def main(argv: list[str]) -> int:
     """Write report.md, report.html, plots and best.yaml into each SWEEP_DIR.
 
     Returns:
-        0 on success, 1 when a folder is not a readable sweep (one line on stderr).
+        0 on success, 1 when a folder is not a readable sweep (one line on stderr). A run
+        folder of the sweep that cannot be read is left out with a warning line.
     """
     parser = argparse.ArgumentParser(
         prog="cnnlab report",
@@ -28,9 +29,11 @@ def main(argv: list[str]) -> int:
         try:
             report = write_report(sweep_dir)
         except CnnlabError as exc:
-            print(f"cnnlab report: error: {exc}", file=sys.stderr)
+            print(f"cnnlab report: error: {printable(exc)}", file=sys.stderr)
             return 1
-        print(f"{report.markdown}\n{report.html}")
-        for path in [*report.plots, *([report.best] if report.best else [])]:
-            print(path)
+        for warning in report.warnings:
+            print(f"cnnlab report: warning: {printable(warning)}", file=sys.stderr)
+        # Paths in the sweep folder: its name may hold anything, the terminal gets it escaped.
+        for path in [report.markdown, report.html, *report.plots, *filter(None, [report.best])]:
+            print(printable(path))
     return 0

@@ -4,6 +4,11 @@ Hand tuning is run, look, change a value, run again. ``cnnlab runs`` shows what 
 one line per run folder (``runs/`` and ``multiruns/`` alike) with its time, task, status,
 the overrides that differ between the listed runs, its key metrics and its folder.
 ``cnnlab runs compare A B`` shows how two runs' configs and metrics differ.
+
+Run folders are read as data (:mod:`cnnlab.runs.listing`): a folder that cannot be read is
+skipped with one warning line, and every string that came from a folder (its name, run.json
+values, metric names) is printed with its control characters escaped
+(:func:`~cnnlab.errors.printable`), so no escape sequence in them reaches the terminal.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,7 +84,7 @@ def main(argv: list[str]) -> int:
     try:
         return _list(root, args)
     except CnnlabError as exc:
-        print(f"cnnlab runs: error: {exc}", file=sys.stderr)
+        print(f"cnnlab runs: error: {printable(exc)}", file=sys.stderr)
         return 1
 
 
@@ -93,9 +98,11 @@ def _list(root: Path, args: argparse.Namespace) -> int:
     from cnnlab.runs.listing import find_runs
 
     runs, warnings = find_runs(root)
+    # Group choices (.hydra/hydra.yaml, one YAML file per run) only when a key may name one.
+    groups = bool(args.filter or args.sort)
+    values = {run.dir: _values(run, groups, warnings) for run in runs}
     for warning in warnings:
-        print(f"cnnlab runs: warning: {warning}", file=sys.stderr)
-    values = {run.dir: _values(run) for run in runs}
+        _warn(warning)
     for text in args.filter:
         key, sep, wanted = text.partition("=")
         if not sep or not key:
@@ -112,7 +119,7 @@ def _list(root: Path, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_as_json(run, runs) for run in runs], indent=2, default=str))
     elif not runs:
-        print(f"no runs in {root}" + (" match the filters" if args.filter else ""))
+        print(f"no runs in {printable(root)}" + (" match the filters" if args.filter else ""))
     else:
         _console().print(_table(runs, root))
     return 0
@@ -121,11 +128,28 @@ def _list(root: Path, args: argparse.Namespace) -> int:
 _ABSENT = object()
 
 
-def _values(run: RunInfo) -> dict[str, Any]:
-    """What --sort and --filter can name: group choices, overrides, config, metrics, columns."""
+def _warn(line: str) -> None:
+    print(f"cnnlab runs: warning: {printable(line)}", file=sys.stderr)
+
+
+def _values(run: RunInfo, groups: bool, warnings: list[str]) -> dict[str, Any]:
+    """What --sort and --filter can name: group choices, overrides, config, metrics, columns.
+
+    Args:
+        run: The run.
+        groups: Whether to read the group choices (``.hydra/hydra.yaml``).
+        warnings: Gets a line when ``.hydra/hydra.yaml`` is there but cannot be read.
+    """
+    from cnnlab.errors import DataError
     from cnnlab.runs.listing import flatten, group_choices, override_pairs
 
-    values: dict[str, Any] = {**group_choices(run), **override_pairs(run.overrides)}
+    values: dict[str, Any] = {}
+    if groups:
+        try:
+            values.update(group_choices(run))
+        except DataError as exc:
+            warnings.append(f"{exc}; its group choices are left out")
+    values.update(override_pairs(run.overrides))
     values.update(flatten(run.config))
     values.update(run.metrics)
     values.update(time=run.start, task=run.task, status=run.status, folder=str(run.dir))
@@ -201,22 +225,23 @@ def _table(runs: list[RunInfo], root: Path) -> Any:
     # One run alone differs from nothing: show all its overrides.
     keys = differing_overrides(runs) if len(runs) > 1 else list(override_pairs(runs[0].overrides))
     metrics = key_metrics(runs)
-    table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)} in {root}")
+    p = printable  # every cell and header below may come from a run folder
+    table = Table(title=p(f"{len(runs)} run{'s' * (len(runs) != 1)} in {root}"))
     for name in ("time", "task", "status", "overrides"):
         table.add_column(name)
     for name in metrics:
-        table.add_column(name, justify="right")
+        table.add_column(p(name), justify="right")
     table.add_column("folder", no_wrap=True)
     for run in runs:
         pairs = override_pairs(run.overrides)
         overrides = " ".join(f"{k}={pairs[k]}" for k in keys if k in pairs)
         table.add_row(
             run.start.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-            run.task,
-            Text(run.status, style=STATUS_STYLE.get(run.status, "")),
-            overrides,
+            p(run.task),
+            Text(p(run.status), style=STATUS_STYLE.get(run.status, "")),
+            p(overrides),
             *(format_value(run.metrics[m]) if m in run.metrics else "" for m in metrics),
-            _shown(run.dir, root),
+            p(_shown(run.dir, root)),
         )
     return table
 
@@ -252,8 +277,10 @@ def _compare_main(argv: list[str]) -> int:
     try:
         a, b = read_run(_locate(args.a)), read_run(_locate(args.b))
     except CnnlabError as exc:
-        print(f"cnnlab runs compare: error: {exc}", file=sys.stderr)
+        print(f"cnnlab runs compare: error: {printable(exc)}", file=sys.stderr)
         return 1
+    for problem in (*a.problems, *b.problems):
+        print(f"cnnlab runs compare: warning: {printable(problem)}", file=sys.stderr)
     if args.json:
         print(json.dumps(_comparison_json(a, b), indent=2, default=str))
     else:
@@ -275,10 +302,11 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
     from cnnlab.runs.listing import MISSING, config_diff, format_value, metric_diff
 
     console = _console()
+    p = printable  # every value below may come from a run folder
     for label, run in (("A", a), ("B", b)):
         how = f"{run.status}; {run.stopped}" if run.stopped else run.status
-        console.print(f"{label}: {run.dir}  ({how})")
-        console.print(f"   overrides: {' '.join(run.overrides) or '(none)'}")
+        console.print(p(f"{label}: {run.dir}  ({how})"))
+        console.print(p(f"   overrides: {' '.join(run.overrides) or '(none)'}"))
     differences = config_diff(a, b)
     if differences:
         config = Table(title=f"config: {len(differences)} keys differ")
@@ -286,9 +314,9 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
             config.add_column(name)
         for key, value_a, value_b in differences:
             config.add_row(
-                key,
-                "(absent)" if value_a is MISSING else format_value(value_a),
-                "(absent)" if value_b is MISSING else format_value(value_b),
+                p(key),
+                "(absent)" if value_a is MISSING else p(format_value(value_a)),
+                "(absent)" if value_b is MISSING else p(format_value(value_b)),
             )
         console.print(config)
     else:
@@ -303,7 +331,7 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
     for key, value_a, value_b in rows:
         delta = value_b - value_a if value_a is not None and value_b is not None else None
         metrics.add_row(
-            key,
+            p(key),
             *("" if v is None else format_value(v) for v in (value_a, value_b)),
             "" if delta is None else f"{delta:+.4g}",
         )

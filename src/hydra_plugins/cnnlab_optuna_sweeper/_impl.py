@@ -38,7 +38,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from cnnlab.errors import CnnlabError, ConfigError, tracebacks_wanted
+from cnnlab.errors import CnnlabError, ConfigError, DataError, tracebacks_wanted
 from cnnlab.runs.scrub import scrub_secrets, scrub_text
 from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
@@ -514,12 +514,14 @@ def _append_to_job_log(log_path: Path, trial: Trial, error: str, exc: BaseExcept
 
 def _mark_run_lost(run_dir: Path, error: str) -> None:
     """A job killed mid-run left ``run.json`` saying "running": record how it ended."""
+    from cnnlab.files.read import read_json_object
     from cnnlab.runs.manifest import write_json_atomic
 
     path = run_dir / "run.json"
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
+        # The job's folder: read as any run folder is (a regular file, bounded).
+        manifest = read_json_object("run.json", inside=run_dir)
+    except DataError:
         return
     if manifest.get("status") == "running":
         write_json_atomic(path, {**manifest, "status": "failed", "error": error})
