@@ -172,6 +172,58 @@ def test_an_environment_secret_cannot_be_interpolated(run_dir, run_subprocess, t
     assert SECRET not in (run_dir / "run.json").read_text()
 
 
+# Allowed targets whose arguments would place files outside the run folder.
+ELSEWHERE: dict[str, tuple[Callable[[dict[str, Any], Path], None], str]] = {
+    "dirpath": (
+        lambda c, o: c["callbacks"]["model_checkpoint"].__setitem__("dirpath", str(o)),
+        "callbacks.model_checkpoint.dirpath",
+    ),
+    "filename": (
+        lambda c, o: c["callbacks"]["model_checkpoint"].__setitem__("filename", f"../../{o.name}"),
+        "callbacks.model_checkpoint.filename",
+    ),
+    "save_dir": (
+        lambda c, o: c["logger"]["csv"].__setitem__("save_dir", str(o)),
+        "logger.csv.save_dir",
+    ),
+    "output_root": (
+        lambda c, o: c["paths"].__setitem__("output_root", str(o)),
+        "paths.output_root",
+    ),
+}
+
+
+@pytest.mark.parametrize("place", ELSEWHERE)
+def test_an_allowed_target_cannot_write_outside_the_run_folder(
+    place, run_dir, run_subprocess, tmp_path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    tamper, key = ELSEWHERE[place]
+    _edit_config(run_dir, lambda config: tamper(config, outside))
+
+    result = run_subprocess(*_command("resume", run_dir, tmp_path))
+
+    _assert_one_error_line(result, str(run_dir / CONFIG), key)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_folder_config_never_downloads(run_dir) -> None:
+    from cnnlab.runs.run_config import read_run_config
+
+    def mnist(config: dict[str, Any]) -> None:
+        config["data"]["source"] = {
+            "_target_": "cnnlab.data.sources.MnistSource",
+            "root": "${paths.data_dir}",
+            "download": True,
+            "mirrors": ["http://127.0.0.1:9/"],
+        }
+
+    _edit_config(run_dir, mnist)
+
+    assert read_run_config(run_dir)["data"]["source"]["download"] is False
+
+
 @pytest.mark.parametrize("command", ["resume", "reproduce"])
 def test_the_config_is_validated_like_a_fresh_run(
     command, run_dir, run_subprocess, tmp_path

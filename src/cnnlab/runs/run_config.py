@@ -45,6 +45,13 @@ FOREIGN_KEYS = ("hydra", "defaults")
 # aliases expanded) would take OmegaConf minutes to build.
 MAX_VALUES = 20_000
 WHAT = "a run's config"
+# Arguments of the allowed targets that name the folder they write in (a checkpoint's
+# `filename` must then be a plain name), and the places they may name.
+WRITE_KEYS = ("dirpath", "save_dir", "default_root_dir", "artifact_location", "tracking_uri")
+WRITE_PLACES = ("${paths.run_dir}", "${paths.output_root}", "sqlite:///${paths.output_root}")
+# Where runs write: Hydra's job folder and $CNNLAB_OUTPUTS, as cnnlab's tree composes them
+# (conf/paths/default.yaml), resolved on this machine. paths.data_dir is only read.
+WRITE_ROOTS = ("run_dir", "output_root")
 
 
 def read_run_config(folder: Path) -> dict[str, Any]:
@@ -69,7 +76,67 @@ def read_run_config(folder: Path) -> dict[str, Any]:
                 path, f"{key}: a run's composed config has no {key!r} node; nothing was run"
             )
     check_targets(path, data, what=WHAT, interpolation=interpolation_problem, error=DataError)
+    _check_write_places(path, data)
+    _no_downloads(data)
     return data
+
+
+def _check_write_places(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a config that would write anywhere but the run folder and cnnlab's outputs.
+
+    The allowed targets write where their arguments say (a checkpoint callback's
+    ``dirpath`` and ``filename``, a logger's ``save_dir``, MLflow's store); in cnnlab's tree
+    each of those is an interpolation of ``paths.run_dir`` or ``paths.output_root``, and
+    those two are Hydra's job folder and ``$CNNLAB_OUTPUTS``.
+    """
+    from cnnlab.config import config_dir
+    from cnnlab.files.read import read_yaml
+
+    shipped_paths = read_yaml(config_dir() / "paths" / "default.yaml")
+    paths = data.get("paths")
+    for key in WRITE_ROOTS:
+        value, shipped = paths.get(key) if isinstance(paths, dict) else None, shipped_paths[key]
+        if value != shipped:
+            raise DataError(
+                path, f"paths.{key}: {value!r} is not cnnlab's own ({shipped!r}); nothing was run"
+            )
+    for key, value in _strings(data):
+        name = key.rsplit(".", 1)[-1]
+        if name in WRITE_KEYS and (not value.startswith(WRITE_PLACES) or ".." in value):
+            raise DataError(
+                path,
+                f"{key}: {value!r} would write outside the run folder and cnnlab's outputs "
+                f"(it must start with {' or '.join(WRITE_PLACES[:2])}); nothing was run",
+            )
+        if name == "filename" and ("/" in value or "\\" in value or value.startswith(".")):
+            raise DataError(path, f"{key}: {value!r} is not a plain file name; nothing was run")
+
+
+def _no_downloads(data: dict[str, Any]) -> None:
+    """A folder's data node reads data but never downloads it (its mirrors could be anyone's).
+
+    ``cnnlab reproduce RUN data.source.download=true`` downloads again, by the user's choice.
+    """
+    source = data.get("data", {}).get("source") if isinstance(data.get("data"), dict) else None
+    if isinstance(source, dict) and source.get("download"):
+        source["download"] = False
+
+
+def _strings(node: Any, key: str = "") -> list[tuple[str, str]]:
+    """``(dotted key, value)`` of every string in a plain config."""
+    if isinstance(node, str):
+        return [(key, node)]
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    found = []
+    for name, value in items:
+        found += _strings(value, f"{key}.{name}" if key else str(name))
+    return found
 
 
 def _more_values_than(data: Any, bound: int) -> bool:
