@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tests.conftest import only_run_dir, quick
@@ -222,20 +223,46 @@ def test_a_command_line_error_does_not_print_the_secret(run_subprocess) -> None:
     assert not any(token in result.stdout + result.stderr for token in TOKENS)
 
 
-def test_train_with_every_logger_leaves_the_secret_nowhere(run_subprocess, tmp_path) -> None:
-    # The loss node reaches the module's hyperparameters: Lightning logs and checkpoints them.
-    secrets = (f"+db_password={SECRET}", f"+loss.api_token={SECRET}")
-    result = run_subprocess("train", *quick("logger=many", *secrets))
-    assert result.returncode == 0, result.stderr[-2000:]
+# A logger's own files in the run folder, besides Hydra's, hparams.yaml of csv, ...
+LOGGER_FILES = {
+    "csv": ("hparams.yaml",),
+    "tensorboard": ("tensorboard/hparams.yaml",),
+    "wandb": (".wandb",),
+    "mlflow": (),  # its store is outputs/mlflow.db and outputs/mlartifacts, outside the run
+    "many": ("hparams.yaml", "tensorboard/hparams.yaml", ".wandb"),
+}
+NESTED_SECRET = "s3cr3t-in-the-loss-9q"
+
+
+@pytest.mark.parametrize("logger", list(LOGGER_FILES))
+def test_train_with_each_logger_leaves_the_secrets_nowhere(
+    run_subprocess, tmp_path: Path, logger: str
+) -> None:
+    """A secret at the top level and one in a group that reaches the module's hyperparameters.
+
+    Lightning used to log the module's hyperparameters to every logger by itself, unmasked:
+    MLflow then refused `loss/api_token` changing from `***` to the secret, and the run
+    failed with the secret on the console and in run.json.
+    """
+    secrets = (f"+db_password={SECRET}", f"+loss.api_token={NESTED_SECRET}")
+    result = run_subprocess("train", *quick(f"logger={logger}", *secrets))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "Traceback" not in output
     run_dir = only_run_dir(tmp_path / "outputs")
     written = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
-    # The files the issue found the secret in are all there, and clean.
-    for expected in (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml"):
-        assert expected in written
-    assert any(name.endswith(".wandb") for name in written)
-    assert {"hparams.yaml", "tensorboard/hparams.yaml", "checkpoints/last.ckpt"} <= set(written)
-    assert _files_containing(tmp_path, SECRET) == []
+    expected = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
+    for name in (*expected, "checkpoints/last.ckpt", *LOGGER_FILES[logger]):
+        assert any(path.endswith(name) for path in written), (name, written)
+    # Every byte under tmp_path: the run folder, the MLflow store, the wandb files.
+    assert _traces(tmp_path, output, (SECRET, NESTED_SECRET)) == {}
     assert f"+db_password={MASK}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["loss"]["api_token"] == MASK
+    if logger == "mlflow":
+        assert (tmp_path / "outputs" / "mlflow.db").is_file()
+        params = _mlflow_params(tmp_path / "outputs")
+        assert (params["db_password"], params["loss/api_token"]) == (MASK, MASK)
     # Only the secrets: every other value of Hydra's files is as it was.
     hydra_files = {
         name: OmegaConf.load(run_dir / ".hydra" / name) for name in ("config.yaml", "hydra.yaml")
@@ -246,6 +273,17 @@ def test_train_with_every_logger_leaves_the_secret_nowhere(run_subprocess, tmp_p
     }
     callbacks = hydra_files["hydra.yaml"].hydra.callbacks
     assert callbacks.mask_private_values._target_ == "cnnlab.runs.scrub_hydra.ScrubSecrets"
+
+
+def _mlflow_params(outputs: Path) -> dict[str, str]:
+    """The params of the only run in the MLflow store under ``outputs``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("cnnlab")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    return dict(run.data.params)
 
 
 def test_reproduce_asks_for_masked_values_again(run_cli, capsys, tmp_path: Path) -> None:
