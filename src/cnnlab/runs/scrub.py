@@ -29,7 +29,6 @@ value costs little, leaking a key costs a lot.
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import re
@@ -328,27 +327,15 @@ def restore_url(url: str) -> str:
 _CHECKPOINT_HPARAMS = ("hyper_parameters", "datamodule_hyper_parameters")
 
 
-# Per checkpoint key: (env secrets, hyperparameters, their masked copy) of the last save. A run
-# saves the same hyperparameters every epoch, and masking walks every string with three
-# regexes (about 0.6 ms a checkpoint on a laptop CPU); comparing and copying is ten times less.
-_LAST_MASKED: dict[str, tuple[list[str], dict[str, Any], dict[str, Any]]] = {}
-
-
 def mask_checkpoint_secrets(checkpoint: dict[str, Any]) -> None:
     """Mask secrets in a checkpoint's hyperparameters, in place, before it is saved.
 
+    This is where hyperparameters leave the process in a file: the module and the data
+    module keep the real values (they run with them), the checkpoint gets a masked copy.
     Nothing rebuilt from a checkpoint needs a secret: the network needs none, and data
     rebuilt from a checkpoint never downloads.
     """
-    secrets = known_secrets()
     for key in _CHECKPOINT_HPARAMS:
         value = checkpoint.get(key)
-        if not isinstance(value, Mapping):
-            continue
-        last = _LAST_MASKED.get(key)
-        if last is None or last[0] != secrets or last[1] != value:
-            last = (secrets, copy.deepcopy(dict(value)), scrub_secrets(dict(value), secrets))
-            _LAST_MASKED[key] = last
-        # Copies both ways: no later change to the module's or the checkpoint's dicts reaches
-        # the remembered ones.
-        checkpoint[key] = copy.deepcopy(last[2])
+        if isinstance(value, Mapping):
+            checkpoint[key] = scrub_secrets(dict(value))
