@@ -94,7 +94,10 @@ def _run_hydra_task(task: str) -> Any:
         message = _composition_error(exc)
         if message is None or wanted == "1":
             raise
-        print(f"cnnlab {task}: error: {message}", file=sys.stderr)
+        from cnnlab.runs.scrub import scrub_text
+
+        # The override quoted may hold a secret (`+token=a,b`): the line is masked like a log's.
+        print(f"cnnlab {task}: error: {scrub_text(message)}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
         for name, value in saved.items():

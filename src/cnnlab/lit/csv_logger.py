@@ -21,12 +21,10 @@ import io
 import logging
 import os
 import sys
-from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
-from lightning_fabric.utilities.logger import _convert_params
 from pytorch_lightning.core.saving import save_hparams_to_yaml
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
@@ -35,7 +33,6 @@ from typing_extensions import override
 
 from cnnlab.runs.atomic import WriteError, replacing
 from cnnlab.runs.background import WRITER
-from cnnlab.runs.scrub import scrub_secrets
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +124,6 @@ class RunCSVLogger(CSVLogger):
             os.makedirs(self.root_dir, exist_ok=True)
             self._experiment = RunCSVWriter(log_dir=self.log_dir)
         return self._experiment  # type: ignore[return-value]
-
-    @override
-    @rank_zero_only
-    def log_hyperparams(self, params: dict[str, Any] | Namespace | None = None) -> None:
-        # hparams.yaml never holds a secret (see cnnlab.runs.scrub).
-        self.experiment.log_hparams(scrub_secrets(_convert_params(params)))
 
     @override
     @rank_zero_only

@@ -58,7 +58,10 @@ class ImageClassifier(pl.LightningModule):
         classes: list[str] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # For the checkpoint (masked when it is saved), not for the loggers: Lightning would
+        # log them, secrets included, to each one. The task logs the run's config, masked
+        # (cnnlab.tracking.loggers.log_hyperparameters).
+        self.save_hyperparameters(logger=False)
         monitor = dict(monitor or {"metric": key(Stage.VAL, MetricName.ACC), "mode": "max"})
         check_monitor(monitor["metric"], monitor["mode"], num_classes)
         self.monitor = monitor

@@ -8,6 +8,11 @@ save, in the job's process, and replaces each file by its masked copy (written b
 and renamed over it). It changes files only: the config the task
 receives keeps the real values. It also masks every log line of the process (the job's
 log file, and the console, which wandb copies into ``output.log``).
+
+Before anything is written, it gives the composed config (the sweeper's storage and the
+command line's overrides in its ``hydra`` node included) to
+:func:`~cnnlab.runs.scrub.remember_secrets`: from then on every mask in the process finds
+each secret value wherever it appears, whatever the text around it.
 """
 
 from __future__ import annotations
@@ -22,9 +27,15 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.runs.scrub import remember_urls, scrub_secrets, scrub_text
+from cnnlab.runs.scrub import remember_secrets, remember_urls, scrub_secrets, scrub_text
 
-__all__ = ["ScrubSecrets", "install_log_scrubbing", "mask_record", "scrub_yaml_file"]
+__all__ = [
+    "ScrubSecrets",
+    "install_log_scrubbing",
+    "mask_record",
+    "remember_config_secrets",
+    "scrub_yaml_file",
+]
 
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
@@ -46,6 +57,21 @@ def install_log_scrubbing() -> None:
 
     masking_factory.masks_secrets = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(masking_factory)
+
+
+def remember_config_secrets(config: DictConfig) -> None:
+    """Remember the secret values of a composed config, as written and as resolved.
+
+    A value may reach the config through an interpolation (``${oc.env:DB_PASSWORD}``), so
+    each top-level node is also resolved; one that cannot be resolved yet (a ``${hydra:...}``
+    value Hydra sets when the job starts) is remembered as written, and resolved in the job.
+    """
+    remember_secrets(OmegaConf.to_container(config, resolve=False))
+    for key in config:
+        try:
+            remember_secrets(OmegaConf.to_container(config[key], resolve=True))
+        except Exception:  # an interpolation that resolves only later
+            continue
 
 
 def mask_record(record: logging.LogRecord) -> None:
@@ -92,14 +118,17 @@ class ScrubSecrets(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        remember_config_secrets(config)
         install_log_scrubbing()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        remember_config_secrets(config)
         install_log_scrubbing()
         # The sweeper records its storage URL masked and reopens it at the end of the sweep.
         remember_urls(OmegaConf.to_container(config.hydra, resolve=False))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        remember_config_secrets(config)
         install_log_scrubbing()
         hydra = config.hydra
         if hydra.output_subdir is not None:

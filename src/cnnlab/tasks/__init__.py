@@ -53,7 +53,10 @@ def exit_on_user_error(task: str, *, log_it: bool = True) -> Iterator[None]:
             raise
         if log_it:
             log.error("%s", user_error)
-        print(f"cnnlab {task}: error: {user_error}", file=sys.stderr)
+        from cnnlab.runs.scrub import scrub_text
+
+        # Masked like the log line above (a value quoted in the message may be a secret).
+        print(f"cnnlab {task}: error: {scrub_text(str(user_error))}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

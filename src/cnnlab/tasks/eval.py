@@ -21,6 +21,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     from cnnlab.errors import ConfigError
     from cnnlab.lit.callbacks import progress_bar
     from cnnlab.runs.recorder import recorded_run
+    from cnnlab.tracking.loggers import log_hyperparameters
 
     if cfg.split not in SPLITS:
         raise ConfigError("split", f"must be one of {SPLITS}, got {cfg.split!r}")
@@ -30,6 +31,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         datamodule = build_datamodule(data_cfg)
         check_data_fits(cfg.ckpt_path, module.hparams, data_cfg)
         trainer = build_trainer(cfg.trainer, [progress_bar()], build_loggers(cfg.get("logger")))
+        # The checkpoint's hyperparameters, as Lightning logged them before they were saved
+        # with logger=False (see cnnlab.tracking.loggers).
+        log_hyperparameters(trainer.loggers, module.hparams)
         run_split = trainer.test if cfg.split == "test" else trainer.validate
         results = run_split(module, datamodule=datamodule, verbose=False)
         metrics = {k: float(v) for k, v in results[0].items()}

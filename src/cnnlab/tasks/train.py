@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 from cnnlab.errors import CheckpointError, ConfigError, config_errors
 from cnnlab.lit.checkpoint import checkpoint_path
 from cnnlab.lit.metrics import Stage
-from cnnlab.runs.scrub import scrub_secrets
 from cnnlab.sweep import sweep_callbacks
 from cnnlab.tasks.common import (
     build_callbacks,
@@ -71,6 +70,7 @@ def _fit_and_test(
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.lit.perf import apply_perf
     from cnnlab.runs.outcome import stop_info
+    from cnnlab.tracking.loggers import log_hyperparameters
 
     pl.seed_everything(int(cfg.seed), workers=True)
     # The data group builds cnnlab's ImageDataModule (statistics and class names).
@@ -96,9 +96,7 @@ def _fit_and_test(
     callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))
     callbacks += sweep_callbacks(cfg)
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
-    hyperparameters = scrub_secrets(to_dict(cfg))
-    for logger in trainer.loggers:
-        logger.log_hyperparams(hyperparameters)
+    log_hyperparameters(trainer.loggers, to_dict(cfg))
 
     tic = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -78,17 +78,17 @@ def wandb_logger(
 
 @functools.cache
 def _scrubbing_logger_class() -> type[Any]:
-    """``WandbLogger`` masking secrets in its hyperparameters and in the command line.
+    """``WandbLogger`` that starts its run with the command line masked.
 
-    wandb records ``sys.argv`` in the run's metadata (the ``run-*.wandb`` file that
-    ``wandb sync`` uploads), so ``+db_password=...`` would travel with it. The run starts
-    on the first use of ``experiment``; only that moment sees a masked ``sys.argv``.
+    The hyperparameters it gets are masked already (:mod:`cnnlab.tracking.loggers`), but
+    wandb also reads ``sys.argv`` itself, into the run's metadata (the ``run-*.wandb`` file
+    that ``wandb sync`` uploads), so ``+db_password=...`` would travel with it. The run
+    starts on the first use of ``experiment``; only that moment sees a masked ``sys.argv``
+    (the process keeps the real one: DDP re-runs it for the other ranks).
     """
     from pytorch_lightning.loggers import WandbLogger
 
-    from cnnlab.tracking.loggers import masking
-
-    class ScrubbedArgvWandbLogger(masking(WandbLogger)):  # type: ignore[misc]
+    class ScrubbedArgvWandbLogger(WandbLogger):
         @property
         def experiment(self) -> Any:
             with masked_argv():
