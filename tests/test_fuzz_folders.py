@@ -215,7 +215,7 @@ def _edit(case: Case, target: Path, marker: Path) -> None:
     json_file = target.suffix == ".json"
     try:
         data = json.loads(text) if json_file else yaml.safe_load(text)
-    except ValueError:
+    except (ValueError, yaml.YAMLError):  # a log, a CSV: the text is appended to
         data = None
     evil: Any
     if case.kind == "control_chars":
@@ -277,6 +277,7 @@ def test_a_hostile_folder_is_data_never_code(made: Made, case: Case) -> None:
     try:
         victims = _victims(work)
         before = _snapshot(victims)
+        study_before = (made.outputs.parent / "optuna.db").read_bytes()
         outputs = work / "outputs"
         source = made.run if case.folder == "run" else made.sweep
         kind_dir = "runs" if case.folder == "run" else "multiruns"
@@ -303,6 +304,8 @@ def test_a_hostile_folder_is_data_never_code(made: Made, case: Case) -> None:
         assert done.returncode in (0, 1, 2), f"{case}: exit {done.returncode}\n{output[-2000:]}"
         assert not marker.exists(), f"{case}: code from the folder ran"
         assert _snapshot(victims) == before, f"{case}: a file outside the folder changed"
+        study_after = (made.outputs.parent / "optuna.db").read_bytes()
+        assert study_after == study_before, f"{case}: the sweep's study was written to"
         assert SECRET not in output, f"{case}: the secret reached the console"
         for data in _all_bytes(work):
             assert SECRET.encode() not in data, f"{case}: the secret reached a file"
