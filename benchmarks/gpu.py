@@ -251,7 +251,7 @@ def read_section(path: Path) -> str | None:
 
 def write_section(path: Path, section: str) -> None:
     """Put ``section`` in place of the file's ``## GPU`` section (or append it), atomically."""
-    from cnnlab.runs.atomic import write_text_atomic
+    from cnnlab.files.atomic import write_text_atomic
 
     text = path.read_text() if path.is_file() else ""
     lines = text.splitlines()

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
         print(task_help(task, description, config_dir(), str(config_name)))
         return 0
     if task == "train" and any(arg.startswith(("resume=", "ckpt_path=last")) for arg in rest):
-        from cnnlab.runs.resume import resume_arguments
+        from cnnlab.records.resume import resume_arguments
 
         rest = resume_arguments(task, rest)  # `train resume=<run folder>`: that run's own folder
     os.environ[TASK_ENV] = task
@@ -94,7 +94,7 @@ def _run_hydra_task(task: str) -> Any:
         message = _composition_error(exc)
         if message is None or wanted == "1":
             raise
-        from cnnlab.runs.scrub import scrub_text
+        from cnnlab.secrets.mask import scrub_text
 
         # The override quoted may hold a secret (`+token=a,b`): the line is masked like a log's.
         print(f"cnnlab {task}: error: {scrub_text(message)}", file=sys.stderr)

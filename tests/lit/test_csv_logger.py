@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from cnnlab.files.background import WRITER
 from cnnlab.lit.csv_logger import RunCSVLogger
-from cnnlab.runs.background import WRITER
 
 
 def _steps(path: Path) -> list[int]:

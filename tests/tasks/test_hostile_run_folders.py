@@ -209,7 +209,7 @@ def test_an_allowed_target_cannot_write_outside_the_run_folder(
 
 
 def test_a_folder_config_never_downloads(run_dir) -> None:
-    from cnnlab.runs.run_config import read_run_config
+    from cnnlab.records.run_config import read_run_config
 
     def mnist(config: dict[str, Any]) -> None:
         config["data"]["source"] = {
@@ -350,7 +350,7 @@ def test_every_config_cnnlab_composes_passes_the_check(overrides, tmp_path) -> N
     from omegaconf import OmegaConf
 
     from cnnlab.config import config_dir
-    from cnnlab.runs.run_config import read_run_config
+    from cnnlab.records.run_config import read_run_config
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides)

@@ -64,7 +64,7 @@ class InterpretFigures(Callback):
         from cnnlab.interpret.inputs import mean_image, sample_per_class
         from cnnlab.interpret.render import Interpreter
         from cnnlab.lit.callbacks import log_image
-        from cnnlab.runs.manifest import write_json_atomic
+        from cnnlab.records.manifest import write_json_atomic
 
         classes = list(datamodule.classes)
         batch = sample_per_class(datamodule.test_dataloader(), len(classes), self.per_class)

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ProgressBar, RichProgressBar
 from typing_extensions import override
 
-from cnnlab.runs.atomic import replacing
+from cnnlab.files.atomic import replacing
 
 log = logging.getLogger(__name__)
 

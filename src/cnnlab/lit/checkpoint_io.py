@@ -4,7 +4,7 @@ Lightning's ``TorchCheckpointIO`` saves through fsspec, which writes to the syst
 and copies the file into place; on a full disk the copy stops half-way and leaves a truncated
 ``last.ckpt``. :class:`AtomicCheckpointIO` serialises the checkpoint in memory (a snapshot of
 the weights at that moment), then hands the bytes to cnnlab's ordered background writer
-(:mod:`cnnlab.runs.background`), which writes them to a temporary file beside the target,
+(:mod:`cnnlab.files.background`), which writes them to a temporary file beside the target,
 syncs it to disk and renames it over the target: the previous checkpoint stays intact until
 the new one is complete, and training does not wait for the disk.
 """
@@ -20,13 +20,13 @@ from lightning_fabric.utilities.types import _PATH
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
-from cnnlab.runs.background import WRITER
+from cnnlab.files.background import WRITER
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Save checkpoints atomically, in the background; load and remove them after the queue.
 
-    A full or read-only disk raises :class:`~cnnlab.runs.atomic.WriteError` naming the
+    A full or read-only disk raises :class:`~cnnlab.files.atomic.WriteError` naming the
     checkpoint, at the next save or when training ends, with the previous version of the
     file kept.
     """

@@ -3,9 +3,9 @@
 Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it starts (so a resumed run
 loses its first epochs), appends rows in place and writes ``hparams.yaml`` in place (so a full
 disk leaves a truncated file). :class:`RunCSVLogger` keeps the rows already in the folder,
-rewrites each file through a temporary file and a rename (:mod:`cnnlab.runs.atomic`).
+rewrites each file through a temporary file and a rename (:mod:`cnnlab.files.atomic`).
 ``metrics.csv`` goes through the same ordered background writer as the checkpoints
-(:mod:`cnnlab.runs.background`), so files land in the order training wrote them.
+(:mod:`cnnlab.files.background`), so files land in the order training wrote them.
 
 When rows reach the file: Lightning's logger connector calls ``save()`` after every
 ``log_metrics``, so with epoch-level metrics the file is written at each validation end and
@@ -31,8 +31,8 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from typing_extensions import override
 
-from cnnlab.runs.atomic import WriteError, replacing
-from cnnlab.runs.background import WRITER
+from cnnlab.files.atomic import WriteError, replacing
+from cnnlab.files.background import WRITER
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from cnnlab.lit.metrics import (
     metric_names,
 )
 from cnnlab.lit.optim import build_optimizer, build_scheduler
-from cnnlab.runs.scrub import mask_checkpoint_secrets
+from cnnlab.secrets.mask import mask_checkpoint_secrets
 
 
 class ImageClassifier(pl.LightningModule):

@@ -29,7 +29,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from typing_extensions import override
 
 from cnnlab.errors import ConfigError
-from cnnlab.runs.atomic import write_text_atomic
+from cnnlab.files.atomic import write_text_atomic
 
 RESULT_FILE = "time_to_accuracy.json"
 

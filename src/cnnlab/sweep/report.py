@@ -14,7 +14,7 @@ every file through :mod:`cnnlab.files.read` (regular files only, bounded), field
 for their type, nothing of what was read resolved as an interpolation, and the study named
 in ``sweep.json`` opened read-only where it already exists
 (:func:`~cnnlab.sweep.storage.load_existing_study`). Every file is written through
-:mod:`cnnlab.runs.atomic`: a link planted at a name in the folder is replaced, never followed.
+:mod:`cnnlab.files.atomic`: a link planted at a name in the folder is replaced, never followed.
 A problem with ``sweep.json`` is one line naming it; a run folder that cannot be read is
 left out with a warning line (:attr:`Report.warnings`).
 """
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from cnnlab.runs.listing import RunInfo
+    from cnnlab.records.listing import RunInfo
 
 SWEEP_INFO = "sweep.json"
 MULTIRUN_CONFIG = "multirun.yaml"
@@ -243,13 +243,13 @@ def _set_nested(target: dict[str, Any], keys: list[str], value: Any) -> None:
 def _write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Replace ``path`` in the sweep folder with what ``write`` writes, all or nothing.
 
-    Through :func:`~cnnlab.runs.atomic.atomic_write`: a new temporary file beside it, renamed
+    Through :func:`~cnnlab.files.atomic.atomic_write`: a new temporary file beside it, renamed
     over it, so a symbolic link planted at ``path`` is replaced, not followed.
 
     Raises:
         DataError: Naming ``path`` when it cannot be written (a full disk, a folder there).
     """
-    from cnnlab.runs.atomic import atomic_write
+    from cnnlab.files.atomic import atomic_write
 
     try:
         return atomic_write(path, write)
@@ -427,7 +427,7 @@ def _trial_row(trial: FrozenTrial, problems: list[str]) -> _Row:
     error = attrs.get("error")
     tests: dict[str, float] = {}
     if run_dir is not None:
-        from cnnlab.runs.listing import read_metrics
+        from cnnlab.records.listing import read_metrics
 
         metrics, problem = read_metrics(run_dir)
         tests = _test_metrics(metrics)
@@ -593,7 +593,7 @@ def _multirun_runs(sweep_dir: Path, problems: list[str]) -> list[RunInfo]:
     Only real folders (not links) holding a ``run.json``; one that cannot be read is left out
     with a line in ``problems``, and so is a ``metrics.json`` that cannot be.
     """
-    from cnnlab.runs.listing import RUN_FILE, read_run
+    from cnnlab.records.listing import RUN_FILE, read_run
 
     try:
         entries = sorted(os.scandir(sweep_dir), key=lambda e: e.name)

@@ -56,13 +56,13 @@ def write_optimization_results(
     """Write ``optimization_results.yaml`` into ``sweep_dir``; return its path.
 
     Nothing is written while no trial has completed. The file is replaced in one rename
-    (:mod:`cnnlab.runs.atomic`), so a reader never sees it half-written and a link planted
+    (:mod:`cnnlab.files.atomic`), so a reader never sees it half-written and a link planted
     at its name is replaced, not followed.
     """
     results = optimization_results(study)
     if results is None:
         return None
-    from cnnlab.runs.atomic import write_text_atomic
+    from cnnlab.files.atomic import write_text_atomic
 
     text = OmegaConf.to_yaml(OmegaConf.create(results))
     return write_text_atomic(Path(sweep_dir) / RESULTS_FILE, text)

@@ -49,7 +49,7 @@ from optuna.distributions import (
 )
 
 from cnnlab.errors import ConfigError
-from cnnlab.runs.scrub import SECRET_KEY_PATTERN
+from cnnlab.secrets.mask import SECRET_KEY_PATTERN
 
 _PARSER = OverridesParser.create()
 

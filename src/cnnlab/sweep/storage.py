@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from cnnlab.errors import ConfigError
-from cnnlab.runs.scrub import scrub_text
+from cnnlab.secrets.mask import scrub_text
 
 if TYPE_CHECKING:
     import optuna
@@ -152,7 +152,7 @@ def open_storage(
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    from cnnlab.runs.scrub import restore_url
+    from cnnlab.secrets.mask import restore_url
 
     # sweep.json records the URL with its password masked; this gets it back when known.
     url = restore_url(url)
@@ -205,7 +205,7 @@ def load_existing_study(url: str, study_name: str, source: str | os.PathLike[str
     import optuna
 
     from cnnlab.errors import DataError
-    from cnnlab.runs.scrub import restore_url
+    from cnnlab.secrets.mask import restore_url
 
     shown = scrub_text(url)
     full = restore_url(url)

@@ -53,7 +53,7 @@ def exit_on_user_error(task: str, *, log_it: bool = True) -> Iterator[None]:
             raise
         if log_it:
             log.error("%s", user_error)
-        from cnnlab.runs.scrub import scrub_text
+        from cnnlab.secrets.mask import scrub_text
 
         # Masked like the log line above (a value quoted in the message may be a secret).
         print(f"cnnlab {task}: error: {scrub_text(str(user_error))}", file=sys.stderr)

@@ -20,7 +20,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.split`` of the configured (or the checkpoint's) data."""
     from cnnlab.errors import ConfigError
     from cnnlab.lit.callbacks import progress_bar
-    from cnnlab.runs.recorder import recorded_run
+    from cnnlab.records.recorder import recorded_run
     from cnnlab.tracking.loggers import log_hyperparameters
 
     if cfg.split not in SPLITS:

@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.runs.atomic import write_text_atomic
+from cnnlab.files.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ in a fresh folder, so later changes to ``conf/`` do not change what is re-run.
 Exit status 0 when ``metrics.json`` matches, 1 when it differs, 2 on bad input.
 
 The run folder is data from anyone: its config is checked against cnnlab's allow-list
-(:mod:`cnnlab.runs.run_config`) and validated like a fresh run's before anything runs, and
+(:mod:`cnnlab.records.run_config`) and validated like a fresh run's before anything runs, and
 the re-run composes that checked config from a fresh temporary folder, so nothing else in
 the run folder (a ``hydra:`` node, other files beside ``config.yaml``) takes part.
 """
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line
 
 if TYPE_CHECKING:
-    from cnnlab.runs.reproduce import RunRecord
+    from cnnlab.records.reproduce import RunRecord
 
 
 def main(argv: list[str]) -> int:
@@ -75,8 +75,8 @@ def reproduce(
     Secrets were masked (``***``) when the run was recorded; ``overrides`` supplies them
     again (``db_password=...``), and the re-run masks them in its own files.
     """
-    from cnnlab.runs.reproduce import load_run
-    from cnnlab.runs.run_config import CONFIG_FILE, read_run_config
+    from cnnlab.records.reproduce import load_run
+    from cnnlab.records.run_config import CONFIG_FILE, read_run_config
 
     original = load_run(run_dir)
     config_file = original.dir / CONFIG_FILE
@@ -104,7 +104,7 @@ def _rerun(
     atol: float,
 ) -> int:
     """Train the checked config in ``config_dir`` into ``out`` and compare the metrics."""
-    from cnnlab.runs.reproduce import compare_metrics, load_run
+    from cnnlab.records.reproduce import compare_metrics, load_run
 
     command = [
         sys.executable,
@@ -116,7 +116,7 @@ def _rerun(
         f"hydra.run.dir={out}",
         "hydra.job.name=train",
         # The recorded config has no hydra node: mask this run's secrets as cnnlab's own does.
-        "+hydra.callbacks.mask_private_values._target_=cnnlab.runs.scrub_hydra.ScrubSecrets",
+        "+hydra.callbacks.mask_private_values._target_=cnnlab.secrets.callback.ScrubSecrets",
         *overrides,
     ]
     print(f"reproducing {original.dir} into {out}", flush=True)
@@ -180,7 +180,7 @@ def _check_masked_supplied(
     config_file: Path, recorded: dict[str, Any], overrides: Sequence[str]
 ) -> None:
     """Refuse to re-run while a value masked in the recorded config is not given again."""
-    from cnnlab.runs.scrub import masked_keys
+    from cnnlab.secrets.mask import masked_keys
 
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     missing = [key for key in masked_keys(recorded) if key not in given]

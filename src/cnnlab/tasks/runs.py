@@ -5,7 +5,7 @@ one line per run folder (``runs/`` and ``multiruns/`` alike) with its time, task
 the overrides that differ between the listed runs, its key metrics and its folder.
 ``cnnlab runs compare A B`` shows how two runs' configs and metrics differ.
 
-Run folders are read as data (:mod:`cnnlab.runs.listing`): a folder that cannot be read is
+Run folders are read as data (:mod:`cnnlab.records.listing`): a folder that cannot be read is
 skipped with one warning line, and every string that came from a folder (its name, run.json
 values, metric names) is printed with its control characters escaped
 (:func:`~cnnlab.errors.printable`), so no escape sequence in them reaches the terminal.
@@ -27,7 +27,7 @@ from cnnlab.errors import CnnlabError, printable
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cnnlab.runs.listing import RunInfo
+    from cnnlab.records.listing import RunInfo
 
 # Table width when stdout is not a terminal: run folders stay on one line.
 PIPED_WIDTH = 400
@@ -95,7 +95,7 @@ def outputs_root() -> Path:
 
 def _list(root: Path, args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
-    from cnnlab.runs.listing import find_runs
+    from cnnlab.records.listing import find_runs
 
     runs, warnings = find_runs(root)
     # Group choices (.hydra/hydra.yaml, one YAML file per run) only when a key may name one.
@@ -141,7 +141,7 @@ def _values(run: RunInfo, groups: bool, warnings: list[str]) -> dict[str, Any]:
         warnings: Gets a line when ``.hydra/hydra.yaml`` is there but cannot be read.
     """
     from cnnlab.errors import DataError
-    from cnnlab.runs.listing import flatten, group_choices, override_pairs
+    from cnnlab.records.listing import flatten, group_choices, override_pairs
 
     values: dict[str, Any] = {}
     if groups:
@@ -158,7 +158,7 @@ def _values(run: RunInfo, groups: bool, warnings: list[str]) -> dict[str, Any]:
 
 def _matches(actual: Any, wanted: str) -> bool:
     """Whether a run's value is ``wanted`` as typed on the command line (``1e-3``, ``true``)."""
-    from cnnlab.runs.listing import format_value
+    from cnnlab.records.listing import format_value
 
     if actual is _ABSENT:
         return False
@@ -220,7 +220,12 @@ def _table(runs: list[RunInfo], root: Path) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from cnnlab.runs.listing import differing_overrides, format_value, key_metrics, override_pairs
+    from cnnlab.records.listing import (
+        differing_overrides,
+        format_value,
+        key_metrics,
+        override_pairs,
+    )
 
     # One run alone differs from nothing: show all its overrides.
     keys = differing_overrides(runs) if len(runs) > 1 else list(override_pairs(runs[0].overrides))
@@ -247,7 +252,7 @@ def _table(runs: list[RunInfo], root: Path) -> Any:
 
 
 def _as_json(run: RunInfo, runs: Sequence[RunInfo]) -> dict[str, Any]:
-    from cnnlab.runs.listing import differing_overrides, override_pairs
+    from cnnlab.records.listing import differing_overrides, override_pairs
 
     pairs = override_pairs(run.overrides)
     return {
@@ -272,7 +277,7 @@ def _compare_main(argv: list[str]) -> int:
     parser.add_argument("b", type=Path, metavar="B", help="another run folder")
     parser.add_argument("--json", action="store_true", help="print the differences as JSON")
     args = parser.parse_args(argv)
-    from cnnlab.runs.listing import read_run
+    from cnnlab.records.listing import read_run
 
     try:
         a, b = read_run(_locate(args.a)), read_run(_locate(args.b))
@@ -299,7 +304,7 @@ def _locate(folder: Path) -> Path:
 def _print_comparison(a: RunInfo, b: RunInfo) -> None:
     from rich.table import Table
 
-    from cnnlab.runs.listing import MISSING, config_diff, format_value, metric_diff
+    from cnnlab.records.listing import MISSING, config_diff, format_value, metric_diff
 
     console = _console()
     p = printable  # every value below may come from a run folder
@@ -339,7 +344,7 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
 
 
 def _comparison_json(a: RunInfo, b: RunInfo) -> dict[str, Any]:
-    from cnnlab.runs.listing import MISSING, config_diff, metric_diff
+    from cnnlab.records.listing import MISSING, config_diff, metric_diff
 
     config = [
         {

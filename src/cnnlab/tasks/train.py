@@ -1,7 +1,7 @@
 """``cnnlab train``: fit, test the best checkpoint, and record the run.
 
 The run folder gets ``run.json`` and ``metrics.json`` (see
-:mod:`cnnlab.runs.recorder`), checkpoints, logs and plots. Returns
+:mod:`cnnlab.records.recorder`), checkpoints, logs and plots. Returns
 ``cfg.optimized_metric`` for the sweeper.
 """
 
@@ -43,13 +43,13 @@ PARAMS_KEY = "model/params"
 
 def run(cfg: DictConfig) -> float | list[float] | None:
     """Train as configured by ``cfg`` and return the value of ``cfg.optimized_metric``."""
-    from cnnlab.runs.outcome import print_train_summary
-    from cnnlab.runs.recorder import recorded_run
-    from cnnlab.runs.resume import resume_run
+    from cnnlab.records.outcome import print_train_summary
+    from cnnlab.records.recorder import recorded_run
+    from cnnlab.records.resume import resume_run
     from cnnlab.sweep.parallel import share_cores
 
     share_cores(cfg)  # before anything starts torch's thread pool
-    # `resume=<run folder>`: that run's own config and last checkpoint (see cnnlab.runs.resume).
+    # `resume=<run folder>`: that run's own config and last checkpoint (see cnnlab.records.resume).
     resume = resume_run(cfg)
     if resume is not None:
         cfg = resume.config
@@ -69,7 +69,7 @@ def _fit_and_test(
 
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.lit.perf import apply_perf
-    from cnnlab.runs.outcome import stop_info
+    from cnnlab.records.outcome import stop_info
     from cnnlab.tracking.loggers import log_hyperparameters
 
     pl.seed_everything(int(cfg.seed), workers=True)

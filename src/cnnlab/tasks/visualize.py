@@ -25,8 +25,8 @@ def run(cfg: DictConfig) -> Path:
 
     from cnnlab.interpret.render import Interpreter, Settings, check_method
     from cnnlab.lit.checkpoint import data_config
-    from cnnlab.runs.manifest import write_json_atomic
-    from cnnlab.runs.recorder import recorded_run
+    from cnnlab.records.manifest import write_json_atomic
+    from cnnlab.records.recorder import recorded_run
     from cnnlab.tasks.common import load_classifier
 
     method = check_method(str(cfg.method))

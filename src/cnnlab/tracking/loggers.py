@@ -3,7 +3,7 @@
 Lightning would log the module's hyperparameters to every logger by itself, secrets
 included, at the start of each fit or test. The module saves them with ``logger=False``
 instead, and the tasks give each logger the run's hyperparameters through
-:func:`log_hyperparameters`, masked once by :func:`~cnnlab.runs.scrub.scrub_secrets`:
+:func:`log_hyperparameters`, masked once by :func:`~cnnlab.secrets.mask.scrub_secrets`:
 no logger (csv, TensorBoard, wandb, MLflow, or one of the user's own) needs to mask
 anything itself.
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cnnlab.errors import ConfigError
-from cnnlab.runs.scrub import scrub_secrets
+from cnnlab.secrets.mask import scrub_secrets
 
 __all__ = ["log_hyperparameters", "tensorboard_logger"]
 

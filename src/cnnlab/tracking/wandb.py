@@ -109,7 +109,7 @@ def __getattr__(name: str) -> Any:
 
 @contextlib.contextmanager
 def masked_argv() -> Iterator[None]:
-    from cnnlab.runs.scrub import scrub_text
+    from cnnlab.secrets.mask import scrub_text
 
     saved = sys.argv
     sys.argv = [scrub_text(arg) for arg in saved]

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError, tracebacks_wanted
-from cnnlab.runs.scrub import scrub_secrets, scrub_text
+from cnnlab.secrets.mask import scrub_secrets, scrub_text
 from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
@@ -374,7 +374,7 @@ class OptunaSweeperImpl(Sweeper):
         self, study_name: str, n_trials: int, space: search_space.SearchSpace, pruner: Any
     ) -> None:
         """Record where the study lives, so that ``cnnlab report SWEEP_DIR`` finds it."""
-        from cnnlab.runs.manifest import write_json_atomic
+        from cnnlab.records.manifest import write_json_atomic
 
         info = {
             "study_name": study_name,
@@ -515,7 +515,7 @@ def _append_to_job_log(log_path: Path, trial: Trial, error: str, exc: BaseExcept
 def _mark_run_lost(run_dir: Path, error: str) -> None:
     """A job killed mid-run left ``run.json`` saying "running": record how it ended."""
     from cnnlab.files.read import read_json_object
-    from cnnlab.runs.manifest import write_json_atomic
+    from cnnlab.records.manifest import write_json_atomic
 
     path = run_dir / "run.json"
     try:

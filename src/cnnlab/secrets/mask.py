@@ -8,7 +8,7 @@ The known values (:func:`known_secrets`) are:
 * the values under a key that looks secret (``api_key``, ``token``, ``password``, ``passwd``,
   ``secret``, ``credential``, any case, anywhere in the key) in the config this process was
   given (:func:`remember_secrets`, called by the Hydra callback of
-  :mod:`cnnlab.runs.scrub_hydra`) and in the overrides of its command line; a list gives
+  :mod:`cnnlab.secrets.callback`) and in the overrides of its command line; a list gives
   each element and the joined form, and a text with commas or spaces each part too;
 * the password of every URL in them (``postgresql://user:PASSWORD@host/db``, read up to the
   last ``@``, as it may hold ``/``, ``:`` or ``@``);

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cnnlab.runs.scrub import (
+from cnnlab.secrets.mask import (
     MASK,
     env_secrets,
     mask_checkpoint_secrets,

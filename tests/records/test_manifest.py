@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 import cnnlab
-from cnnlab.runs.manifest import PACKAGES, RunStatus, build_manifest, write_json_atomic
+from cnnlab.records.manifest import PACKAGES, RunStatus, build_manifest, write_json_atomic
 
 START = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SECRET = "wk-0123456789abcdef-secret"

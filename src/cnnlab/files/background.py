@@ -1,7 +1,7 @@
 """Run files written by one background thread, in order, while training goes on.
 
 A checkpoint and the ``metrics.csv`` that follows it are written every epoch, each through
-a temporary file, ``fsync`` and a rename (:mod:`cnnlab.runs.atomic`). The ``fsync`` waits
+a temporary file, ``fsync`` and a rename (:mod:`cnnlab.files.atomic`). The ``fsync`` waits
 for the disk: a few milliseconds a file, which on a small network is a good part of an
 epoch. Here the caller hands over the finished bytes (serialised on its own thread, so they
 are a snapshot) and goes on; one worker thread writes them in the order they came.
@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from cnnlab.runs.atomic import write_bytes_atomic
+from cnnlab.files.atomic import write_bytes_atomic
 
 
 class OrderedWriter:

@@ -10,7 +10,7 @@ Further overrides are accepted only when they change nothing, or for the keys of
 schedule does not depend on the number of epochs). The older form
 ``cnnlab train ckpt_path=last hydra.run.dir=<run folder>`` means the same.
 
-The folder is data from anyone (see :mod:`cnnlab.runs.run_config`): before anything is
+The folder is data from anyone (see :mod:`cnnlab.records.run_config`): before anything is
 built or written, its config is checked against cnnlab's allow-list of targets and
 validated like a fresh run's, ``run.json`` is type-checked, and a folder whose files or
 subfolders the run writes are links (or fifos, devices) is refused, since appending to
@@ -30,7 +30,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError
-from cnnlab.runs.run_config import CONFIG_FILE
+from cnnlab.records.run_config import CONFIG_FILE
 
 __all__ = ["SAFE_CHANGES", "Resume", "resume_arguments", "resume_run"]
 
@@ -171,8 +171,8 @@ def _refuse_links(folder: Path) -> None:
 def _read_folder(folder: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
     """The folder's checked config, original overrides and ``run.json``."""
     from cnnlab.files.read import read_yaml
-    from cnnlab.runs.recorder import previous_record
-    from cnnlab.runs.run_config import read_run_config
+    from cnnlab.records.recorder import previous_record
+    from cnnlab.records.run_config import read_run_config
 
     config = read_run_config(folder)
     original: Any = []
@@ -196,7 +196,7 @@ def resume_run(cfg: DictConfig) -> Resume | None:
     """
     from omegaconf.errors import OmegaConfBaseException
 
-    from cnnlab.runs.run_config import validate_run_config
+    from cnnlab.records.run_config import validate_run_config
 
     if cfg.get(RESUME_KEY) is None:
         return None

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from typing_extensions import override
 
-from cnnlab.runs.atomic import WriteError, write_bytes_atomic
+from cnnlab.files.atomic import WriteError, write_bytes_atomic
 
 PROBE_NAME = ".cnnlab-write-check"
 # Enough bytes to need a block of its own: a full disk refuses it.

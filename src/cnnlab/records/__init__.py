@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from cnnlab.runs.manifest import RunStatus, build_manifest, write_json_atomic
-from cnnlab.runs.reproduce import RunRecord, compare_metrics, load_run
-from cnnlab.runs.scrub import scrub_secrets
+from cnnlab.records.manifest import RunStatus, build_manifest, write_json_atomic
+from cnnlab.records.reproduce import RunRecord, compare_metrics, load_run
 
 __all__ = [
     "RunRecord",
@@ -12,6 +11,5 @@ __all__ = [
     "build_manifest",
     "compare_metrics",
     "load_run",
-    "scrub_secrets",
     "write_json_atomic",
 ]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from cnnlab.runs.recorder import RunRecorder
+    from cnnlab.records.recorder import RunRecorder
 
 __all__ = ["print_train_summary", "stop_info"]
 
@@ -57,7 +57,7 @@ def _has_stopped(callback: Any) -> bool:
 
 def print_train_summary(recorder: RunRecorder, metrics: Mapping[str, float]) -> None:
     """Print the run folder, why training stopped and the final metrics, grouped by stage."""
-    from cnnlab.runs.listing import format_value
+    from cnnlab.records.listing import format_value
 
     if not recorder.is_zero:
         return

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from cnnlab.errors import DataError, show
 
 if TYPE_CHECKING:
-    from cnnlab.runs.resume import Resume
+    from cnnlab.records.resume import Resume
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class RunRecorder:
 
     def record(self, status: str, error: str | None = None) -> None:
         """(Re)write ``run.json`` with ``status``."""
-        from cnnlab.runs.manifest import build_manifest, write_json_atomic
+        from cnnlab.records.manifest import build_manifest, write_json_atomic
 
         if not self.is_zero:
             return
@@ -89,7 +89,7 @@ class RunRecorder:
         On a full or read-only disk ``run.json`` keeps its previous content (it is never
         half-written) and the run's own error stays the one reported.
         """
-        from cnnlab.runs.atomic import WriteError
+        from cnnlab.files.atomic import WriteError
 
         try:
             self.record(status, error)
@@ -98,7 +98,7 @@ class RunRecorder:
 
     def write_metrics(self, metrics: dict[str, float]) -> None:
         """Write the final ``metrics.json`` (flat keys, sorted, no timings)."""
-        from cnnlab.runs.manifest import write_json_atomic
+        from cnnlab.records.manifest import write_json_atomic
 
         if self.is_zero:
             write_json_atomic(self.run_dir / "metrics.json", dict(sorted(metrics.items())))

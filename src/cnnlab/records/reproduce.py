@@ -16,7 +16,7 @@ from typing import Any
 
 from cnnlab.errors import DataError
 
-# Re-exported: cnnlab.runs.listing reads run.json with it.
+# Re-exported: cnnlab.records.listing reads run.json with it.
 from cnnlab.files.read import read_json_object, read_yaml
 
 __all__ = ["RunRecord", "compare_metrics", "load_run", "read_json_object"]

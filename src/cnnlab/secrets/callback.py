@@ -11,7 +11,7 @@ log file, and the console, which wandb copies into ``output.log``).
 
 Before anything is written, it gives the composed config (the sweeper's storage and the
 command line's overrides in its ``hydra`` node included) to
-:func:`~cnnlab.runs.scrub.remember_secrets`: from then on every mask in the process finds
+:func:`~cnnlab.secrets.mask.remember_secrets`: from then on every mask in the process finds
 each secret value wherever it appears, whatever the text around it.
 """
 
@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.runs.scrub import remember_secrets, remember_urls, scrub_secrets, scrub_text
+from cnnlab.secrets.mask import remember_secrets, remember_urls, scrub_secrets, scrub_text
 
 __all__ = [
     "ScrubSecrets",

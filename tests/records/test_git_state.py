@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.runs.git import git_state, package_dir
+from cnnlab.records.git import git_state, package_dir
 
 
 def test_clean_repository(repo: Path, git: Callable[..., str]) -> None:
@@ -95,6 +95,6 @@ def test_missing_folder_gives_none(tmp_path: Path) -> None:
 
 
 def test_default_is_the_package_folder() -> None:
-    assert (package_dir() / "runs" / "git.py").is_file()
+    assert (package_dir() / "records" / "git.py").is_file()
     state = git_state()
     assert state is None or package_dir().is_relative_to(state["root"])

@@ -2,7 +2,7 @@
 
 A task writes it twice: with status ``running`` when the run starts (so a crash still leaves a
 record) and with the final status at the end. Secrets are masked before anything is written
-(see :mod:`cnnlab.runs.scrub`).
+(see :mod:`cnnlab.secrets.mask`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import cnnlab
-from cnnlab.runs.atomic import write_text_atomic
-from cnnlab.runs.git import git_state
-from cnnlab.runs.scrub import scrub_secrets
+from cnnlab.files.atomic import write_text_atomic
+from cnnlab.records.git import git_state
+from cnnlab.secrets.mask import scrub_secrets
 
 __all__ = [
     "PACKAGES",
@@ -169,7 +169,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON so that ``path`` is never seen half-written.
 
     The JSON goes to a temporary file beside ``path``, is flushed to disk, and then replaces
-    ``path`` in one rename (see :mod:`cnnlab.runs.atomic`). On any error the temporary file is
+    ``path`` in one rename (see :mod:`cnnlab.files.atomic`). On any error the temporary file is
     removed and an existing ``path`` is left as it was. Paths, dates and enums are written as
     strings.
 

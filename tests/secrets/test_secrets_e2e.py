@@ -16,12 +16,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from tests.conftest import only_run_dir, quick
-from tests.sweep.conftest import postgres_server  # noqa: F401 - a fixture
 
 from cnnlab.config import config_dir
 from cnnlab.errors import ConfigError
-from cnnlab.runs.scrub import (
+from cnnlab.secrets.callback import ScrubSecrets, mask_record
+from cnnlab.secrets.mask import (
     MASK,
     masked_keys,
     remember_urls,
@@ -29,7 +28,8 @@ from cnnlab.runs.scrub import (
     scrub_secrets,
     scrub_text,
 )
-from cnnlab.runs.scrub_hydra import ScrubSecrets, mask_record
+from tests.conftest import only_run_dir, quick
+from tests.sweep.conftest import postgres_server  # noqa: F401 - a fixture
 
 SECRET = "hunter2-0b5cure"
 
@@ -272,7 +272,7 @@ def test_train_with_each_logger_leaves_the_secrets_nowhere(
         "loss.api_token",
     }
     callbacks = hydra_files["hydra.yaml"].hydra.callbacks
-    assert callbacks.mask_private_values._target_ == "cnnlab.runs.scrub_hydra.ScrubSecrets"
+    assert callbacks.mask_private_values._target_ == "cnnlab.secrets.callback.ScrubSecrets"
 
 
 def _mlflow_params(outputs: Path) -> dict[str, str]:

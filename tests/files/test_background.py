@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.runs.background import OrderedWriter
+from cnnlab.files.background import OrderedWriter
 
 
 def test_writes_land_in_order_and_flush_waits_for_them(tmp_path: Path) -> None:
