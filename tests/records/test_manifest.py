@@ -13,7 +13,8 @@ import torch
 from omegaconf import OmegaConf
 
 import cnnlab
-from cnnlab.records.manifest import PACKAGES, RunStatus, build_manifest, write_json_atomic
+from cnnlab.files.atomic import write_json_atomic
+from cnnlab.records.manifest import PACKAGES, RunStatus, build_manifest
 
 START = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SECRET = "wk-0123456789abcdef-secret"

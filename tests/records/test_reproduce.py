@@ -11,7 +11,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from cnnlab.errors import DataError
-from cnnlab.records.manifest import build_manifest, write_json_atomic
+from cnnlab.files.atomic import write_json_atomic
+from cnnlab.records.manifest import build_manifest
 from cnnlab.records.reproduce import RunRecord, compare_metrics, load_run
 
 METRICS = {"test/acc": 0.9712, "test/loss": 0.0931, "val/acc_best": 0.98}

@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from cnnlab.config import config_dir
-from cnnlab.sweep.parallel import jobs_at_once, share_cores, usable_cores
+from cnnlab.machine import usable_cores
+from cnnlab.sweep.parallel import jobs_at_once, share_cores
 from tests.conftest import QUICK
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"

@@ -47,7 +47,7 @@ AUTO_WORKERS = 4
 
 def auto_workers() -> int:
     """``min(AUTO_WORKERS, usable cores)``: more workers than cores only queue for them."""
-    from cnnlab.sweep.parallel import usable_cores
+    from cnnlab.machine import usable_cores
 
     return min(AUTO_WORKERS, usable_cores())
 

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import BinaryIO, TypeGuard
+from typing import Any, BinaryIO, TypeGuard
 
 from cnnlab.errors import DataError
 
@@ -38,6 +41,7 @@ __all__ = [
     "replacing",
     "temp_path",
     "write_bytes_atomic",
+    "write_json_atomic",
     "write_text_atomic",
 ]
 
@@ -169,3 +173,40 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | memoryview) -
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Replace ``path`` with ``text`` in UTF-8, all or nothing (see :func:`atomic_write`)."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented JSON so that ``path`` is never seen half-written.
+
+    The JSON goes to a temporary file beside ``path``, is flushed to disk, and then replaces
+    ``path`` in one rename (see :mod:`cnnlab.files.atomic`). On any error the temporary file is
+    removed and an existing ``path`` is left as it was. Paths, dates and enums are written as
+    strings.
+
+    Args:
+        path: The file to write; missing parent folders are created.
+        data: A JSON-serialisable structure.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        WriteError: When the disk is full, read-only or not writable.
+    """
+    text = json.dumps(data, indent=2, default=_json_default) + "\n"
+    return write_text_atomic(path, text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    # numpy and torch scalars
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")

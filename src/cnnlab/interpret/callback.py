@@ -61,10 +61,10 @@ class InterpretFigures(Callback):
         self._draw(trainer, pl_module, datamodule)
 
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule, datamodule: Any) -> None:
+        from cnnlab.files.atomic import write_json_atomic
         from cnnlab.interpret.inputs import mean_image, sample_per_class
         from cnnlab.interpret.render import Interpreter
         from cnnlab.lit.callbacks import log_image
-        from cnnlab.records.manifest import write_json_atomic
 
         classes = list(datamodule.classes)
         batch = sample_per_class(datamodule.test_dataloader(), len(classes), self.per_class)

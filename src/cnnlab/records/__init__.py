@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnlab.records.manifest import RunStatus, build_manifest, write_json_atomic
+from cnnlab.records.manifest import RunStatus, build_manifest
 from cnnlab.records.reproduce import RunRecord, compare_metrics, load_run
 
 __all__ = [
@@ -11,5 +11,4 @@ __all__ = [
     "build_manifest",
     "compare_metrics",
     "load_run",
-    "write_json_atomic",
 ]

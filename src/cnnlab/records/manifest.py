@@ -8,21 +8,18 @@ record) and with the final status at the end. Secrets are masked before anything
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from enum import Enum, StrEnum
-from pathlib import Path
+from enum import StrEnum
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import cnnlab
-from cnnlab.files.atomic import write_text_atomic
 from cnnlab.records.git import git_state
 from cnnlab.secrets.mask import scrub_secrets
 
@@ -33,7 +30,6 @@ __all__ = [
     "hardware_info",
     "package_versions",
     "platform_info",
-    "write_json_atomic",
 ]
 
 # Distributions whose versions decide whether a run reproduces.
@@ -154,7 +150,7 @@ def platform_info() -> dict[str, str]:
 
 def hardware_info() -> dict[str, Any]:
     """Return CPU count, usable CPUs, torch's threads, memory and the CUDA devices it sees."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    usable = usable_cores()
     torch = sys.modules.get("torch")  # only a run that has imported torch has threads to tell
     return {
         "cpu_count": os.cpu_count(),
@@ -163,28 +159,6 @@ def hardware_info() -> dict[str, Any]:
         "memory_bytes": _total_memory(),
         "cuda_devices": _cuda_devices(),
     }
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON so that ``path`` is never seen half-written.
-
-    The JSON goes to a temporary file beside ``path``, is flushed to disk, and then replaces
-    ``path`` in one rename (see :mod:`cnnlab.files.atomic`). On any error the temporary file is
-    removed and an existing ``path`` is left as it was. Paths, dates and enums are written as
-    strings.
-
-    Args:
-        path: The file to write; missing parent folders are created.
-        data: A JSON-serialisable structure.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        WriteError: When the disk is full, read-only or not writable.
-    """
-    text = json.dumps(data, indent=2, default=_json_default) + "\n"
-    return write_text_atomic(path, text)
 
 
 def _plain_config(cfg: DictConfig | Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -217,18 +191,3 @@ def _cuda_devices() -> list[str]:
     if not torch.cuda.is_available():
         return []
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    # numpy and torch scalars
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")

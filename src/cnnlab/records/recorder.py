@@ -52,7 +52,8 @@ class RunRecorder:
 
     def record(self, status: str, error: str | None = None) -> None:
         """(Re)write ``run.json`` with ``status``."""
-        from cnnlab.records.manifest import build_manifest, write_json_atomic
+        from cnnlab.files.atomic import write_json_atomic
+        from cnnlab.records.manifest import build_manifest
 
         if not self.is_zero:
             return
@@ -98,7 +99,7 @@ class RunRecorder:
 
     def write_metrics(self, metrics: dict[str, float]) -> None:
         """Write the final ``metrics.json`` (flat keys, sorted, no timings)."""
-        from cnnlab.records.manifest import write_json_atomic
+        from cnnlab.files.atomic import write_json_atomic
 
         if self.is_zero:
             write_json_atomic(self.run_dir / "metrics.json", dict(sorted(metrics.items())))

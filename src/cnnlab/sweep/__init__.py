@@ -19,6 +19,6 @@ def sweep_callbacks(cfg: DictConfig) -> list[Any]:
     if not sweep or sweep.get("trial_number") is None:
         return []
     from cnnlab.sweep.pruning import trial_pruning_callback
-    from cnnlab.tracking.trial_links import TrialLinks
+    from cnnlab.sweep.trial_links import TrialLinks
 
     return [trial_pruning_callback(cfg), TrialLinks.from_config(cfg)]

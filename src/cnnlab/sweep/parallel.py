@@ -20,7 +20,6 @@ The batch is the sweeper's ``n_jobs`` (fewer for the study's last trials).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,13 +28,6 @@ from omegaconf import OmegaConf
 log = logging.getLogger(__name__)
 
 PARALLEL_KEY = "sweep.parallel_jobs"
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def jobs_at_once(launcher: Mapping[str, Any], batch: int) -> int:

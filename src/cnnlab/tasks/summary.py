@@ -31,9 +31,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from rich.console import Console
 
     from cnnlab.errors import ConfigError, config_errors
+    from cnnlab.files.atomic import write_json_atomic
     from cnnlab.models import image_hw
     from cnnlab.models.summary import summarize
-    from cnnlab.records.manifest import write_json_atomic
 
     depth = cfg.get("depth")
     if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 1):

@@ -23,9 +23,9 @@ def run(cfg: DictConfig) -> Path:
     """Run ``cfg.method`` on ``cfg.ckpt_path`` and return the path of ``index.json``."""
     import torch
 
+    from cnnlab.files.atomic import write_json_atomic
     from cnnlab.interpret.render import Interpreter, Settings, check_method
     from cnnlab.lit.checkpoint import data_config
-    from cnnlab.records.manifest import write_json_atomic
     from cnnlab.records.recorder import recorded_run
     from cnnlab.tasks.common import load_classifier
 

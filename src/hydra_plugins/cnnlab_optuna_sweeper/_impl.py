@@ -52,8 +52,8 @@ from cnnlab.sweep.space import (  # noqa: F401
     create_optuna_distribution_from_override,
     create_params_from_overrides,
 )
+from cnnlab.sweep.wandb_sweep import log_sweep_summary
 from cnnlab.tasks import find_user_error
-from cnnlab.tracking.wandb_sweep import log_sweep_summary
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ class OptunaSweeperImpl(Sweeper):
         self, study_name: str, n_trials: int, space: search_space.SearchSpace, pruner: Any
     ) -> None:
         """Record where the study lives, so that ``cnnlab report SWEEP_DIR`` finds it."""
-        from cnnlab.records.manifest import write_json_atomic
+        from cnnlab.files.atomic import write_json_atomic
 
         info = {
             "study_name": study_name,
@@ -514,8 +514,8 @@ def _append_to_job_log(log_path: Path, trial: Trial, error: str, exc: BaseExcept
 
 def _mark_run_lost(run_dir: Path, error: str) -> None:
     """A job killed mid-run left ``run.json`` saying "running": record how it ended."""
+    from cnnlab.files.atomic import write_json_atomic
     from cnnlab.files.read import read_json_object
-    from cnnlab.records.manifest import write_json_atomic
 
     path = run_dir / "run.json"
     try:
