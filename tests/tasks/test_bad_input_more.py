@@ -37,6 +37,10 @@ def run_folders(tmp_path: Path) -> list[Path]:
     return sorted(p for p in (tmp_path / "outputs").glob("*runs/*/*") if p.is_dir())
 
 
+def temp_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob(".*") if p.name.endswith(".tmp") or "probe" in p.name)
+
+
 # ------------------------------------------------------------------------------------------
 # The network against the data: classes, channels and image size, before any run folder.
 # ------------------------------------------------------------------------------------------
@@ -88,3 +92,96 @@ def test_eval_with_images_too_small_for_the_checkpoint(
     )
     assert_one_line(result, "cnnlab eval: error: data.image_size: ", "8x8")
     assert not list((tmp_path / "outputs").rglob("metrics.json"))
+
+
+# ------------------------------------------------------------------------------------------
+# Outputs the user names: checked before the work, and a failed write is one line too.
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", ["/proc/x.csv", "/proc/sub/x.csv"])
+def test_predict_output_where_no_file_can_be_made(
+    output: str, lenet_ckpt: Path, run_subprocess: Run, tmp_path: Path
+) -> None:
+    image = tmp_path / "digit.png"
+    from PIL import Image
+
+    Image.new("L", (28, 28)).save(image)
+    result = run_subprocess(
+        "predict", f"ckpt_path={lenet_ckpt}", f"input={image}", f"output={output}"
+    )
+    assert_one_line(result, "cnnlab predict: error: output: ", "/proc")
+    assert run_folders(tmp_path) == []
+
+
+def test_a_failed_write_of_an_output_names_the_file(tmp_path: Path) -> None:
+    from cnnlab.runs.atomic import WriteError, write_text_atomic
+    from cnnlab.tasks.common import output_errors
+
+    (tmp_path / "a_file").write_text("in the way\n")
+    for target in (Path("/proc/x.csv"), tmp_path / "a_file" / "x.csv", tmp_path):
+        with pytest.raises(WriteError, match="cannot write") as info, output_errors(target):
+            write_text_atomic(target, "path,label\n")
+        assert str(target) in str(info.value)
+    assert temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--seed", "-1"], "argument --seed: must be an integer in [0, "),
+        (["--seed", "abc"], "argument --seed: must be an integer in [0, "),
+        (["--out", "{file}"], "--out: {file} is a file, not a folder"),
+        (["--out", "/proc/cs"], "--out: cannot write in /proc"),
+        (["--out", "/proc"], "--out: cannot write in /proc"),
+        (["--mode", "train", "--out", "/proc/cs"], "--out: cannot write in /proc"),
+    ],
+    ids=["seed -1", "seed abc", "out a file", "out under proc", "out proc", "train out proc"],
+)
+def test_compare_search_bad_arguments(
+    args: list[str], needle: str, run_subprocess: Run, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder\n")
+    filled = [a.format(file=a_file) for a in args]
+    if "--out" not in filled:
+        filled += ["--out", str(tmp_path / "cs")]
+    result = run_subprocess(
+        "compare-search", "--budgets", "9", "--repeats", "2", *filled, timeout=FAIL_FAST_S
+    )
+    assert result.returncode == 2
+    assert_one_line(result, "cnnlab compare-search: error: ", needle.format(file=a_file))
+    assert not (tmp_path / "cs").exists()
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    ("docs", "needle"),
+    [
+        ("{folder}", "needs a suffix"),
+        ("{folder}.md", "is a folder; give a file name"),
+        ("/proc/experiments.md", "cannot write in /proc"),
+    ],
+    ids=["folder", "folder with a suffix", "under proc"],
+)
+def test_experiments_docs_that_cannot_be_written(
+    docs: str, needle: str, run_subprocess: Run, tmp_path: Path
+) -> None:
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    (tmp_path / "adir.md").mkdir()
+    result = run_subprocess(
+        "experiments",
+        "--quick",
+        "--only",
+        "search",
+        "--out",
+        str(tmp_path / "exp"),
+        "--docs",
+        docs.format(folder=folder),
+        timeout=FAIL_FAST_S,
+    )
+    assert result.returncode == 2
+    assert_one_line(result, "cnnlab experiments: error: --docs: ", needle)
+    assert not (tmp_path / "exp").exists()  # no sweep ran
+    assert list(folder.iterdir()) == [] and temp_files(tmp_path) == []
