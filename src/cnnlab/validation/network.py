@@ -64,8 +64,10 @@ def probe_network(cfg: Mapping[str, Any]) -> None:
             net = instantiate(dict(model), _convert_="all")
     except CnnlabError:
         raise
-    except Exception:  # the real build reports it, naming `model`
-        return
+    except Exception as exc:
+        if isinstance(exc.__cause__, CnnlabError):  # Hydra's instantiate wraps the builder's
+            raise exc.__cause__ from exc
+        return  # the real build reports it, naming `model`
     if not isinstance(net, torch.nn.Module):
         return  # the real build reports it
     key, note = "data.image_size", ""
