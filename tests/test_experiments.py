@@ -116,11 +116,11 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     proc = run_subprocess(*task.split(), "--out", str(blocker / "out"), timeout=60)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # refused with the flags, before any work
     output = (proc.stdout + proc.stderr).strip()
     assert "Traceback" not in output
     last = output.splitlines()[-1]
-    assert len(output.splitlines()) == 1 and f"{blocker / 'out'}: cannot create" in last
+    assert len(output.splitlines()) == 1 and f"--out: cannot create {blocker / 'out'}" in last
     assert blocker.read_text() == "not a folder"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cnnlab.experiments.studies import Sweep, TrialResult
 
@@ -118,5 +119,24 @@ def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
         ax.set(ylabel="best val acc (mean +- std)", title=label)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, path, dpi=80)
+
+
+def save_png(fig: Any, path: Path, dpi: int = 90) -> None:
+    """Save ``fig`` as a PNG through a temporary file beside ``path``, then close it.
+
+    A full disk or a path that cannot hold files leaves no truncated plot behind.
+
+    Raises:
+        WriteError: ``path`` cannot be written (named in the message).
+    """
+    import matplotlib.pyplot as plt
+
+    from cnnlab.files.atomic import replacing
+    from cnnlab.tasks.common import output_errors
+
+    try:
+        with output_errors(path), replacing(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)

@@ -140,6 +140,8 @@ def plot_trials(results: dict[str, dict[int, list[TrialResult]]], path: Path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cnnlab.experiments.page import save_png
+
     methods = list(results)
     fig = plt.figure(figsize=(4.2 * len(methods), 4.6))
     grid = fig.add_gridspec(
@@ -177,5 +179,4 @@ def plot_trials(results: dict[str, dict[int, list[TrialResult]]], path: Path) ->
             fig.colorbar(points, ax=side, label="best val acc")
     size = len(next(iter(results[methods[0]].values())))
     fig.suptitle(f"{size} trials on LeNet-5 / digits: val accuracy along lr (top) and wd (right)")
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, path)

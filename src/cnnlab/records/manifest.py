@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import cnnlab
+from cnnlab.machine import usable_cores
 from cnnlab.records.git import git_state
 from cnnlab.secrets.mask import scrub_secrets
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from cnnlab.machine import usable_cores
+
 log = logging.getLogger(__name__)
 
 PARALLEL_KEY = "sweep.parallel_jobs"

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, DataError
 from cnnlab.secrets.mask import scrub_text
 
 if TYPE_CHECKING:
@@ -381,6 +381,81 @@ def ask_lock(url: str | None) -> Iterator[None]:
         handle.close()
 
 
+# Where the errors of a storage's database layer come from (besides Optuna's own).
+DRIVER_MODULES = ("sqlalchemy", "sqlite3", "psycopg", "psycopg2", "MySQLdb", "pymysql")
+
+
+class StorageWriteError(DataError):
+    """The study's storage stopped taking writes (a full disk, a lost database server)."""
+
+
+def storage_cause(exc: BaseException) -> str | None:
+    """``Type: message`` of the storage's own failure inside ``exc``, or None if it is not one.
+
+    Optuna wraps a failed commit in ``StorageInternalError`` ("typically ... invalid data"),
+    SQLAlchemy the driver's error in its own; the user needs the innermost one, e.g.
+    ``sqlite3.OperationalError: database or disk is full``.
+    """
+    from optuna.exceptions import StorageInternalError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    found = False
+    innermost = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        module = type(current).__module__
+        if isinstance(current, StorageInternalError) or module.startswith(DRIVER_MODULES):
+            found = True
+            innermost = current
+        current = current.__cause__ or current.__context__
+    if not found:
+        return None
+    inner = getattr(innermost, "orig", None) or innermost  # SQLAlchemy keeps the driver's
+    name = f"{type(inner).__module__.split('.')[0]}.{type(inner).__name__}"
+    lines = str(inner).strip().splitlines()
+    return f"{name}: {lines[0]}" if lines else name
+
+
+@contextmanager
+def storage_write_errors(url: str | None) -> Iterator[None]:
+    """Turn a storage that fails mid-sweep into one :class:`StorageWriteError` line naming it.
+
+    A disk that fills while a sweep runs made every later write raise Optuna's
+    ``StorageInternalError``, printed as a chain of tracebacks.
+    """
+    try:
+        yield
+    except Exception as exc:
+        cause = storage_cause(exc)
+        if cause is None or url is None:
+            raise
+        raise StorageWriteError(scrub_text(url), f"the study cannot be written: {cause}") from exc
+
+
+def fail_trials(storage: BaseStorage, trial_ids: Sequence[int]) -> list[int]:
+    """Mark the RUNNING trials ``trial_ids`` FAIL, as far as the storage lets us.
+
+    Returns:
+        The ids left RUNNING because the storage refused the write (a full disk holding the
+        storage itself); the next sweep on this study re-queues them (:func:`recover_abandoned`).
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    left = []
+    for trial_id in trial_ids:
+        try:
+            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue
+        except Exception as exc:
+            if storage_cause(exc) is None:
+                raise
+            left.append(trial_id)
+    return left
+
+
 def worker_id() -> dict[str, Any]:
     """This sweep process, as recorded on the trials it runs."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
@@ -420,6 +495,11 @@ class Heartbeat:
             self._trial_ids.update(trial_ids)
         self._beat(trial_ids)
 
+    def running(self) -> list[int]:
+        """The trials being stamped (started and not yet finished)."""
+        with self._lock:
+            return sorted(self._trial_ids)
+
     def discard(self, trial_ids: Sequence[int]) -> None:
         """Stop stamping ``trial_ids`` (they have finished)."""
         with self._lock:
@@ -434,7 +514,13 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             with self._lock:
                 ids = list(self._trial_ids)
-            self._beat(ids)
+            try:
+                self._beat(ids)
+            except Exception as exc:
+                # A storage that stopped taking writes: the sweep's own next write reports it
+                # in one line; a thread's traceback would only interleave with it.
+                if storage_cause(exc) is None:
+                    raise
 
     def _beat(self, trial_ids: Sequence[int]) -> None:
         from optuna.exceptions import UpdateFinishedTrialError

@@ -20,11 +20,42 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from cnnlab.errors import CnnlabError
+
 NOTE = (
     "objective=synthetic: Optuna's grid, random and TPE samplers minimise the analytic "
     "f(x, y) = g(x) + h(y) directly (no training); g(x) = (x - x0)^2, "
     "h(y) = 0.01 (y - y0)^2, with (x0, y0) drawn anew for every repeat."
 )
+
+
+# Each repeat seeds Optuna's samplers with ``seed * 100_003 + repeat`` (cnnlab.sweep.compare),
+# and numpy takes seeds below 2**32 only.
+SEED_MAX = (2**32 - 1) // 100_003 - 1
+
+
+def _seed(text: str) -> int:
+    """``--seed``: an integer in [0, SEED_MAX] (argparse turns the error into exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_MAX}], got {text!r}")
+    return value
+
+
+def check_out_folder(parser: argparse.ArgumentParser, flag: str, out: Path) -> None:
+    """Refuse an output folder that cannot be made or written, before any work (exit 2).
+
+    A file in its place, a folder under ``/proc`` or a read-only disk would otherwise be
+    found only when the results are written, after minutes of sweeps.
+    """
+    from cnnlab.validation.rules import Folder
+
+    problem = Folder().problem(str(out))
+    if problem is not None:
+        parser.error(f"{flag}: {problem}")
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -48,7 +79,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--objective", choices=["synthetic"], default="synthetic")
     parser.add_argument("--budgets", type=int, nargs="+", default=[9, 16, 25, 64])
     parser.add_argument("--repeats", type=int, default=30, help="random problems per budget")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed, default=0, help=f"in [0, {SEED_MAX}] (0)")
     parser.add_argument("--out", type=Path, default=None, help="(outputs/compare_search/<time>)")
     train = parser.add_argument_group("mode=train")
     train.add_argument("--seeds", type=int, default=3, help="sweep seeds per method (3)")
@@ -74,7 +105,7 @@ def main(argv: list[str]) -> int:
         print("cnnlab compare-search: error: --repeats: needs at least 2", file=sys.stderr)
         return 2
     out = args.out or _default_out()
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_folder(parser, "--out", out)
     print(NOTE)
     results = compare(args.budgets, args.repeats, args.seed, progress=print)
     table = {
@@ -83,6 +114,31 @@ def main(argv: list[str]) -> int:
     }
     lines = _table(table, args.budgets)
     print("\n".join(lines))
+    try:
+        _write_synthetic(out, results, table, args, lines)
+    except CnnlabError as exc:
+        print(f"cnnlab compare-search: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
+def _write_synthetic(
+    out: Path,
+    results: dict[str, Any],
+    table: dict[str, Any],
+    args: argparse.Namespace,
+    lines: list[str],
+) -> None:
+    """Write the plots, ``results.json`` and ``report.md`` of the synthetic comparison.
+
+    Raises:
+        WriteError: A file cannot be written (named); none is left half-written.
+    """
+    from cnnlab.tasks.common import output_errors
+
+    with output_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
     _plot_nine(results, args.budgets, out / "nine_trials.png")
     _plot_regret(table, args.budgets, out / "regret.png")
     _write(
@@ -104,8 +160,6 @@ def main(argv: list[str]) -> int:
         "",
     ]
     _write(out / "report.md", "\n".join(report))
-    print(f"wrote {out}")
-    return 0
 
 
 def _default_out() -> Path:
@@ -117,7 +171,6 @@ def _default_out() -> Path:
 
 def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Grid, random and TPE sweeps of real LeNet-5 training, several seeds each."""
-    from cnnlab.errors import CnnlabError
     from cnnlab.experiments import search
     from cnnlab.experiments.studies import create_folders
 
@@ -133,6 +186,7 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         parser.error(f"--trials: {exc}")
     # A fixed default folder: re-running the same command resumes its studies.
     out = args.out or search.default_out()
+    check_out_folder(parser, "--out", out)
     extra = []
     if args.limit_batches is not None:
         n = args.limit_batches
@@ -147,6 +201,27 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     summary = {method: search.summarise(by_seed) for method, by_seed in results.items()}
     lines = search.table(summary)
     print("\n".join(lines))
+    try:
+        _write_train(out, args, seeds, sweeps, results, summary, lines)
+    except CnnlabError as exc:
+        print(f"cnnlab compare-search: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
+def _write_train(
+    out: Path,
+    args: argparse.Namespace,
+    seeds: list[int],
+    sweeps: dict[str, Any],
+    results: dict[str, Any],
+    summary: dict[str, Any],
+    lines: list[str],
+) -> None:
+    """Write the plot, ``results.json`` and ``report.md`` of ``mode=train``."""
+    from cnnlab.experiments import search
+
     search.plot_trials(results, out / "nine_trials.png")
     commands = {
         method: {str(seed): sweep.command() for seed, sweep in by_seed.items()}
@@ -166,8 +241,6 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     report += ["![trials](nine_trials.png)", "", "Commands (one study each):", ""]
     report += [f"- `{c}`" for by_seed in commands.values() for c in by_seed.values()]
     _write(out / "report.md", "\n".join([*report, ""]))
-    print(f"wrote {out}")
-    return 0
 
 
 def _table(table: dict[str, dict[int, dict[str, float]]], budgets: list[int]) -> list[str]:
@@ -191,6 +264,8 @@ def _plot_nine(results: dict[str, Any], budgets: list[int], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from cnnlab.experiments.page import save_png
 
     budget = min(budgets)
     strategies = list(results)
@@ -232,8 +307,7 @@ def _plot_nine(results: dict[str, Any], budgets: list[int], path: Path) -> None:
     fig.suptitle(
         f"{budget} trials on f(x, y) = g(x) + h(y): g (top) matters, h (right) barely", fontsize=10
     )
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _plot_regret(
@@ -243,6 +317,8 @@ def _plot_regret(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from cnnlab.experiments.page import save_png
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy, by_budget in table.items():
@@ -259,13 +335,13 @@ def _plot_regret(
     ax.set_xticks(budgets, [str(b) for b in budgets])
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _write(path: Path, text: str) -> None:
-    import os
+    """Write ``text`` to ``path``, all or nothing; WriteError names the file."""
+    from cnnlab.files.atomic import write_text_atomic
+    from cnnlab.tasks.common import output_errors
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with output_errors(path):
+        write_text_atomic(path, text)

@@ -9,7 +9,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.errors import CheckpointError
 from cnnlab.lit.checkpoint import data_config
-from cnnlab.tasks.common import build_datamodule, build_loggers, build_trainer, load_classifier
+from cnnlab.tasks.common import (
+    build_datamodule,
+    build_loggers,
+    build_trainer,
+    load_classifier,
+    to_dict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +34,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     with recorded_run(cfg) as recorder:
         module = load_classifier(cfg.ckpt_path)
         data_cfg = cfg.get("data") or OmegaConf.create(data_config(module.hparams))
+        check_data_fits(cfg.ckpt_path, module, data_cfg)  # before any data is loaded
         datamodule = build_datamodule(data_cfg)
-        check_data_fits(cfg.ckpt_path, module.hparams, data_cfg)
         trainer = build_trainer(cfg.trainer, [progress_bar()], build_loggers(cfg.get("logger")))
         # The checkpoint's hyperparameters, as Lightning logged them before they were saved
         # with logger=False (see cnnlab.tracking.loggers).
@@ -42,11 +48,22 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def check_data_fits(ckpt_path: str, hparams: Any, data_cfg: DictConfig) -> None:
-    """Raise :class:`CheckpointError` when data classes or channels differ from the model."""
-    model = hparams["model"]
+def check_data_fits(ckpt_path: str, module: Any, data_cfg: DictConfig) -> None:
+    """Check that the checkpoint's network takes the data, before any batch is run.
+
+    Raises:
+        CheckpointError: The data's classes or channels differ from the network's.
+        ConfigError: ``data.image_size``: the network cannot take images of that size (one
+            forward pass of one image finds it, instead of torch's error mid-test).
+    """
+    from cnnlab.models.registry import image_hw
+    from cnnlab.validation.network import check_network_input
+
+    model = module.hparams["model"]
     for key in ("num_classes", "in_channels"):
         if int(model[key]) != int(data_cfg[key]):
             raise CheckpointError(
                 ckpt_path, f"the network has {key}={model[key]}, the data has {key}={data_cfg[key]}"
             )
+    size = image_hw(to_dict(data_cfg.image_size))
+    check_network_input(module.net, int(data_cfg.in_channels), size, "data.image_size")

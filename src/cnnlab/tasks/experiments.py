@@ -59,6 +59,7 @@ def main(argv: list[str]) -> int:
     out = args.out or root / ("experiments-quick" if args.quick else "experiments")
     # A smoke run never overwrites the real page.
     docs = args.docs or (out / "experiments.md" if args.quick else Path("docs/experiments.md"))
+    check_outputs(parser, out, docs)
 
     from cnnlab.errors import CnnlabError
     from cnnlab.experiments.studies import create_folders
@@ -66,12 +67,32 @@ def main(argv: list[str]) -> int:
     try:
         create_folders(out, docs.with_suffix(""))
         text = build_page(args.quick, args.only, out, docs)
+        _write(docs, text)
     except CnnlabError as exc:
         print(f"cnnlab experiments: error: {exc}", file=sys.stderr)
         return 1
-    _write(docs, text)
     print(f"wrote {docs}")
     return 0
+
+
+def check_outputs(parser: argparse.ArgumentParser, out: Path, docs: Path) -> None:
+    """Refuse a ``--docs`` or ``--out`` that cannot be written, before any sweep runs (exit 2).
+
+    The page is written last, after every sweep: a folder given as ``--docs`` or a parent
+    under ``/proc`` must not cost the sweeps' time first. The page's plots go into the
+    folder named like the page without its suffix, so the page needs a suffix.
+    """
+    from cnnlab.validation.rules import Folder, NewFile
+
+    if not docs.suffix:
+        parser.error(f"--docs: {docs} needs a suffix (e.g. {docs}.md); its plots go in {docs}/")
+    for flag, problem in (
+        ("--out", Folder().problem(str(out))),
+        ("--docs", NewFile("experiments.md").problem(str(docs))),
+        ("--docs", Folder().problem(str(docs.with_suffix("")))),
+    ):
+        if problem is not None:
+            parser.error(f"{flag}: {problem}")
 
 
 def build_page(quick: bool, only: list[str], out: Path, docs: Path) -> str:
@@ -82,8 +103,7 @@ def build_page(quick: bool, only: list[str], out: Path, docs: Path) -> str:
 
     budget = QUICK if quick else FULL
     db = out / "studies.db"
-    figures = docs.with_suffix("")  # docs/experiments/
-    figures.mkdir(parents=True, exist_ok=True)
+    figures = docs.with_suffix("")  # docs/experiments/ (main made it)
     seeds = list(range(1, budget.seeds + 1))
     command = "make experiments" + (" QUICK=1" if quick else "")
     shape = f"{budget.epochs} epochs per LeNet-5-sized trial, {budget.seeds} seeds" + (
@@ -159,8 +179,9 @@ def _search_section(budget: Budget, out: Path, figures: Path, seeds: list[int]) 
 
 
 def _write(path: Path, text: str) -> None:
-    """Write atomically: a page is never left half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write atomically: a page is never left half-written; WriteError names the file."""
+    from cnnlab.files.atomic import write_text_atomic
+    from cnnlab.tasks.common import output_errors
+
+    with output_errors(path):
+        write_text_atomic(path, text)

@@ -23,7 +23,7 @@ def run(cfg: DictConfig) -> Path:
     import torch
 
     from cnnlab.data.sources.imagefolder import decode_image
-    from cnnlab.tasks.common import load_classifier
+    from cnnlab.tasks.common import load_classifier, output_errors
 
     if int(cfg.batch_size) <= 0:
         raise ConfigError("batch_size", f"must be > 0, got {cfg.batch_size}")
@@ -53,7 +53,8 @@ def run(cfg: DictConfig) -> Path:
             rows.append([str(path), i[0], classes[i[0]], f"{p[0]:.6f}", ranked])
 
     output = Path(str(cfg.output))
-    write_csv_atomic(output, ["path", "label", "class", "probability", f"top{top_k}"], rows)
+    with output_errors(output):  # /proc, a file in the path: one line, as a full disk
+        write_csv_atomic(output, ["path", "label", "class", "probability", f"top{top_k}"], rows)
     log.info("%d predictions written to %s", len(rows), output)
     return output
 

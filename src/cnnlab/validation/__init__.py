@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -119,11 +120,12 @@ def run_dir_of(config: DictConfig) -> str:
 
 
 class ValidateConfig(Callback):
-    """Hydra callback: validate a single run's config before its run folder exists.
+    """Hydra callback: validate a run's config before its run folder exists.
 
     Registered in ``conf/hydra/default.yaml``. A mistake prints one line and exits 1, as
-    :func:`cnnlab.tasks.run_task` does; multiruns are validated per job instead, where the
-    sweeper records a failed trial.
+    :func:`cnnlab.tasks.run_task` does. A multirun is validated at its start, before the
+    sweeper creates its folder or its study: the base config and every swept value (see
+    :mod:`cnnlab.validation.multirun`).
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -131,6 +133,26 @@ class ValidateConfig(Callback):
 
         with exit_on_user_error(str(config.get("task", "")), log_it=False):
             validate_run(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        from cnnlab.errors import tracebacks_wanted
+        from cnnlab.tasks import find_user_error
+        from cnnlab.validation.multirun import validate_multirun
+
+        # Not exit_on_user_error: in a multirun it lets errors through, for the sweeper to
+        # record a failed trial; here no trial exists yet.
+        try:
+            validate_multirun(config)
+        except Exception as exc:
+            user_error = find_user_error(exc)
+            if user_error is None or tracebacks_wanted():
+                raise
+            print(f"cnnlab {config.get('task', '')}: error: {user_error}", file=sys.stderr)
+            raise SystemExit(1) from None
+        finally:
+            HydraConfig.instance().set_config(config)  # the probe jobs set theirs
 
 
 def validate_run(config: DictConfig) -> None:

@@ -8,8 +8,10 @@ Booleans are never numbers here: ``trainer.max_epochs=true`` is a mistake, not 1
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,14 +251,20 @@ class ReadablePath(_PathRule):
 
 
 class NewFile(_PathRule):
-    """A file path that can be written: not a folder, and its folder can be created."""
+    """A file path that can be written: not a folder, and its folder can be created.
+
+    ``example`` is the file name the error suggests when the path is a folder.
+    """
+
+    def __init__(self, example: str = "predictions.csv") -> None:
+        self.example = example
 
     def describe(self) -> str:
         return "the path of a file to write"
 
     def path_problem(self, path: Path) -> str | None:
         if path.is_dir() or str(path).endswith(os.sep):
-            return f"{path} is a folder; give a file name, e.g. {path / 'predictions.csv'}"
+            return f"{path} is a folder; give a file name, e.g. {path / self.example}"
         return creatable_problem(path.parent)
 
 
@@ -271,7 +279,11 @@ class Folder(_PathRule):
 
 
 def creatable_problem(folder: Path) -> str | None:
-    """None when ``folder`` is a writable folder or can be created; else why not."""
+    """None when ``folder`` is a writable folder or can be created; else why not.
+
+    Its nearest existing folder is asked with ``os.access`` and then tried for real (see
+    :func:`probe_problem`): ``os.access`` tells root yes everywhere.
+    """
     folder = Path(os.path.abspath(folder))
     try:
         if folder.exists() and not folder.is_dir():
@@ -287,4 +299,24 @@ def creatable_problem(folder: Path) -> str | None:
         read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
         cause = "Read-only file system" if read_only else "permission denied"
         return f"cannot write in {existing} ({cause})"
+    return probe_problem(existing)
+
+
+PROBE_PREFIX = ".cnnlab-probe-"
+
+
+def probe_problem(folder: Path) -> str | None:
+    """Create and remove an empty file in ``folder``; None when it worked, else why not.
+
+    The only honest answer to "can a file be made here": ``os.access`` says yes to root on
+    ``/proc`` (where creating a file fails with ENOENT) and on folders that a mount makes
+    read-only or full of inodes. The file has a unique name and lives for a moment.
+    """
+    try:
+        fd, name = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
+    except OSError as exc:
+        return f"cannot write in {folder} ({exc.strerror or exc})"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
     return None

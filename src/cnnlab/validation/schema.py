@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cnnlab.errors import ConfigError, show
+from cnnlab.validation.network import check_model_matches_data, probe_network
 from cnnlab.validation.rules import (
     Bool,
     Choice,
@@ -407,9 +408,12 @@ CHECKS: dict[str, tuple[Check, ...]] = {
         check_epochs,
         check_nesterov,
         check_metrics,
+        check_model_matches_data,
         build_optimizer_and_scheduler,
         build_loss_and_augmentation,
+        probe_network,  # last: it builds the network (on the meta device)
     ),
     "eval": (check_epochs,),
     "visualize": (check_visualize_extra,),
+    "summary": (probe_network,),
 }

@@ -197,6 +197,20 @@ class OptunaSweeperImpl(Sweeper):
         pruner_cfg = OmegaConf.to_container(self.pruner_cfg, resolve=True)
         pruner = instantiate(self.pruner_cfg)
         study_name = self.study_name or derive_study_name(self.config, space, self.directions)
+        # A storage that stops taking writes (a full disk) ends the sweep with one line.
+        with shared.storage_write_errors(self.storage_url):
+            return self._sweep(space, sampler, n_trials, pruner, pruner_cfg, study_name)
+
+    def _sweep(
+        self,
+        space: search_space.SearchSpace,
+        sampler: optuna.samplers.BaseSampler,
+        n_trials: int,
+        pruner: Any,
+        pruner_cfg: Any,
+        study_name: str,
+    ) -> list[FrozenTrial]:
+        """Open (or resume) the study, recover abandoned trials, run the loop, sum up."""
         # Workers starting together would race to create the schema and the study.
         with shared.ask_lock(self.storage_url):
             study = optuna.create_study(
@@ -227,6 +241,10 @@ class OptunaSweeperImpl(Sweeper):
             tell_outcome = True
         except TooManyFailedTrials:
             tell_outcome = True
+            raise
+        except Exception as exc:
+            if shared.storage_cause(exc) is not None:
+                _fail_own_trials(run)
             raise
         finally:
             heartbeat.stop()
@@ -468,6 +486,23 @@ def _fail(run: _Run, trial: Trial, error: str, exc: BaseException, log_path: Pat
     _append_to_job_log(log_path, trial, error, exc)
     log.warning("trial %d failed: %s (log: %s)", trial.number, _first_line(error), log_path)
     return Failure(trial.number, _first_line(error), log_path)
+
+
+def _fail_own_trials(run: _Run) -> None:
+    """After a storage error, mark this process's running trials FAIL where the storage lets us.
+
+    Where it does not (the storage is on the full disk), they stay RUNNING until the next sweep
+    on this study re-queues them (:func:`cnnlab.sweep.storage.recover_abandoned`).
+    """
+    running = run.heartbeat.running()
+    left = shared.fail_trials(run.study._storage, running)
+    run.heartbeat.discard(running)
+    if left:
+        log.warning(
+            "trials with storage ids %s stay RUNNING (the storage refuses writes); the next "
+            "sweep on this study re-queues them",
+            left,
+        )
 
 
 def _is_running(run: _Run, trial: Trial) -> bool:
