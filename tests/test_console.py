@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 from cnnlab.cli import TASKS
 from cnnlab.config import config_dir
-from cnnlab.quiet import quiet_console
+from cnnlab.console import quiet_console
 
 # The lines every run used to print that say nothing about the run.
 NOISE = (

@@ -301,9 +301,10 @@ def validate_and_build(task: str, config: DictConfig, key: str = "") -> None:
     """What ``cnnlab <task>`` does before any work: validate, then build the objects."""
     from hydra.utils import instantiate
 
+    from cnnlab.config import to_dict
     from cnnlab.errors import config_errors
     from cnnlab.lit.module import build_network
-    from cnnlab.tasks.common import build_callbacks, build_loggers, build_trainer, to_dict
+    from cnnlab.tasks.common import build_callbacks, build_loggers, build_trainer
     from cnnlab.validation import run_dir_of, task_config, validate_run
 
     validate_run(config)
@@ -323,7 +324,7 @@ def validate_and_build(task: str, config: DictConfig, key: str = "") -> None:
 
 def classify(exc: BaseException) -> Outcome:
     from cnnlab.cli import _composition_error
-    from cnnlab.tasks import find_user_error
+    from cnnlab.errors import find_user_error
 
     user_error = find_user_error(exc)
     if user_error is not None:

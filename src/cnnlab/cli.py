@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cnnlab.config import config_dir
-from cnnlab.quiet import quiet_console
+from cnnlab.console import quiet_console
 
 # Task name -> (one-line description, Hydra config name or None for a plain command).
 # A Hydra task runs ``cnnlab.tasks.<name>.run(cfg)``; a plain command runs

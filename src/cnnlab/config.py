@@ -1,11 +1,15 @@
-"""Where the Hydra config tree lives.
+"""Where the Hydra config tree lives, and config nodes as plain values.
 
-Kept free of heavy imports: the CLI imports this before any task runs.
+Kept free of heavy imports: the CLI imports this before any task runs. :func:`to_dict` is
+the one converter of config nodes into plain values.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 
 def config_dir() -> Path:
@@ -18,3 +22,8 @@ def config_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "conf"
+
+
+def to_dict(node: Any) -> Any:
+    """Resolve a config node into plain Python containers (anything else is returned as is)."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node

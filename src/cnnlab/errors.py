@@ -159,3 +159,19 @@ def config_errors(key: str) -> Iterator[None]:
 
 # A message that names its config key first: ``group.option: what is wrong``.
 _KEYED = re.compile(r"^(?P<key>[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+): (?P<message>[^\n]+)")
+
+
+def find_user_error(exc: BaseException) -> CnnlabError | None:
+    """Return the :class:`CnnlabError` in ``exc``'s cause chain, if any.
+
+    Hydra's ``instantiate`` and Lightning wrap exceptions raised in user code; the
+    original error is kept as ``__cause__`` or ``__context__``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, CnnlabError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -115,8 +115,7 @@ def test_predict_output_where_no_file_can_be_made(
 
 
 def test_a_failed_write_of_an_output_names_the_file(tmp_path: Path) -> None:
-    from cnnlab.files.atomic import WriteError, write_text_atomic
-    from cnnlab.tasks.common import output_errors
+    from cnnlab.files.atomic import WriteError, output_errors, write_text_atomic
 
     (tmp_path / "a_file").write_text("in the way\n")
     for target in (Path("/proc/x.csv"), tmp_path / "a_file" / "x.csv", tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import quick
-from tests.runs.test_disk_full import _fill, tmpfs  # noqa: F401 - tmpfs is a fixture
+from tests.records.test_disk_full import _fill, tmpfs  # noqa: F401 - tmpfs is a fixture
 
 # A command that waits on a fifo never ends; one that reads its data ends in seconds.
 QUICK_TIMEOUT = 30

@@ -132,8 +132,7 @@ def save_png(fig: Any, path: Path, dpi: int = 90) -> None:
     """
     import matplotlib.pyplot as plt
 
-    from cnnlab.files.atomic import replacing
-    from cnnlab.tasks.common import output_errors
+    from cnnlab.files.atomic import output_errors, replacing
 
     try:
         with output_errors(path), replacing(path) as tmp:

@@ -38,6 +38,7 @@ __all__ = [
     "atomic_write",
     "create_temp",
     "is_disk_error",
+    "output_errors",
     "replacing",
     "temp_path",
     "write_bytes_atomic",
@@ -51,6 +52,13 @@ DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, 
 # Temporary files start with this and end with TEMP_SUFFIX, so a leftover is easy to spot.
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
+
+
+# Why an output file cannot be written that is the path's doing, not a bug: a folder that
+# cannot hold files (/proc: ENOENT), a file where a folder should be, a folder in the way.
+PATH_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
+)
 
 
 class WriteError(DataError):
@@ -210,3 +218,23 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable: {value!r}")
+
+
+@contextmanager
+def output_errors(path: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Turn a failed write of an output the user named into one line naming the file.
+
+    The writers above already do so for a full, read-only or forbidden disk
+    (:class:`WriteError`); this adds the causes that come from the path
+    itself (:data:`PATH_ERRNOS`), which the checks before the work cannot all foresee (root
+    passes ``os.access`` everywhere; a folder can be replaced meanwhile).
+
+    Args:
+        path: The output named in the message; None names the file the error names.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in PATH_ERRNOS | DISK_ERRNOS:
+            raise
+        raise WriteError(path or exc.filename or "output", exc) from exc

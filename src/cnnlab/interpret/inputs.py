@@ -95,8 +95,7 @@ def load_files(path: str | Path, channels: int, size: int) -> ImageBatch:
     Raises:
         DataError: The path does not exist, holds no images, or an image is unreadable.
     """
-    from cnnlab.data.sources.imagefolder import decode_image
-    from cnnlab.tasks.predict import find_images
+    from cnnlab.data.sources.imagefolder import decode_image, find_images
 
     files = find_images(Path(path))
     return ImageBatch(

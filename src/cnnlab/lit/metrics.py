@@ -17,6 +17,10 @@ from cnnlab.errors import ConfigError
 TOP5_MIN_CLASSES = 6
 
 
+# Trainable parameters of the network, recorded with the metrics (a sweep objective, too).
+PARAMS_KEY = "model/params"
+
+
 class Stage(StrEnum):
     """The loop a metric comes from; its value is the key prefix."""
 

@@ -142,7 +142,7 @@ def apply_perf(cfg: Any, network: nn.Module) -> PerfSettings:
     Returns:
         The settings that were applied.
     """
-    from cnnlab.tasks.common import to_dict
+    from cnnlab.config import to_dict
 
     settings = perf_settings(to_dict(cfg.get("perf")))
     trainer = cfg.get("trainer") or {}

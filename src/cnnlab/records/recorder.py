@@ -214,7 +214,7 @@ def _when(text: Any) -> datetime | None:
 
 def _reason(exc: BaseException) -> str:
     """The one-line reason of a failure: the user error in the chain, else the exception."""
-    from cnnlab.tasks import find_user_error
+    from cnnlab.errors import find_user_error
 
     user_error = find_user_error(exc)
     if user_error is not None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cnnlab.errors import ConfigError, config_errors
 
@@ -27,27 +23,12 @@ __all__ = [
     "check_accelerator",
     "check_checkpoint_matches",
     "load_classifier",
-    "output_errors",
     "read_checkpoint",
-    "to_dict",
 ]
 
 log = logging.getLogger(__name__)
 
 GPU_ACCELERATORS = ("gpu", "cuda")
-
-# Why an output file cannot be written that is the path's doing, not a bug: a folder that
-# cannot hold files (/proc: ENOENT), a file where a folder should be, a folder in the way.
-PATH_ERRNOS = frozenset(
-    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST}
-)
-
-
-def to_dict(node: Any) -> Any:
-    """Resolve a config node into plain Python containers (None stays None)."""
-    if node is None:
-        return None
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
@@ -139,25 +120,3 @@ def build_trainer(
             plugins=[AtomicCheckpointIO()],
             **profiler,
         )
-
-
-@contextmanager
-def output_errors(path: str | os.PathLike[str] | None = None) -> Iterator[None]:
-    """Turn a failed write of an output the user named into one line naming the file.
-
-    :mod:`cnnlab.files.atomic` already does so for a full, read-only or forbidden disk
-    (:class:`~cnnlab.files.atomic.WriteError`); this adds the causes that come from the path
-    itself (:data:`PATH_ERRNOS`), which the checks before the work cannot all foresee (root
-    passes ``os.access`` everywhere; a folder can be replaced meanwhile).
-
-    Args:
-        path: The output named in the message; None names the file the error names.
-    """
-    from cnnlab.files.atomic import DISK_ERRNOS, WriteError
-
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in PATH_ERRNOS | DISK_ERRNOS:
-            raise
-        raise WriteError(path or exc.filename or "output", exc) from exc

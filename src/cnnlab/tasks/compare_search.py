@@ -18,8 +18,9 @@ import math
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from cnnlab.console import OneLineParser
 from cnnlab.errors import CnnlabError
 
 NOTE = (
@@ -58,18 +59,11 @@ def check_out_folder(parser: argparse.ArgumentParser, flag: str, out: Path) -> N
         parser.error(f"{flag}: {problem}")
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (no usage block) and exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: list[str]) -> int:
     """Run the comparison; print the table; write the plots and the report."""
     from cnnlab.experiments.search import DEFAULT_EPOCHS
 
-    parser = _OneLineParser(prog="cnnlab compare-search", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="cnnlab compare-search", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--mode",
         choices=["synthetic", "train"],
@@ -135,7 +129,7 @@ def _write_synthetic(
     Raises:
         WriteError: A file cannot be written (named); none is left half-written.
     """
-    from cnnlab.tasks.common import output_errors
+    from cnnlab.files.atomic import output_errors
 
     with output_errors(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -340,8 +334,7 @@ def _plot_regret(
 
 def _write(path: Path, text: str) -> None:
     """Write ``text`` to ``path``, all or nothing; WriteError names the file."""
-    from cnnlab.files.atomic import write_text_atomic
-    from cnnlab.tasks.common import output_errors
+    from cnnlab.files.atomic import output_errors, write_text_atomic
 
     with output_errors(path):
         write_text_atomic(path, text)

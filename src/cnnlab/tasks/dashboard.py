@@ -26,12 +26,12 @@ import contextlib
 import os
 import sqlite3
 import sys
-import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from cnnlab.errors import CnnlabError, ConfigError, DataError
+from cnnlab.console import OneLineParser
+from cnnlab.errors import CnnlabError, ConfigError, DataError, printable
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         extra is missing, the storage is missing, not a study storage or does not
         answer, or the port is taken. A bad option (``--port 70000``) is one line, exit 2.
     """
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="cnnlab dashboard",
         description="Serve optuna-dashboard on 127.0.0.1 for a study storage.",
     )
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
     try:
         server = make_server(args.storage or default_storage(), args.port)
     except CnnlabError as exc:
-        print(f"cnnlab dashboard: error: {escape_controls(str(exc))}", file=sys.stderr)
+        print(f"cnnlab dashboard: error: {printable(str(exc))}", file=sys.stderr)
         return 1
     print(f"optuna-dashboard: http://{HOST}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
     try:
@@ -93,13 +93,6 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Argument errors as one line (no usage block), exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {escape_controls(message)}\n")
-
-
 def _port(text: str) -> int:
     """A TCP port for ``--port``: 0 (any free port) to 65535."""
     try:
@@ -109,22 +102,6 @@ def _port(text: str) -> int:
     if not 0 <= port <= MAX_PORT:
         raise argparse.ArgumentTypeError(f"must be a port, 0 to {MAX_PORT}: got {text!r}")
     return port
-
-
-def escape_controls(text: str) -> str:
-    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``).
-
-    Error lines quote paths and database messages, which may hold a newline (two
-    lines instead of one) or a terminal escape sequence.
-    """
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii") if _is_control(ch) else ch for ch in text
-    )
-
-
-def _is_control(ch: str) -> bool:
-    """C0/C1 controls, format characters (bidi overrides) and line/paragraph separators."""
-    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

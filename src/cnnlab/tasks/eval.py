@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab.config import to_dict
 from cnnlab.errors import CheckpointError
 from cnnlab.lit.checkpoint import data_config
 from cnnlab.tasks.common import (
@@ -14,7 +15,6 @@ from cnnlab.tasks.common import (
     build_loggers,
     build_trainer,
     load_classifier,
-    to_dict,
 )
 
 log = logging.getLogger(__name__)

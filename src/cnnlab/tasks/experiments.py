@@ -13,7 +13,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
+
+from cnnlab.console import OneLineParser
 
 if TYPE_CHECKING:
     from cnnlab.experiments.catalogue import Budget
@@ -28,19 +30,12 @@ upsampled to 28x28); rows give mean +- sample std over seeds {seeds}.
 """
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Argument errors as one line, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: list[str]) -> int:
     """Run every comparison's sweeps, then write the page; return the exit status."""
     from cnnlab.experiments.catalogue import COMPARISONS
 
     keys = [c.key for c in COMPARISONS] + ["search"]
-    parser = _OneLineParser(prog="cnnlab experiments", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="cnnlab experiments", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--quick", action="store_true", help="1 epoch, 2 seeds, 3 batches: a smoke test"
     )
@@ -180,8 +175,7 @@ def _search_section(budget: Budget, out: Path, figures: Path, seeds: list[int]) 
 
 def _write(path: Path, text: str) -> None:
     """Write atomically: a page is never left half-written; WriteError names the file."""
-    from cnnlab.files.atomic import write_text_atomic
-    from cnnlab.tasks.common import output_errors
+    from cnnlab.files.atomic import output_errors, write_text_atomic
 
     with output_errors(path):
         write_text_atomic(path, text)

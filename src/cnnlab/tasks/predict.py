@@ -10,12 +10,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.data.sources.imagefolder import find_images
+from cnnlab.errors import ConfigError
 from cnnlab.files.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def run(cfg: DictConfig) -> Path:
@@ -23,7 +22,8 @@ def run(cfg: DictConfig) -> Path:
     import torch
 
     from cnnlab.data.sources.imagefolder import decode_image
-    from cnnlab.tasks.common import load_classifier, output_errors
+    from cnnlab.files.atomic import output_errors
+    from cnnlab.tasks.common import load_classifier
 
     if int(cfg.batch_size) <= 0:
         raise ConfigError("batch_size", f"must be > 0, got {cfg.batch_size}")
@@ -57,18 +57,6 @@ def run(cfg: DictConfig) -> Path:
         write_csv_atomic(output, ["path", "label", "class", "probability", f"top{top_k}"], rows)
     log.info("%d predictions written to %s", len(rows), output)
     return output
-
-
-def find_images(path: Path) -> list[Path]:
-    """Return ``path`` itself or the images under it, sorted; DataError when there are none."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(path, "input: no such file or folder")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DataError(path, f"input: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-    return files
 
 
 def write_csv_atomic(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -20,8 +20,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
+from cnnlab.console import OneLineParser
 from cnnlab.errors import CnnlabError, printable
 
 if TYPE_CHECKING:
@@ -36,14 +37,6 @@ COLUMNS = ("time", "task", "status", "folder")
 STATUS_STYLE = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "red"}
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Reports a bad option as one line and exit status 1."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(1)
-
-
 def main(argv: list[str]) -> int:
     """Run ``cnnlab runs [FOLDER] [options]`` or ``cnnlab runs compare A B``; return the status.
 
@@ -53,7 +46,8 @@ def main(argv: list[str]) -> int:
     """
     if argv[:1] == ["compare"]:
         return _compare_main(argv[1:])
-    parser = _OneLineParser(
+    parser = OneLineParser(
+        exit_status=1,
         prog="cnnlab runs",
         description="List the runs under FOLDER (default: $CNNLAB_OUTPUTS or ./outputs). "
         "`cnnlab runs compare A B` compares two run folders.",
@@ -269,7 +263,8 @@ def _as_json(run: RunInfo, runs: Sequence[RunInfo]) -> dict[str, Any]:
 
 
 def _compare_main(argv: list[str]) -> int:
-    parser = _OneLineParser(
+    parser = OneLineParser(
+        exit_status=1,
         prog="cnnlab runs compare",
         description="Show how the configs (dotted keys) and metrics of two run folders differ.",
     )

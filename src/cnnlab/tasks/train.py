@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig
 
+from cnnlab.config import to_dict
 from cnnlab.errors import CheckpointError, ConfigError, config_errors
 from cnnlab.lit.checkpoint import checkpoint_path
-from cnnlab.lit.metrics import Stage
+from cnnlab.lit.metrics import PARAMS_KEY, Stage
 from cnnlab.sweep import sweep_callbacks
 from cnnlab.tasks.common import (
     build_callbacks,
@@ -27,7 +28,6 @@ from cnnlab.tasks.common import (
     build_trainer,
     check_checkpoint_matches,
     read_checkpoint,
-    to_dict,
 )
 
 if TYPE_CHECKING:
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     from cnnlab.data.datamodule import ImageDataModule
 
 log = logging.getLogger(__name__)
-
-# Trainable parameters of the network, recorded with the metrics (a sweep objective, too).
-PARAMS_KEY = "model/params"
 
 
 def run(cfg: DictConfig) -> float | list[float] | None:

@@ -129,7 +129,7 @@ class ValidateConfig(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from cnnlab.tasks import exit_on_user_error
+        from cnnlab.console import exit_on_user_error
 
         with exit_on_user_error(str(config.get("task", "")), log_it=False):
             validate_run(config)
@@ -137,8 +137,7 @@ class ValidateConfig(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
 
-        from cnnlab.errors import tracebacks_wanted
-        from cnnlab.tasks import find_user_error
+        from cnnlab.errors import find_user_error, tracebacks_wanted
         from cnnlab.validation.multirun import validate_multirun
 
         # Not exit_on_user_error: in a multirun it lets errors through, for the sweeper to

@@ -330,8 +330,7 @@ def check_nesterov(cfg: Mapping[str, Any]) -> None:
 
 def check_metrics(cfg: Mapping[str, Any]) -> None:
     """``monitor.metric`` is a validation key that is logged; ``optimized_metric`` keys too."""
-    from cnnlab.lit.metrics import Stage, best_key, check_monitor, logged_keys
-    from cnnlab.tasks.train import PARAMS_KEY
+    from cnnlab.lit.metrics import PARAMS_KEY, Stage, best_key, check_monitor, logged_keys
 
     num_classes: Any = (cfg.get("data") or {}).get("num_classes")
     monitor: Any = cfg.get("monitor") or {}

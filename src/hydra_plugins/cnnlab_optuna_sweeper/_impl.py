@@ -38,7 +38,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from cnnlab.errors import CnnlabError, ConfigError, DataError, tracebacks_wanted
+from cnnlab.errors import CnnlabError, ConfigError, DataError, find_user_error, tracebacks_wanted
 from cnnlab.secrets.mask import scrub_secrets, scrub_text
 from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
@@ -53,7 +53,6 @@ from cnnlab.sweep.space import (  # noqa: F401
     create_params_from_overrides,
 )
 from cnnlab.sweep.wandb_sweep import log_sweep_summary
-from cnnlab.tasks import find_user_error
 
 log = logging.getLogger(__name__)
 

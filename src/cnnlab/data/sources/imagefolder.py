@@ -192,3 +192,17 @@ class ImageFolderSource(Source):
         else:
             raise DataError(self.root, "needs a val/ or test/ folder next to train/")
         return SourceData(train=train, test=test, val=val, classes=classes)
+
+
+def find_images(path: Path) -> list[Path]:
+    """Return ``path`` itself or the images under it, sorted; DataError when there are none."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(path, "input: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise DataError(
+            path, f"input: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder"
+        )
+    return files
