@@ -11,10 +11,11 @@ error naming that key.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, ClassVar, NamedTuple, TypedDict
 
+import torch
 from torch import nn
 
 from cnnlab.models.layers import (
@@ -33,9 +34,11 @@ __all__ = [
     "RELU",
     "SMALL_MAX",
     "STEMS",
+    "Classifier",
     "Factory",
     "ImageSize",
     "Layers",
+    "NetArgs",
     "NormAct",
     "check_bool",
     "check_choice",
@@ -46,6 +49,8 @@ __all__ = [
     "classifier_head",
     "image_hw",
     "make_divisible",
+    "numbered",
+    "stack",
     "stem_layers",
 ]
 
@@ -89,6 +94,59 @@ class Layers(NamedTuple):
 #: The defaults of families whose papers have no norm layers, and of those with batch norm.
 NO_NORM = Layers()
 BATCH_NORM = Layers(norm=nn.BatchNorm2d)
+
+
+class NetArgs(NamedTuple):
+    """What :func:`~cnnlab.models.build_model` hands every family, checked and resolved.
+
+    Attributes:
+        in_channels: Input channels.
+        num_classes: Outputs.
+        image_size: (height, width), or None when unknown (ImageNet-size stems).
+        layers: Norm, activation, init and dropout (the family's paper's where not set).
+    """
+
+    in_channels: int
+    num_classes: int
+    image_size: tuple[int, int] | None
+    layers: Layers
+
+    def stem(self, choice: str) -> str:
+        """Resolve ``model.stem`` for this input size (see :func:`choose_stem`)."""
+        return choose_stem(choice, self.image_size)
+
+    def head(self, channels: int) -> nn.Sequential:
+        """The modern head for ``channels`` maps (see :func:`classifier_head`)."""
+        return classifier_head(channels, self.num_classes, self.layers)
+
+
+class Classifier(nn.Module):
+    """A network as named parts run in order (``stem``, ``features``, ``head``...).
+
+    A family builds its parts and hands them over by name. The names start every
+    state_dict key (``head.fc.weight``), so they are the checkpoint format: keep them
+    when a family changes. The weights are initialised once, after every part exists,
+    with the ``init`` group's scheme.
+
+    Attributes:
+        default_layers: The paper's norm and activation, the family's default; the
+            ``norm``/``activation`` groups replace them (``norm: reference`` keeps them).
+    """
+
+    default_layers: ClassVar[Layers] = NO_NORM
+
+    def __init__(self, args: NetArgs, **parts: nn.Module) -> None:
+        super().__init__()
+        for name, part in parts.items():
+            self.add_module(name, part)
+        args.layers.init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
+        for part in self.children():
+            x = part(x)
+        return x
+
 
 STEMS = ("auto", "imagenet", "small")
 #: Largest input side that gets the small-input stem under ``stem: auto`` (CIFAR is 32,
@@ -148,6 +206,29 @@ def stem_layers(
         )
         stem[names[1]] = pool("max", 3, stride=2, padding=1)
     return stem
+
+
+def stack(
+    make: Callable[..., nn.Module],
+    count: int,
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    **first: Any,
+) -> list[nn.Module]:
+    """The ``count`` blocks of a stage, built by ``make(in_channels=..., stride=...)``.
+
+    The first block changes the width and the resolution (``stride``) and also gets
+    the ``first`` keywords; the others read ``out_channels`` at stride 1.
+    """
+    blocks = [make(in_channels=in_channels, stride=stride, **first)]
+    return blocks + [make(in_channels=out_channels, stride=1) for _ in range(count - 1)]
+
+
+def numbered(prefix: str, modules: Iterable[nn.Module], **after: nn.Module) -> nn.Sequential:
+    """``modules`` named ``<prefix>1``, ``<prefix>2``..., then the ``after`` layers by name."""
+    parts = OrderedDict((f"{prefix}{j}", m) for j, m in enumerate(modules, start=1))
+    return nn.Sequential(OrderedDict(**parts, **after))
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
