@@ -50,6 +50,7 @@ __all__ = [
     "image_hw",
     "make_divisible",
     "numbered",
+    "shortcut",
     "stack",
     "stem_layers",
 ]
@@ -186,6 +187,7 @@ def stem_layers(
     layers: Layers,
     kernel: int = 7,
     names: tuple[str, str] = ("stem", "pool"),
+    pooled: bool = True,
 ) -> OrderedDict[str, nn.Module]:
     """The stem: ``imagenet`` is a kxk/2 conv and 3x3/2 max pooling, ``small`` one 3x3/1 conv.
 
@@ -196,16 +198,23 @@ def stem_layers(
         layers: The norm and activation after the conv.
         kernel: Kernel of the ImageNet stem's conv.
         names: Names of the conv and the pooling layer.
+        pooled: False leaves the ImageNet stem's pooling out (MobileNet's stem).
     """
+    small = kind == "small"
     stem: OrderedDict[str, nn.Module] = OrderedDict()
-    if kind == "small":
-        stem[names[0]] = conv(in_channels, width, 3, norm=layers.norm, act=layers.act)
-    else:
-        stem[names[0]] = conv(
-            in_channels, width, kernel, stride=2, norm=layers.norm, act=layers.act
-        )
+    stem[names[0]] = conv(in_channels, width, 3 if small else kernel, stride=1 if small else 2,
+                          **layers.unit)  # fmt: skip
+    if pooled and not small:
         stem[names[1]] = pool("max", 3, stride=2, padding=1)
     return stem
+
+
+def shortcut(in_channels: int, out_channels: int, stride: int, norm: Factory) -> nn.Module:
+    """A residual block's shortcut: the identity, or where the shape changes a projection
+    (a 1x1 strided conv and norm, option B of the ResNet paper)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return conv(in_channels, out_channels, 1, stride=stride, norm=norm)
 
 
 def stack(

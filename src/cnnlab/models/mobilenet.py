@@ -31,6 +31,7 @@ from cnnlab.models.common import (
     check_positive_float,
     make_divisible,
     stack,
+    stem_layers,
 )
 from cnnlab.models.layers import conv
 from cnnlab.models.registry import register_model
@@ -81,10 +82,7 @@ class MobileNetV1(Classifier):
         width_mult = check_positive_float("width_mult", width_mult)
         unit = args.layers.unit
         channels = make_divisible(V1_STEM * width_mult)
-        stride = 2 if kind == "imagenet" else 1
-        features: OrderedDict[str, nn.Module] = OrderedDict(
-            stem=conv(args.in_channels, channels, 3, stride=stride, **unit)
-        )
+        features = stem_layers(kind, args.in_channels, channels, args.layers, 3, pooled=False)
         for index, (out, stride) in enumerate(V1_LAYERS, start=1):
             out = make_divisible(out * width_mult)
             features[f"layer{index}"] = nn.Sequential(
@@ -156,17 +154,15 @@ class MobileNetV2(Classifier):
     default_layers = V2_LAYERS
 
     def __init__(self, args: NetArgs, *, stem: str = "auto", width_mult: float = 1.0) -> None:
-        small = args.stem(stem) == "small"
+        kind = args.stem(stem)
         width_mult = check_positive_float("width_mult", width_mult)
         layers = args.layers
         unit = layers.unit
         channels = make_divisible(V2_STEM * width_mult)
-        features: OrderedDict[str, nn.Module] = OrderedDict(
-            stem=conv(args.in_channels, channels, 3, stride=1 if small else 2, **unit)
-        )
+        features = stem_layers(kind, args.in_channels, channels, layers, 3, pooled=False)
         for index, (t, c, n, s) in enumerate(V2_STAGES, start=1):
             out = make_divisible(c * width_mult)
-            stride = 1 if small and index == 2 else s
+            stride = 1 if kind == "small" and index == 2 else s
             block = partial(InvertedResidual, out_channels=out, expansion=t, **unit)
             blocks = stack(block, n, channels, out, stride)
             features[f"stage{index}"] = nn.Sequential(*blocks, layers.dropout.conv())

@@ -29,6 +29,7 @@ from cnnlab.models.common import (
     check_choice,
     check_positive_int,
     numbered,
+    shortcut,
     stack,
     stem_layers,
 )
@@ -40,13 +41,6 @@ __all__ = ["BasicBlock", "Bottleneck", "ResNet"]
 # Stage widths at base_width 64: the 3x3 convs' channels; bottleneck blocks output 4x as many.
 STAGE_WIDTHS = (64, 128, 256, 512)
 BLOCKS = ("basic", "bottleneck")
-
-
-def _shortcut(in_channels: int, out_channels: int, stride: int, norm: Factory) -> nn.Module:
-    """The identity, or a projection (1x1 conv + norm) where shape changes."""
-    if stride == 1 and in_channels == out_channels:
-        return nn.Identity()
-    return conv(in_channels, out_channels, 1, stride=stride, padding=0, norm=norm)
 
 
 class BasicBlock(nn.Module):
@@ -66,7 +60,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = conv(in_channels, width, 3, stride=stride, norm=norm, act=act)
         self.conv2 = conv(width, width, 3, norm=norm)
-        self.shortcut = _shortcut(in_channels, width, stride, norm)
+        self.shortcut = shortcut(in_channels, width, stride, norm)
         self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +87,7 @@ class Bottleneck(nn.Module):
         self.conv1 = conv(in_channels, width, 1, norm=norm, act=act)
         self.conv2 = conv(width, width, 3, stride=stride, norm=norm, act=act)
         self.conv3 = conv(width, out_channels, 1, norm=norm)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm)
+        self.shortcut = shortcut(in_channels, out_channels, stride, norm)
         self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,7 @@ from cnnlab.models.common import (
     check_positive_int,
     check_scalar_or_list,
     numbered,
+    shortcut,
     stack,
     stem_layers,
 )
@@ -89,13 +90,7 @@ class SearchableBlock(nn.Module):
         kind, dilation = CONV_CHOICES[conv_kind]
         self.body = conv_layer(in_channels, out_channels, kernel_size, stride=stride,
                                dilation=dilation, kind=kind, norm=norm, act=act)  # fmt: skip
-        self.shortcut: nn.Module | None = None
-        if skip:
-            self.shortcut = (
-                nn.Identity()
-                if stride == 1 and in_channels == out_channels
-                else conv_layer(in_channels, out_channels, 1, stride=stride, norm=norm)
-            )
+        self.shortcut = shortcut(in_channels, out_channels, stride, norm) if skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return body(x), plus shortcut(x) when the block has a skip."""
