@@ -46,7 +46,6 @@ __all__ = [
     "check_positive_int",
     "check_scalar_or_list",
     "choose_stem",
-    "classifier_head",
     "image_hw",
     "make_divisible",
     "numbered",
@@ -72,9 +71,9 @@ class NormAct(TypedDict):
 class Layers(NamedTuple):
     """The layer choices a family builds with, resolved once by :func:`build_model`.
 
-    A family's default (``layers: Layers = Layers(norm=nn.BatchNorm2d)``) is its
-    paper's choice; the ``norm`` and ``activation`` groups replace it, ``init`` and
-    ``dropout`` apply where given.
+    A family's default (``default_layers = BATCH_NORM``) is its paper's choice; the
+    ``norm`` and ``activation`` groups replace it, ``init`` and ``dropout`` apply
+    where given.
     """
 
     norm: Factory = nn.Identity
@@ -86,10 +85,6 @@ class Layers(NamedTuple):
     def unit(self) -> NormAct:
         """The norm and activation after a conv: ``conv(..., **layers.unit)``."""
         return {"norm": self.norm, "act": self.act}
-
-    def init_weights(self, model: nn.Module) -> None:
-        """Initialise ``model``'s weights with :attr:`init` (PyTorch's own when None)."""
-        init_weights(model, self.init)
 
 
 #: The defaults of families whose papers have no norm layers, and of those with batch norm.
@@ -117,8 +112,13 @@ class NetArgs(NamedTuple):
         return choose_stem(choice, self.image_size)
 
     def head(self, channels: int) -> nn.Sequential:
-        """The modern head for ``channels`` maps (see :func:`classifier_head`)."""
-        return classifier_head(channels, self.num_classes, self.layers)
+        """The modern head: global average pooling, dropout, one linear layer.
+
+        Returns:
+            ``Sequential(pool, drop, fc)`` mapping (N, channels, H, W) to (N, num_classes).
+        """
+        drop, fc = self.layers.dropout.fc(), nn.Linear(channels, self.num_classes)
+        return nn.Sequential(OrderedDict(pool=GlobalAvgPool(), drop=drop, fc=fc))
 
 
 class Classifier(nn.Module):
@@ -127,7 +127,7 @@ class Classifier(nn.Module):
     A family builds its parts and hands them over by name. The names start every
     state_dict key (``head.fc.weight``), so they are the checkpoint format: keep them
     when a family changes. The weights are initialised once, after every part exists,
-    with the ``init`` group's scheme.
+    with the ``init`` group's scheme (PyTorch's own when none is given).
 
     Attributes:
         default_layers: The paper's norm and activation, the family's default; the
@@ -140,7 +140,7 @@ class Classifier(nn.Module):
         super().__init__()
         for name, part in parts.items():
             self.add_module(name, part)
-        args.layers.init_weights(self)
+        init_weights(self, args.layers.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
@@ -331,16 +331,3 @@ def check_min_side(image_size: ImageSize, minimum: int, why: str) -> None:
     if image_size is not None and min(image_hw(image_size)) < minimum:
         raise keyed("data.image_size", f"{why} needs at least {minimum} pixels per side, "
                     f"got {image_size!r}")  # fmt: skip
-
-
-def classifier_head(channels: int, num_classes: int, layers: Layers) -> nn.Sequential:
-    """Global average pooling, dropout, then one linear layer: the modern classifier head.
-
-    Returns:
-        ``Sequential(pool, drop, fc)`` mapping (N, C, H, W) to (N, num_classes).
-    """
-    return nn.Sequential(
-        OrderedDict(
-            pool=GlobalAvgPool(), drop=layers.dropout.fc(), fc=nn.Linear(channels, num_classes)
-        )
-    )
