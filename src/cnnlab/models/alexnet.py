@@ -21,18 +21,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
 from cnnlab.models.common import (
-    NO_NORM,
-    ImageSize,
-    Layers,
+    Classifier,
+    NetArgs,
     check_bool,
     check_choice,
     check_positive_float,
     check_positive_int,
-    choose_stem,
     make_divisible,
 )
 from cnnlab.models.layers import conv, pool
@@ -50,17 +47,14 @@ TOWERS = (1, 2)
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4 * 5, 0.75, 2.0
 
 
-class AlexNet(nn.Module):
+class AlexNet(Classifier):
     """conv1 (LRN, pool), conv2 (LRN, pool), conv3, conv4, conv5 (pool), then three FC layers.
 
-    Dropout (the ``dropout`` group; the paper's is 0.5) precedes the first two FC
-    layers, where the paper has it.
+    No norm, as in the paper. Dropout (the ``dropout`` group; the paper's is 0.5)
+    precedes the first two FC layers, where the paper has it.
 
     Args:
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        layers: Norm after each conv (none, as in the paper), activation (ReLU), init, dropout.
+        args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` (11x11/4 conv1) or ``small`` (3x3/1 conv1).
         towers: 1 (full convs) or 2 (the paper's two-GPU split as grouped convs).
         lrn: Local response normalisation after conv1 and conv2.
@@ -73,19 +67,15 @@ class AlexNet(nn.Module):
 
     def __init__(
         self,
+        args: NetArgs,
         *,
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        image_size: ImageSize = None,
-        layers: Layers = NO_NORM,
         stem: str = "auto",
         towers: int = 1,
         lrn: bool = True,
         width_mult: float = 1.0,
         fc_width: int | None = None,
     ) -> None:
-        super().__init__()
-        kind = choose_stem(stem, image_size)
+        kind = args.stem(stem)
         check_choice("towers", towers, TOWERS)
         check_bool("lrn", lrn)
         width_mult = check_positive_float("width_mult", width_mult)
@@ -94,8 +84,9 @@ class AlexNet(nn.Module):
         first = (11, 4, 2) if kind == "imagenet" else (3, 1, 1)  # kernel, stride, padding
         # Overlapping 3x3/2 pooling (the paper's); the small stem pads so 28 and 32 pool evenly.
         pool_pad = 0 if kind == "imagenet" else 1
+        layers = args.layers
         features: OrderedDict[str, nn.Module] = OrderedDict()
-        channels = in_channels
+        channels = args.in_channels
         for index, ((_, split), width) in enumerate(zip(CONVS, widths, strict=True), start=1):
             k, s, p = first if index == 1 else ((5, 1, 2) if index == 2 else (3, 1, 1))
             grouped = split and towers == 2
@@ -108,10 +99,8 @@ class AlexNet(nn.Module):
                 features[f"lrn{index}"] = nn.LocalResponseNorm(LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K)
             if index in (1, 2, 5):
                 features[f"pool{index}"] = pool("max", 3, stride=2, padding=pool_pad)
-        self.features = nn.Sequential(features)
         side = POOLED[kind]
-        self.pool = nn.AdaptiveAvgPool2d(side)
-        self.classifier = nn.Sequential(
+        classifier = nn.Sequential(
             OrderedDict(
                 flatten=nn.Flatten(),
                 drop6=layers.dropout.fc(),
@@ -120,14 +109,11 @@ class AlexNet(nn.Module):
                 drop7=layers.dropout.fc(),
                 fc7=nn.Linear(fc_width, fc_width),
                 act7=layers.act(),
-                fc8=nn.Linear(fc_width, num_classes),
+                fc8=nn.Linear(fc_width, args.num_classes),
             )
         )
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.classifier(self.pool(self.features(x)))
+        super().__init__(args, features=nn.Sequential(features), pool=nn.AdaptiveAvgPool2d(side),
+                         classifier=classifier)  # fmt: skip
 
 
 register_model(

@@ -11,10 +11,11 @@ error naming that key.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, ClassVar, NamedTuple, TypedDict
 
+import torch
 from torch import nn
 
 from cnnlab.models.layers import (
@@ -33,9 +34,11 @@ __all__ = [
     "RELU",
     "SMALL_MAX",
     "STEMS",
+    "Classifier",
     "Factory",
     "ImageSize",
     "Layers",
+    "NetArgs",
     "NormAct",
     "check_bool",
     "check_choice",
@@ -43,9 +46,11 @@ __all__ = [
     "check_positive_int",
     "check_scalar_or_list",
     "choose_stem",
-    "classifier_head",
     "image_hw",
     "make_divisible",
+    "numbered",
+    "shortcut",
+    "stack",
     "stem_layers",
 ]
 
@@ -66,9 +71,9 @@ class NormAct(TypedDict):
 class Layers(NamedTuple):
     """The layer choices a family builds with, resolved once by :func:`build_model`.
 
-    A family's default (``layers: Layers = Layers(norm=nn.BatchNorm2d)``) is its
-    paper's choice; the ``norm`` and ``activation`` groups replace it, ``init`` and
-    ``dropout`` apply where given.
+    A family's default (``default_layers = BATCH_NORM``) is its paper's choice; the
+    ``norm`` and ``activation`` groups replace it, ``init`` and ``dropout`` apply
+    where given.
     """
 
     norm: Factory = nn.Identity
@@ -81,14 +86,68 @@ class Layers(NamedTuple):
         """The norm and activation after a conv: ``conv(..., **layers.unit)``."""
         return {"norm": self.norm, "act": self.act}
 
-    def init_weights(self, model: nn.Module) -> None:
-        """Initialise ``model``'s weights with :attr:`init` (PyTorch's own when None)."""
-        init_weights(model, self.init)
-
 
 #: The defaults of families whose papers have no norm layers, and of those with batch norm.
 NO_NORM = Layers()
 BATCH_NORM = Layers(norm=nn.BatchNorm2d)
+
+
+class NetArgs(NamedTuple):
+    """What :func:`~cnnlab.models.build_model` hands every family, checked and resolved.
+
+    Attributes:
+        in_channels: Input channels.
+        num_classes: Outputs.
+        image_size: (height, width), or None when unknown (ImageNet-size stems).
+        layers: Norm, activation, init and dropout (the family's paper's where not set).
+    """
+
+    in_channels: int
+    num_classes: int
+    image_size: tuple[int, int] | None
+    layers: Layers
+
+    def stem(self, choice: str) -> str:
+        """Resolve ``model.stem`` for this input size (see :func:`choose_stem`)."""
+        return choose_stem(choice, self.image_size)
+
+    def head(self, channels: int) -> nn.Sequential:
+        """The modern head: global average pooling, dropout, one linear layer.
+
+        Returns:
+            ``Sequential(pool, drop, fc)`` mapping (N, channels, H, W) to (N, num_classes).
+        """
+        drop, fc = self.layers.dropout.fc(), nn.Linear(channels, self.num_classes)
+        return nn.Sequential(OrderedDict(pool=GlobalAvgPool(), drop=drop, fc=fc))
+
+
+class Classifier(nn.Module):
+    """A network as named parts run in order (``stem``, ``features``, ``head``...).
+
+    A family builds its parts and hands them over by name. The names start every
+    state_dict key (``head.fc.weight``), so they are the checkpoint format: keep them
+    when a family changes. The weights are initialised once, after every part exists,
+    with the ``init`` group's scheme (PyTorch's own when none is given).
+
+    Attributes:
+        default_layers: The paper's norm and activation, the family's default; the
+            ``norm``/``activation`` groups replace them (``norm: reference`` keeps them).
+    """
+
+    default_layers: ClassVar[Layers] = NO_NORM
+
+    def __init__(self, args: NetArgs, **parts: nn.Module) -> None:
+        super().__init__()
+        for name, part in parts.items():
+            self.add_module(name, part)
+        init_weights(self, args.layers.init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
+        for part in self.children():
+            x = part(x)
+        return x
+
 
 STEMS = ("auto", "imagenet", "small")
 #: Largest input side that gets the small-input stem under ``stem: auto`` (CIFAR is 32,
@@ -128,6 +187,7 @@ def stem_layers(
     layers: Layers,
     kernel: int = 7,
     names: tuple[str, str] = ("stem", "pool"),
+    pooled: bool = True,
 ) -> OrderedDict[str, nn.Module]:
     """The stem: ``imagenet`` is a kxk/2 conv and 3x3/2 max pooling, ``small`` one 3x3/1 conv.
 
@@ -138,16 +198,46 @@ def stem_layers(
         layers: The norm and activation after the conv.
         kernel: Kernel of the ImageNet stem's conv.
         names: Names of the conv and the pooling layer.
+        pooled: False leaves the ImageNet stem's pooling out (MobileNet's stem).
     """
+    small = kind == "small"
     stem: OrderedDict[str, nn.Module] = OrderedDict()
-    if kind == "small":
-        stem[names[0]] = conv(in_channels, width, 3, norm=layers.norm, act=layers.act)
-    else:
-        stem[names[0]] = conv(
-            in_channels, width, kernel, stride=2, norm=layers.norm, act=layers.act
-        )
+    stem[names[0]] = conv(in_channels, width, 3 if small else kernel, stride=1 if small else 2,
+                          **layers.unit)  # fmt: skip
+    if pooled and not small:
         stem[names[1]] = pool("max", 3, stride=2, padding=1)
     return stem
+
+
+def shortcut(in_channels: int, out_channels: int, stride: int, norm: Factory) -> nn.Module:
+    """A residual block's shortcut: the identity, or where the shape changes a projection
+    (a 1x1 strided conv and norm, option B of the ResNet paper)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return conv(in_channels, out_channels, 1, stride=stride, norm=norm)
+
+
+def stack(
+    make: Callable[..., nn.Module],
+    count: int,
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    **first: Any,
+) -> list[nn.Module]:
+    """The ``count`` blocks of a stage, built by ``make(in_channels=..., stride=...)``.
+
+    The first block changes the width and the resolution (``stride``) and also gets
+    the ``first`` keywords; the others read ``out_channels`` at stride 1.
+    """
+    blocks = [make(in_channels=in_channels, stride=stride, **first)]
+    return blocks + [make(in_channels=out_channels, stride=1) for _ in range(count - 1)]
+
+
+def numbered(prefix: str, modules: Iterable[nn.Module], **after: nn.Module) -> nn.Sequential:
+    """``modules`` named ``<prefix>1``, ``<prefix>2``..., then the ``after`` layers by name."""
+    parts = OrderedDict((f"{prefix}{j}", m) for j, m in enumerate(modules, start=1))
+    return nn.Sequential(OrderedDict(**parts, **after))
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -241,16 +331,3 @@ def check_min_side(image_size: ImageSize, minimum: int, why: str) -> None:
     if image_size is not None and min(image_hw(image_size)) < minimum:
         raise keyed("data.image_size", f"{why} needs at least {minimum} pixels per side, "
                     f"got {image_size!r}")  # fmt: skip
-
-
-def classifier_head(channels: int, num_classes: int, layers: Layers) -> nn.Sequential:
-    """Global average pooling, dropout, then one linear layer: the modern classifier head.
-
-    Returns:
-        ``Sequential(pool, drop, fc)`` mapping (N, C, H, W) to (N, num_classes).
-    """
-    return nn.Sequential(
-        OrderedDict(
-            pool=GlobalAvgPool(), drop=layers.dropout.fc(), fc=nn.Linear(channels, num_classes)
-        )
-    )

@@ -25,13 +25,11 @@ from torch import nn
 
 from cnnlab.models.common import (
     BATCH_NORM,
+    Classifier,
     Factory,
-    ImageSize,
-    Layers,
+    NetArgs,
     check_positive_float,
     check_positive_int,
-    choose_stem,
-    classifier_head,
     stem_layers,
 )
 from cnnlab.models.layers import conv, pool
@@ -109,16 +107,15 @@ class DenseBlock(nn.Module):
         return torch.cat(features, dim=1)
 
 
-class DenseNet(nn.Module):
+class DenseNet(Classifier):
     """Stem, dense blocks with transitions between them, a final norm-act, GAP, dropout, FC.
 
+    Batch norm, as in the paper. Dropout (the ``dropout`` group) precedes the
+    classifier, and with ``spatial`` true also follows each block.
+
     Args:
+        args: Input channels, classes, image size (it picks the stem) and layers.
         block_sizes: Dense layers per block (the ImageNet models).
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        layers: Norm (batch, as in the paper), activation (ReLU), init, and dropout
-            (before the classifier; after blocks if spatial).
         stem: ``auto``, ``imagenet`` or ``small``.
         depth: The CIFAR form instead of ``block_sizes``: L = 6n + 4 layers, three
             blocks of n bottleneck layers.
@@ -130,22 +127,20 @@ class DenseNet(nn.Module):
         ValueError: ``model.<option>`` for a bad option value.
     """
 
+    default_layers = BATCH_NORM
+
     def __init__(
         self,
+        args: NetArgs,
         *,
         block_sizes: Sequence[int] | None = None,
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        image_size: ImageSize = None,
-        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         depth: int | None = None,
         growth_rate: int = 32,
         init_features: int | None = None,
         compression: float = 0.5,
     ) -> None:
-        super().__init__()
-        kind = choose_stem(stem, image_size)
+        kind = args.stem(stem)
         if depth is not None:
             if check_positive_int("depth", depth) < 10 or (depth - 4) % 6:
                 raise keyed("model.depth", f"must be 6n + 4 (e.g. 40, 100, 190) for n >= 1, "
@@ -158,17 +153,18 @@ class DenseNet(nn.Module):
         check_positive_int("init_features", init_features)
         if check_positive_float("compression", compression) > 1:
             raise keyed("model.compression", f"must be in (0, 1], got {compression!r}")
+        layers = args.layers
         norm_layer, act_layer = layers.norm, layers.act
         features: OrderedDict[str, nn.Module] = OrderedDict()
         if kind == "imagenet":
             features.update(
-                stem_layers(kind, in_channels, init_features, layers, names=("stem", "pool0"))
+                stem_layers(kind, args.in_channels, init_features, layers, names=("stem", "pool0"))
             )
         else:
             # No norm here: the first dense layer normalises its input (pre-activation),
             # and its shift makes a bias redundant.
             followed_by_norm = not isinstance(norm_layer(init_features), nn.Identity)
-            features["stem"] = conv(in_channels, init_features, 3, bias=not followed_by_norm)
+            features["stem"] = conv(args.in_channels, init_features, 3, bias=not followed_by_norm)
         channels = init_features
         for index, size in enumerate(block_sizes, start=1):
             block = DenseBlock(channels, size, growth_rate, norm_layer, act_layer)
@@ -183,13 +179,7 @@ class DenseNet(nn.Module):
                 channels = reduced
         features["norm"] = norm_layer(channels)
         features["act"] = act_layer()
-        self.features = nn.Sequential(features)
-        self.head = classifier_head(channels, num_classes, layers)
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.head(self.features(x))
+        super().__init__(args, features=nn.Sequential(features), head=args.head(channels))
 
 
 # Huang et al. 2017, "Densely Connected Convolutional Networks", arXiv:1608.06993: the
@@ -201,7 +191,7 @@ register_model(
     DenseNet,
     "densenet_bc",
     _PAPER,
-    defaults={"num_classes": 10, "image_size": 32, "depth": 100, "growth_rate": 12},
+    defaults={"image_size": 32, "depth": 100, "growth_rate": 12},
     block_sizes=None,
     init_features=None,
 )

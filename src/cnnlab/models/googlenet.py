@@ -32,15 +32,13 @@ from torch import nn
 
 from cnnlab.models.common import (
     BATCH_NORM,
+    Classifier,
     Factory,
-    ImageSize,
-    Layers,
+    NetArgs,
     NormAct,
     check_bool,
     check_choice,
     check_positive_float,
-    choose_stem,
-    classifier_head,
     make_divisible,
 )
 from cnnlab.models.layers import conv, pool
@@ -147,15 +145,14 @@ class InceptionAux(nn.Module):
         return self.fc2(self.drop(self.act(self.fc1(x))))
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(Classifier):
     """The stem, nine inception modules with poolings between groups, then GAP, dropout, FC.
 
+    Batch norm after every conv, as in torchvision; dropout (the ``dropout`` group;
+    the paper's rate is 0.4) precedes the classifier.
+
     Args:
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        layers: Norm after every conv (batch, as in torchvision), activation (ReLU), init,
-            and dropout before the classifier (the paper's rate is 0.4).
+        args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` or ``small``.
         aux_logits: Add the two auxiliary classifiers.
         width_mult: Multiplies every width (rounded to a multiple of 4).
@@ -169,24 +166,26 @@ class GoogLeNet(nn.Module):
         ValueError: ``model.<option>`` for a bad option value.
     """
 
+    default_layers = BATCH_NORM
+    stem: nn.Sequential
+    blocks: nn.ModuleDict
+    aux: nn.ModuleDict
+    head: nn.Sequential
+
     def __init__(
         self,
+        args: NetArgs,
         *,
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        image_size: ImageSize = None,
-        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         aux_logits: bool = False,
         width_mult: float = 1.0,
         branch5_kernel: int = 5,
     ) -> None:
-        super().__init__()
-        kind = choose_stem(stem, image_size)
+        kind = args.stem(stem)
         check_bool("aux_logits", aux_logits)
         width_mult = check_positive_float("width_mult", width_mult)
         check_choice("branch5_kernel", branch5_kernel, BRANCH5_KERNELS)
-        norm_layer, act_layer = layers.norm, layers.act
+        layers = args.layers
         unit = layers.unit
 
         def scaled(c: int) -> int:
@@ -195,38 +194,36 @@ class GoogLeNet(nn.Module):
         w1, w2, w3 = (scaled(c) for c in STEM_WIDTHS)
         stem_layers: OrderedDict[str, nn.Module] = OrderedDict()
         if kind == "imagenet":
-            stem_layers["conv1"] = conv(in_channels, w1, 7, stride=2, **unit)
+            stem_layers["conv1"] = conv(args.in_channels, w1, 7, stride=2, **unit)
             stem_layers["pool1"] = pool("max", 3, stride=2, ceil_mode=True)
         else:
-            stem_layers["conv1"] = conv(in_channels, w1, 3, **unit)
+            stem_layers["conv1"] = conv(args.in_channels, w1, 3, **unit)
         stem_layers["conv2"] = conv(w1, w2, 1, **unit)
         stem_layers["conv3"] = conv(w2, w3, 3, **unit)
         if kind == "imagenet":
             stem_layers["pool2"] = pool("max", 3, stride=2, ceil_mode=True)
-        self.stem = nn.Sequential(stem_layers)
-
-        self.blocks = nn.ModuleDict()
-        self.aux = nn.ModuleDict()
+        blocks, aux = nn.ModuleDict(), nn.ModuleDict()
         channels = w3
         for name, widths in LAYOUT:
             if not widths:
-                self.blocks[name] = nn.Sequential(
+                blocks[name] = nn.Sequential(
                     pool("max", 3, stride=2, ceil_mode=True), layers.dropout.conv()
                 )
                 continue
             module = Inception(channels, [scaled(c) for c in widths], **unit,
                                branch5_kernel=branch5_kernel)  # fmt: skip
-            self.blocks[name] = module
+            blocks[name] = module
             channels = module.out_channels
             if aux_logits and name in AUX_AFTER:
-                self.aux[name] = InceptionAux(
-                    channels, num_classes, norm_layer, act_layer, layers.dropout.fc, width_mult
-                )
-        self.head = classifier_head(channels, num_classes, layers)
+                aux[name] = InceptionAux(
+                    channels, args.num_classes, **unit, fc_dropout=layers.dropout.fc,
+                    width_mult=width_mult,
+                )  # fmt: skip
+        super().__init__(args, stem=nn.Sequential(stem_layers), blocks=blocks, aux=aux,
+                         head=args.head(channels))  # fmt: skip
         self.aux_scores: list[torch.Tensor] = []
         # The training loss adds aux_weight x each auxiliary loss (see ImageClassifier).
         self.aux_weight = AUX_WEIGHT
-        layers.init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class scores (N, num_classes); in training also fill :attr:`aux_scores`."""

@@ -8,13 +8,12 @@ On 32x32 inputs the maps are 28, 14, 10, 5 and 1 pixels wide; 28x28 inputs
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models.common import NO_NORM, Layers, check_choice, image_hw
+from cnnlab.models.common import Classifier, NetArgs, check_choice
 from cnnlab.models.layers import conv, output_size, pool
 from cnnlab.models.layers._spec import keyed
 from cnnlab.models.registry import register_model
@@ -34,6 +33,8 @@ C3_TABLES = ("full", "lecun")
 SUBSAMPLINGS = ("max", "avg", "trainable")
 # Smallest input side: C1 is padded by 2 below 32, and C5's 5x5 kernel needs S4 >= 5.
 MIN_SIZE = 28
+# The paper's input side, built for when the data gives no size.
+PAPER_SIZE = 32
 
 
 class TrainableSubsampling(nn.Module):
@@ -55,7 +56,7 @@ class TrainableSubsampling(nn.Module):
         return F.avg_pool2d(x, 2) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
-class LeNet5(nn.Module):
+class LeNet5(Classifier):
     """LeNet-5 with the paper's layout; the options select the paper's or today's choices.
 
     The paper used scaled tanh, trainable subsampling, the partial C3 table and an
@@ -66,13 +67,9 @@ class LeNet5(nn.Module):
     group) precedes F6 and the output layer.
 
     Args:
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width), at least 28; below 32, C1 is
-            padded by 2; above 32, C5's maps are larger than 1x1 and all of them
-            feed F6.
-        layers: Norm after C1 and C3 (none), activation (ReLU), init, and dropout
-            before F6 and the output.
+        args: Input channels, classes, image size (32 if none; at least 28) and
+            layers. Below 32, C1 is padded by 2; above 32, C5's maps are larger than
+            1x1 and all of them feed F6.
         c3_table: ``full`` (every C3 map reads all S2 maps, 2,416 parameters) or
             ``lecun`` (the paper's table, 1,516 parameters).
         subsampling: ``max``, ``avg`` or ``trainable`` (the paper's: average times
@@ -83,26 +80,17 @@ class LeNet5(nn.Module):
             ``model.subsampling`` not among the choices.
     """
 
-    def __init__(
-        self,
-        *,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        image_size: int | Sequence[int] = 32,
-        layers: Layers = NO_NORM,
-        c3_table: str = "full",
-        subsampling: str = "max",
-    ) -> None:
-        super().__init__()
+    def __init__(self, args: NetArgs, *, c3_table: str = "full", subsampling: str = "max") -> None:
         check_choice("c3_table", c3_table, C3_TABLES)
         check_choice("subsampling", subsampling, SUBSAMPLINGS)
-        height, width = image_hw(image_size)
+        height, width = args.image_size or (PAPER_SIZE, PAPER_SIZE)
         if min(height, width) < MIN_SIZE:
             raise keyed(
                 "data.image_size",
                 f"lenet5 needs inputs of at least {MIN_SIZE}x{MIN_SIZE} (C5's 5x5 kernel must "
                 f"fit S4's maps), got {height}x{width}",
             )
+        layers = args.layers
         norm_layer, act_layer = layers.norm, layers.act
         # The classic trick for MNIST: pad 28x28 to 32x32 so every map has the paper's size.
         pad = (2 if height < 32 else 0, 2 if width < 32 else 0)
@@ -114,9 +102,9 @@ class LeNet5(nn.Module):
                 return nn.Sequential(TrainableSubsampling(channels), act_layer())
             return pool(subsampling, 2)
 
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             OrderedDict(
-                c1=conv(in_channels, 6, 5, padding=pad, norm=norm_layer, act=act_layer),
+                c1=conv(args.in_channels, 6, 5, padding=pad, norm=norm_layer, act=act_layer),
                 s2=subsample(6),
                 c3=conv(6, 16, 5, padding="valid", norm=norm_layer, act=act_layer,
                         connections=table),
@@ -125,21 +113,17 @@ class LeNet5(nn.Module):
             )
         )  # fmt: skip
         c5_h, c5_w = (_c5_size(size, p) for size, p in ((height, pad[0]), (width, pad[1])))
-        self.classifier = nn.Sequential(
+        classifier = nn.Sequential(
             OrderedDict(
                 flatten=nn.Flatten(),
                 drop6=layers.dropout.fc(),
                 f6=nn.Linear(120 * c5_h * c5_w, 84),
                 act6=act_layer(),
                 drop7=layers.dropout.fc(),
-                output=nn.Linear(84, num_classes),
+                output=nn.Linear(84, args.num_classes),
             )
         )
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.classifier(self.features(x))
+        super().__init__(args, features=features, classifier=classifier)
 
 
 def _c5_size(size: int, pad: int) -> int:

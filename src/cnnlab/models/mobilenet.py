@@ -25,13 +25,13 @@ from torch import nn
 
 from cnnlab.models.common import (
     BATCH_NORM,
+    Classifier,
     Factory,
-    ImageSize,
-    Layers,
+    NetArgs,
     check_positive_float,
-    choose_stem,
-    classifier_head,
     make_divisible,
+    stack,
+    stem_layers,
 )
 from cnnlab.models.layers import conv
 from cnnlab.models.registry import register_model
@@ -62,15 +62,12 @@ V2_STEM, V2_LAST = 32, 1280
 V2_LAYERS = BATCH_NORM._replace(act=partial(nn.ReLU6, inplace=True))
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(Classifier):
     """A 3x3 conv, 13 depthwise-separable layers (depthwise-norm-act, pointwise-norm-act),
-    global average pooling, dropout and a linear layer.
+    global average pooling, dropout and a linear layer; batch norm, as in the paper.
 
     Args:
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        layers: Norm (batch, as in the paper), activation (ReLU), init and dropout.
+        args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` (first conv stride 2) or ``small`` (stride 1).
         width_mult: Width multiplier alpha.
 
@@ -78,25 +75,14 @@ class MobileNetV1(nn.Module):
         ValueError: ``model.<option>`` for a bad option value.
     """
 
-    def __init__(
-        self,
-        *,
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        image_size: ImageSize = None,
-        layers: Layers = BATCH_NORM,
-        stem: str = "auto",
-        width_mult: float = 1.0,
-    ) -> None:
-        super().__init__()
-        kind = choose_stem(stem, image_size)
+    default_layers = BATCH_NORM
+
+    def __init__(self, args: NetArgs, *, stem: str = "auto", width_mult: float = 1.0) -> None:
+        kind = args.stem(stem)
         width_mult = check_positive_float("width_mult", width_mult)
-        unit = layers.unit
+        unit = args.layers.unit
         channels = make_divisible(V1_STEM * width_mult)
-        stride = 2 if kind == "imagenet" else 1
-        features: OrderedDict[str, nn.Module] = OrderedDict(
-            stem=conv(in_channels, channels, 3, stride=stride, **unit)
-        )
+        features = stem_layers(kind, args.in_channels, channels, args.layers, 3, pooled=False)
         for index, (out, stride) in enumerate(V1_LAYERS, start=1):
             out = make_divisible(out * width_mult)
             features[f"layer{index}"] = nn.Sequential(
@@ -106,13 +92,7 @@ class MobileNetV1(nn.Module):
                 )
             )
             channels = out
-        self.features = nn.Sequential(features)
-        self.head = classifier_head(channels, num_classes, layers)
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.head(self.features(x))
+        super().__init__(args, features=nn.Sequential(features), head=args.head(channels))
 
 
 class InvertedResidual(nn.Module):
@@ -155,16 +135,15 @@ class InvertedResidual(nn.Module):
         return out + x if self.residual else out
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(Classifier):
     """A 3x3 conv, seven stages of inverted residual blocks, a 1x1 conv to 1280 maps,
     global average pooling, dropout and a linear layer.
 
+    The paper's layers are batch norm and ReLU6; dropout is the ``dropout`` group's
+    (torchvision uses 0.2).
+
     Args:
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        layers: Norm (batch, as in the paper), activation (ReLU6, the paper's), init and
-            dropout (torchvision uses 0.2).
+        args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` or ``small`` (stride 1 in the stem and stage 2).
         width_mult: Width multiplier.
 
@@ -172,45 +151,25 @@ class MobileNetV2(nn.Module):
         ValueError: ``model.<option>`` for a bad option value.
     """
 
-    def __init__(
-        self,
-        *,
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        image_size: ImageSize = None,
-        layers: Layers = V2_LAYERS,
-        stem: str = "auto",
-        width_mult: float = 1.0,
-    ) -> None:
-        super().__init__()
-        kind = choose_stem(stem, image_size)
+    default_layers = V2_LAYERS
+
+    def __init__(self, args: NetArgs, *, stem: str = "auto", width_mult: float = 1.0) -> None:
+        kind = args.stem(stem)
         width_mult = check_positive_float("width_mult", width_mult)
-        norm_layer, act_layer = layers.norm, layers.act
+        layers = args.layers
+        unit = layers.unit
         channels = make_divisible(V2_STEM * width_mult)
-        small = kind == "small"
-        features: OrderedDict[str, nn.Module] = OrderedDict(
-            stem=conv(in_channels, channels, 3, stride=1 if small else 2, norm=norm_layer,
-                      act=act_layer)
-        )  # fmt: skip
+        features = stem_layers(kind, args.in_channels, channels, layers, 3, pooled=False)
         for index, (t, c, n, s) in enumerate(V2_STAGES, start=1):
             out = make_divisible(c * width_mult)
-            stride = 1 if small and index == 2 else s
-            blocks = [
-                InvertedResidual(channels if j == 0 else out, out, stride if j == 0 else 1, t,
-                                 norm_layer, act_layer)
-                for j in range(n)
-            ]  # fmt: skip
+            stride = 1 if kind == "small" and index == 2 else s
+            block = partial(InvertedResidual, out_channels=out, expansion=t, **unit)
+            blocks = stack(block, n, channels, out, stride)
             features[f"stage{index}"] = nn.Sequential(*blocks, layers.dropout.conv())
             channels = out
         last = make_divisible(V2_LAST * max(1.0, width_mult))
-        features["last"] = conv(channels, last, 1, kind="pointwise", norm=norm_layer, act=act_layer)
-        self.features = nn.Sequential(features)
-        self.head = classifier_head(last, num_classes, layers)
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.head(self.features(x))
+        features["last"] = conv(channels, last, 1, kind="pointwise", **unit)
+        super().__init__(args, features=nn.Sequential(features), head=args.head(last))
 
 
 register_model(

@@ -5,8 +5,12 @@ variant's options, so Hydra never imports an architecture by path and every
 model is listed in one place (``list_models()``), which the tests iterate. A
 family class's signature is the single declaration of its options; a variant
 fixes some of them (ResNet-18 fixes ``block`` and ``depths``) and may change the
-defaults of others. :func:`build_model` resolves the ``norm``, ``activation``,
-``init`` and ``dropout`` specs once and hands the family layer factories.
+defaults of others. A family is a :class:`~cnnlab.models.common.Classifier`:
+:func:`build_model` checks the arguments every model takes, resolves the ``norm``,
+``activation``, ``init`` and ``dropout`` specs once over the family's
+``default_layers``, and hands both over as one :class:`~cnnlab.models.common.NetArgs`.
+A plain function also works; it gets ``in_channels``, ``num_classes`` and
+``image_size`` as keywords, and no layer specs.
 
 Errors are plain ``ValueError``/``TypeError`` whose message starts with the config
 key (``model.stem: ...``); :func:`cnnlab.errors.config_errors` names that key.
@@ -22,7 +26,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from cnnlab.models.common import Layers, check_positive_int, image_hw
+from cnnlab.models.common import Classifier, Layers, NetArgs, check_positive_int, image_hw
 from cnnlab.models.layers import LayerSpec, dropout_sites, get_act, get_init, get_norm
 from cnnlab.models.layers._spec import keyed, plain
 
@@ -30,10 +34,8 @@ __all__ = ["ModelVariant", "build_model", "image_hw", "list_models", "register_m
 
 Family = TypeVar("Family", bound=Callable[..., nn.Module])
 
-# Arguments build_model passes itself; a variant's own options are the rest of its family's.
-_COMMON = (
-    "in_channels", "num_classes", "image_size", "norm", "activation", "init", "dropout", "layers",
-)  # fmt: skip
+# What build_model passes a plain function itself; its options are its other keywords.
+_COMMON = ("in_channels", "num_classes", "image_size")
 REFERENCE_NORM = "reference"
 
 
@@ -42,10 +44,11 @@ class ModelVariant:
     """A registered model: a family (class or function) and what the variant sets.
 
     Attributes:
-        family: Builds the network; its keyword parameters are the options.
+        family: Builds the network; its keyword-only parameters are the options.
         paper: The paper the variant follows (title, authors, year, arXiv id).
         fixed: Arguments the variant fixes (not options: ``block``, ``depths``...).
-        defaults: Option defaults that differ from the family's.
+        defaults: Option defaults that differ from the family's; ``image_size`` here
+            is the size built for when the data gives none.
     """
 
     family: Callable[..., nn.Module]
@@ -54,13 +57,18 @@ class ModelVariant:
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def parameters(self) -> Mapping[str, inspect.Parameter]:
-        """The family's keyword parameters."""
-        return inspect.signature(self.family).parameters
+    def is_classifier(self) -> bool:
+        """True for a :class:`Classifier` family (it takes layers and :class:`NetArgs`)."""
+        return isinstance(self.family, type) and issubclass(self.family, Classifier)
 
     def options(self) -> list[str]:
         """The options a config may set (besides the common ones)."""
-        return [p for p in self.parameters if p not in _COMMON and p not in self.fixed]
+        parameters = inspect.signature(self.family).parameters.values()
+        return [
+            p.name
+            for p in parameters
+            if p.kind is p.KEYWORD_ONLY and p.name not in _COMMON and p.name not in self.fixed
+        ]
 
 
 _MODELS: dict[str, ModelVariant] = {}
@@ -115,27 +123,24 @@ def _names_reference(spec: LayerSpec) -> bool:
 
 def _layers(
     variant: ModelVariant, norm: LayerSpec, activation: LayerSpec, init: LayerSpec, dropout: Any
-) -> dict[str, Layers]:
-    """Resolve the layer specs once over the family's default :class:`Layers`."""
-    param = variant.parameters.get("layers")
-    if param is None:  # a plain function: only the common arguments it declares
+) -> Layers:
+    """Resolve the layer specs once over the family's :attr:`Classifier.default_layers`."""
+    if not variant.is_classifier:  # a plain function: it builds its own layers
         given = {"norm": norm, "activation": activation, "init": init, "dropout": dropout}
         for key, spec in given.items():
             if spec is not None:
                 raise keyed(f"model.{key}", f"{variant.family.__name__} takes none", TypeError)
-        return {}
-    base: Layers = param.default
+        return Layers()
+    base: Layers = variant.family.default_layers  # type: ignore[attr-defined]
     if _names_reference(norm):
         norm = None  # the family's default is its paper's normalisation
     act = get_act(activation) if activation is not None else base.act
-    return {
-        "layers": Layers(
-            norm=get_norm(norm) if norm is not None else base.norm,
-            act=act,
-            init=get_init(init, activation=act) if init is not None else base.init,
-            dropout=dropout_sites(dropout) if dropout is not None else base.dropout,
-        )
-    }
+    return Layers(
+        norm=get_norm(norm) if norm is not None else base.norm,
+        act=act,
+        init=get_init(init, activation=act) if init is not None else base.init,
+        dropout=dropout_sites(dropout) if dropout is not None else base.dropout,
+    )
 
 
 def build_model(
@@ -190,9 +195,16 @@ def build_model(
                 TypeError,
             )
     args: dict[str, Any] = {**variant.defaults, **plain(options), **variant.fixed}
-    args["in_channels"] = check_positive_int("in_channels", plain(in_channels))
-    args["num_classes"] = check_positive_int("num_classes", plain(num_classes))
-    if image_size is not None:
-        args["image_size"] = image_hw(image_size)
-    args.update(_layers(variant, plain(norm), plain(activation), plain(init), plain(dropout)))
-    return variant.family(**args)
+    default_size = args.pop("image_size", None)
+    size = default_size if image_size is None else image_size
+    common = NetArgs(
+        in_channels=check_positive_int("in_channels", plain(in_channels)),
+        num_classes=check_positive_int("num_classes", plain(num_classes)),
+        image_size=None if size is None else image_hw(size),
+        layers=_layers(variant, plain(norm), plain(activation), plain(init), plain(dropout)),
+    )
+    if variant.is_classifier:
+        return variant.family(common, **args)
+    sizes = {} if common.image_size is None else {"image_size": common.image_size}
+    return variant.family(in_channels=common.in_channels, num_classes=common.num_classes,
+                          **sizes, **args)  # fmt: skip

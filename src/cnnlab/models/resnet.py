@@ -16,19 +16,21 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
     BATCH_NORM,
+    Classifier,
     Factory,
-    ImageSize,
-    Layers,
+    NetArgs,
     check_choice,
     check_positive_int,
-    choose_stem,
-    classifier_head,
+    numbered,
+    shortcut,
+    stack,
     stem_layers,
 )
 from cnnlab.models.layers import conv
@@ -39,13 +41,6 @@ __all__ = ["BasicBlock", "Bottleneck", "ResNet"]
 # Stage widths at base_width 64: the 3x3 convs' channels; bottleneck blocks output 4x as many.
 STAGE_WIDTHS = (64, 128, 256, 512)
 BLOCKS = ("basic", "bottleneck")
-
-
-def _shortcut(in_channels: int, out_channels: int, stride: int, norm: Factory) -> nn.Module:
-    """The identity, or a projection (1x1 conv + norm) where shape changes."""
-    if stride == 1 and in_channels == out_channels:
-        return nn.Identity()
-    return conv(in_channels, out_channels, 1, stride=stride, padding=0, norm=norm)
 
 
 class BasicBlock(nn.Module):
@@ -65,7 +60,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = conv(in_channels, width, 3, stride=stride, norm=norm, act=act)
         self.conv2 = conv(width, width, 3, norm=norm)
-        self.shortcut = _shortcut(in_channels, width, stride, norm)
+        self.shortcut = shortcut(in_channels, width, stride, norm)
         self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +87,7 @@ class Bottleneck(nn.Module):
         self.conv1 = conv(in_channels, width, 1, norm=norm, act=act)
         self.conv2 = conv(width, width, 3, stride=stride, norm=norm, act=act)
         self.conv3 = conv(width, out_channels, 1, norm=norm)
-        self.shortcut = _shortcut(in_channels, out_channels, stride, norm)
+        self.shortcut = shortcut(in_channels, out_channels, stride, norm)
         self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,20 +95,18 @@ class Bottleneck(nn.Module):
         return self.act(self.conv3(self.conv2(self.conv1(x))) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(Classifier):
     """A stem, four stages of residual blocks, global average pooling and a linear layer.
 
     Stage i has ``depths[i]`` blocks of width ``STAGE_WIDTHS[i] * base_width / 64``;
-    stages 2-4 halve the maps in their first block. Dropout (the ``dropout`` group)
-    precedes the linear layer, and with ``spatial`` true also follows each stage.
+    stages 2-4 halve the maps in their first block. Norm is batch norm, as in the
+    paper. Dropout (the ``dropout`` group) precedes the linear layer, and with
+    ``spatial`` true also follows each stage.
 
     Args:
+        args: Input channels, classes, image size (it picks the stem) and layers.
         block: ``basic`` or ``bottleneck``.
         depths: Blocks per stage.
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        layers: Norm (batch, as in the paper), activation (ReLU), init and dropout.
         stem: ``auto``, ``imagenet`` (7x7/2 conv + 3x3/2 max pool) or ``small`` (3x3/1 conv).
         base_width: Width of stage 1 (64); the others scale with it.
 
@@ -122,46 +115,36 @@ class ResNet(nn.Module):
             when a group count does not divide a width.
     """
 
+    default_layers = BATCH_NORM
+
     def __init__(
         self,
+        args: NetArgs,
         *,
         block: str,
         depths: Sequence[int],
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        image_size: ImageSize = None,
-        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         base_width: int = 64,
     ) -> None:
-        super().__init__()
         check_choice("block", block, BLOCKS)
         block_cls = BasicBlock if block == "basic" else Bottleneck
         check_positive_int("base_width", base_width)
-        kind = choose_stem(stem, image_size)
-        self.stem = nn.Sequential(
-            stem_layers(kind, in_channels, base_width, layers, names=("conv", "pool"))
-        )
+        layers = args.layers
+        stem_part = stem_layers(args.stem(stem), args.in_channels, base_width, layers,
+                                names=("conv", "pool"))  # fmt: skip
         channels = base_width
         stages: OrderedDict[str, nn.Module] = OrderedDict()
         for index, (depth, width) in enumerate(zip(depths, STAGE_WIDTHS, strict=True)):
             width = width * base_width // 64
-            blocks: OrderedDict[str, nn.Module] = OrderedDict()
-            for j in range(depth):
-                stride = 2 if index > 0 and j == 0 else 1
-                blocks[f"block{j + 1}"] = block_cls(
-                    channels, width, stride, layers.norm, layers.act
-                )
-                channels = width * block_cls.expansion
-            blocks["drop"] = layers.dropout.conv()
-            stages[f"stage{index + 1}"] = nn.Sequential(blocks)
-        self.stages = nn.Sequential(stages)
-        self.head = classifier_head(channels, num_classes, layers)
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.head(self.stages(self.stem(x)))
+            out = width * block_cls.expansion
+            block_at = partial(block_cls, width=width, norm=layers.norm, act=layers.act)
+            blocks = stack(block_at, depth, channels, out, stride=2 if index else 1)
+            stages[f"stage{index + 1}"] = numbered("block", blocks, drop=layers.dropout.conv())
+            channels = out
+        super().__init__(
+            args, stem=nn.Sequential(stem_part), stages=nn.Sequential(stages),
+            head=args.head(channels),
+        )  # fmt: skip
 
 
 # He et al. 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385, table 1.

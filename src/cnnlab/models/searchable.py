@@ -23,8 +23,8 @@ Stems: ``imagenet`` is a 7x7/2 conv and 3x3/2 max pooling; ``small`` a 3x3/1 con
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -32,16 +32,17 @@ from torch import nn
 
 from cnnlab.models.common import (
     BATCH_NORM,
+    Classifier,
     Factory,
-    ImageSize,
-    Layers,
+    NetArgs,
     check_bool,
     check_choice,
     check_positive_float,
     check_positive_int,
     check_scalar_or_list,
-    choose_stem,
-    classifier_head,
+    numbered,
+    shortcut,
+    stack,
     stem_layers,
 )
 from cnnlab.models.layers import conv as conv_layer  # `conv` is an option name here
@@ -89,13 +90,7 @@ class SearchableBlock(nn.Module):
         kind, dilation = CONV_CHOICES[conv_kind]
         self.body = conv_layer(in_channels, out_channels, kernel_size, stride=stride,
                                dilation=dilation, kind=kind, norm=norm, act=act)  # fmt: skip
-        self.shortcut: nn.Module | None = None
-        if skip:
-            self.shortcut = (
-                nn.Identity()
-                if stride == 1 and in_channels == out_channels
-                else conv_layer(in_channels, out_channels, 1, stride=stride, norm=norm)
-            )
+        self.shortcut = shortcut(in_channels, out_channels, stride, norm) if skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return body(x), plus shortcut(x) when the block has a skip."""
@@ -103,15 +98,14 @@ class SearchableBlock(nn.Module):
         return out if self.shortcut is None else out + self.shortcut(x)
 
 
-class SearchableNet(nn.Module):
+class SearchableNet(Classifier):
     """Stem, ``num_stages`` stages of :class:`SearchableBlock`, GAP, dropout and a linear layer.
 
+    Batch norm by default. Dropout (the ``dropout`` group) precedes the classifier,
+    and with ``spatial`` true also follows each stage.
+
     Args:
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        layers: Norm (batch), activation (ReLU), init, and dropout (before the
-            classifier; after stages if spatial).
+        args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` or ``small``.
         num_stages: Number of stages.
         depth: Blocks per stage: one int, or one per stage.
@@ -122,18 +116,20 @@ class SearchableNet(nn.Module):
         conv: ``plain``, ``separable`` or ``dilated``: one, or one per stage.
         skip: Skip connections in the blocks: one bool, or one per stage.
 
+    Attributes:
+        stage_specs: One dict per stage (depth, width, kernel_size, conv, skip).
+
     Raises:
         ValueError: ``model.<option>`` naming the option for any bad value, e.g. a
             per-stage list whose length is not ``num_stages``.
     """
 
+    default_layers = BATCH_NORM
+
     def __init__(
         self,
+        args: NetArgs,
         *,
-        in_channels: int = 3,
-        num_classes: int = 10,
-        image_size: ImageSize = None,
-        layers: Layers = BATCH_NORM,
         stem: str = "auto",
         num_stages: int = 3,
         depth: int | Sequence[int] = 2,
@@ -144,32 +140,22 @@ class SearchableNet(nn.Module):
         conv: str | Sequence[str] = "plain",
         skip: bool | Sequence[bool] = True,
     ) -> None:
-        super().__init__()
-        kind = choose_stem(stem, image_size)
+        kind = args.stem(stem)
         stages = _stage_table(
             num_stages, depth, width, width_growth, widths, kernel_size, conv, skip
         )
+        layers = args.layers
         channels = stages[0]["width"]
-        features = stem_layers(kind, in_channels, channels, layers)
+        features = stem_layers(kind, args.in_channels, channels, layers)
         for index, stage in enumerate(stages):
-            blocks: OrderedDict[str, nn.Module] = OrderedDict()
-            for j in range(stage["depth"]):
-                stride = 2 if index > 0 and j == 0 else 1
-                blocks[f"block{j + 1}"] = SearchableBlock(
-                    channels, stage["width"], stage["kernel_size"], stage["conv"], stride,
-                    stage["skip"], layers.norm, layers.act,
-                )  # fmt: skip
-                channels = stage["width"]
-            blocks["drop"] = layers.dropout.conv()
-            features[f"stage{index + 1}"] = nn.Sequential(blocks)
+            block = partial(SearchableBlock, out_channels=stage["width"],
+                            kernel_size=stage["kernel_size"], conv_kind=stage["conv"],
+                            skip=stage["skip"], **layers.unit)  # fmt: skip
+            blocks = stack(block, stage["depth"], channels, stage["width"], 2 if index else 1)
+            features[f"stage{index + 1}"] = numbered("block", blocks, drop=layers.dropout.conv())
+            channels = stage["width"]
+        super().__init__(args, features=nn.Sequential(features), head=args.head(channels))
         self.stage_specs = stages
-        self.features = nn.Sequential(features)
-        self.head = classifier_head(channels, num_classes, layers)
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.head(self.features(x))
 
 
 def _stage_table(

@@ -18,20 +18,20 @@ Stems: ``imagenet`` is the paper's 3x3/2 conv (24 maps) and 3x3/2 max pooling;
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 
 import torch
 from torch import nn
 
 from cnnlab.models.common import (
     BATCH_NORM,
+    Classifier,
     Factory,
-    ImageSize,
-    Layers,
+    NetArgs,
     check_choice,
     check_positive_float,
-    choose_stem,
-    classifier_head,
     make_divisible,
+    stack,
     stem_layers,
 )
 from cnnlab.models.layers import ChannelShuffle, conv, pool
@@ -100,15 +100,14 @@ class ShuffleUnit(nn.Module):
         return torch.cat([self.shortcut(x), self.act(self.body(x))], dim=1)
 
 
-class ShuffleNetV1(nn.Module):
+class ShuffleNetV1(Classifier):
     """Stem, three stages of ShuffleNet units, global average pooling, dropout, FC.
 
+    Batch norm, as in the paper. Dropout (the ``dropout`` group) precedes the
+    classifier, and with ``spatial`` true also follows each stage.
+
     Args:
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the stem under ``stem: auto``.
-        layers: Norm (batch, as in the paper), activation (ReLU), init, and dropout
-            (before the classifier; after stages if spatial).
+        args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` or ``small``.
         groups: Groups g of the pointwise convs: 1, 2, 3, 4 or 8.
         scale: Scale factor s of every width (the paper's 0.25x, 0.5x, 1x, ...).
@@ -117,44 +116,28 @@ class ShuffleNetV1(nn.Module):
         ValueError: ``model.groups``, ``model.scale`` or ``model.stem`` for bad values.
     """
 
+    default_layers = BATCH_NORM
+
     def __init__(
-        self,
-        *,
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        image_size: ImageSize = None,
-        layers: Layers = BATCH_NORM,
-        stem: str = "auto",
-        groups: int = 3,
-        scale: float = 1.0,
+        self, args: NetArgs, *, stem: str = "auto", groups: int = 3, scale: float = 1.0
     ) -> None:
-        super().__init__()
-        kind = choose_stem(stem, image_size)
+        kind = args.stem(stem)
         check_choice("groups", groups, tuple(STAGE_WIDTHS))
         scale = check_positive_float("scale", scale)
+        layers = args.layers
         # Stage 2's first unit outputs (its width - stem width) maps through a g-grouped conv.
         channels = make_divisible(STEM_WIDTH * scale, groups, min_value=groups)
-        features = stem_layers(kind, in_channels, channels, layers, kernel=3)
+        features = stem_layers(kind, args.in_channels, channels, layers, kernel=3)
         for index, (width, units) in enumerate(
             zip(STAGE_WIDTHS[groups], STAGE_UNITS, strict=True), start=2
         ):
             width = make_divisible(width * scale, 4 * groups)
-            stage = [
-                ShuffleUnit(
-                    channels if j == 0 else width, width, 2 if j == 0 else 1, groups,
-                    layers.norm, layers.act, group_first=not (index == 2 and j == 0),
-                )
-                for j in range(units)
-            ]  # fmt: skip
+            unit = partial(ShuffleUnit, out_channels=width, groups=groups, **layers.unit)
+            # Stage 2's first unit reads the stem's few maps: its first conv is not grouped.
+            stage = stack(unit, units, channels, width, stride=2, group_first=index > 2)
             features[f"stage{index}"] = nn.Sequential(*stage, layers.dropout.conv())
             channels = width
-        self.features = nn.Sequential(features)
-        self.head = classifier_head(channels, num_classes, layers)
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.head(self.features(x))
+        super().__init__(args, features=nn.Sequential(features), head=args.head(channels))
 
 
 register_model(

@@ -28,8 +28,8 @@ from torch import nn
 
 from cnnlab.models.common import (
     BATCH_NORM,
-    ImageSize,
-    Layers,
+    Classifier,
+    NetArgs,
     check_min_side,
     check_positive_float,
     check_widths,
@@ -46,16 +46,15 @@ _MIN_SIDE = 16
 AIRBENCH_LAYERS = BATCH_NORM._replace(act=nn.GELU)
 
 
-class SpeedrunNet(nn.Module):
+class SpeedrunNet(Classifier):
     """A patch stem, conv groups that pool early, global max pooling, scaled logits.
 
+    airbench's layers are batch norm and GELU; ``init`` applies to the convs and the
+    classifier (before the identity part), and dropout precedes the classifier
+    (none: the recipe regularises with label smoothing and augmentation).
+
     Args:
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); None skips the size check.
-        layers: Norm after each 3x3 conv (batch), activation (GELU), init of the convs
-            and the classifier (before the identity part), and dropout before the
-            classifier (none: the recipe regularises with label smoothing and augmentation).
+        args: Input channels, classes, image size (None skips the size check) and layers.
         widths: Output channels of each group (one group per entry).
         stem_kernel: Side of the stem's valid conv; its width is ``2 * in * k * k``.
         logit_scale: Factor on the class scores (airbench: 1/9).
@@ -66,26 +65,25 @@ class SpeedrunNet(nn.Module):
             ``model.logit_scale`` unless positive, ``data.image_size`` if too small.
     """
 
+    default_layers = AIRBENCH_LAYERS
+    features: nn.Sequential
+
     def __init__(
         self,
+        args: NetArgs,
         *,
-        in_channels: int = 3,
-        num_classes: int = 10,
-        image_size: ImageSize = None,
-        layers: Layers = AIRBENCH_LAYERS,
         widths: Sequence[int] = (64, 256, 256),
         stem_kernel: int = 2,
         logit_scale: float = 1 / 9,
         dirac_init: bool = True,
     ) -> None:
-        super().__init__()
         widths = check_widths(widths)
         logit_scale = check_positive_float("logit_scale", logit_scale)
-        check_min_side(image_size, _MIN_SIDE, "the speed-run network")
-        norm_layer, act_layer = layers.norm, layers.act
-        stem_width = 2 * in_channels * stem_kernel**2
-        self.stem = conv(
-            in_channels, stem_width, stem_kernel, padding="valid", bias=True, act=act_layer
+        check_min_side(args.image_size, _MIN_SIDE, "the speed-run network")
+        norm_layer, act_layer = args.layers.norm, args.layers.act
+        stem_width = 2 * args.in_channels * stem_kernel**2
+        stem = conv(
+            args.in_channels, stem_width, stem_kernel, padding="valid", bias=True, act=act_layer
         )
         groups: OrderedDict[str, nn.Module] = OrderedDict()
         channels = stem_width
@@ -104,12 +102,12 @@ class SpeedrunNet(nn.Module):
                 )
             )
             channels = width
-        self.features = nn.Sequential(groups)
-        self.pool = nn.AdaptiveMaxPool2d(1)
-        self.drop = layers.dropout.fc()
-        self.fc = nn.Linear(channels, num_classes, bias=False)
+        super().__init__(
+            args, stem=stem, features=nn.Sequential(groups), pool=nn.AdaptiveMaxPool2d(1),
+            flatten=nn.Flatten(), drop=args.layers.dropout.fc(),
+            fc=nn.Linear(channels, args.num_classes, bias=False),
+        )  # fmt: skip
         self.logit_scale = logit_scale
-        layers.init_weights(self)
         if dirac_init:
             self._identity_init()
 
@@ -121,9 +119,8 @@ class SpeedrunNet(nn.Module):
                     nn.init.dirac_(layer.weight[: layer.weight.shape[1]])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        x = self.pool(self.features(self.stem(x))).flatten(1)
-        return self.fc(self.drop(x)) * self.logit_scale
+        """Return the scaled class scores (N, num_classes) for images (N, in_channels, H, W)."""
+        return super().forward(x) * self.logit_scale
 
 
 register_model(

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 
-import torch
 from torch import nn
 
-from cnnlab.models.common import NO_NORM, ImageSize, Layers, check_positive_int, choose_stem
+from cnnlab.models.common import Classifier, Layers, NetArgs, check_positive_int, numbered, stack
 from cnnlab.models.layers import conv, pool
 from cnnlab.models.registry import register_model
 
-__all__ = ["VGG"]
+__all__ = ["VGG", "vgg_stage"]
 
 # Output channels of the five stages at width 64; each stage ends in 2x2 max pooling.
 STAGE_WIDTHS = (64, 128, 256, 512, 512)
@@ -42,19 +42,26 @@ FC_WIDTHS = {"imagenet": 4096, "small": 512}
 POOLED = 7
 
 
-class VGG(nn.Module):
+def vgg_stage(
+    in_channels: int, width: int, convs: int, layers: Layers, ceil_mode: bool = True
+) -> nn.Sequential:
+    """``convs`` 3x3 conv-norm-act layers, 2x2 max pooling and the spatial dropout site."""
+    units = stack(partial(conv, out_channels=width, kernel_size=3, **layers.unit),
+                  convs, in_channels, width)  # fmt: skip
+    stage_pool = pool("max", 2, ceil_mode=ceil_mode)
+    return numbered("conv", units, pool=stage_pool, drop=layers.dropout.conv())
+
+
+class VGG(Classifier):
     """Five stages of 3x3 conv-norm-act layers with 2x2 max pooling, then three FC layers.
 
-    Dropout (the ``dropout`` group) precedes the second and third FC layers, where
-    the paper has it; with ``spatial`` true whole maps are also dropped after
-    each stage.
+    No norm, as in the paper. Dropout (the ``dropout`` group) precedes the second
+    and third FC layers, where the paper has it; with ``spatial`` true whole maps
+    are also dropped after each stage.
 
     Args:
+        args: Input channels, classes, image size (it picks the head) and layers.
         convs_per_stage: Convs in each of the five stages.
-        in_channels: Input channels.
-        num_classes: Outputs.
-        image_size: Input side or (height, width); picks the head under ``stem: auto``.
-        layers: Norm (none, as in the paper), activation (ReLU), init and dropout.
         stem: ``auto``, ``imagenet`` (7x7 pooled maps, 4096-wide FC) or ``small``
             (global average pooling, 512-wide FC).
         width: Channels of stage 1 (64); the others scale with it.
@@ -66,36 +73,25 @@ class VGG(nn.Module):
 
     def __init__(
         self,
+        args: NetArgs,
         *,
         convs_per_stage: Sequence[int],
-        in_channels: int = 3,
-        num_classes: int = 1000,
-        image_size: ImageSize = None,
-        layers: Layers = NO_NORM,
         stem: str = "auto",
         width: int = 64,
         fc_width: int | None = None,
     ) -> None:
-        super().__init__()
-        head = choose_stem(stem, image_size)
+        head = args.stem(stem)
         check_positive_int("width", width)
         fc_width = FC_WIDTHS[head] if fc_width is None else check_positive_int("fc_width", fc_width)
-        unit = layers.unit
+        layers = args.layers
         stages: OrderedDict[str, nn.Module] = OrderedDict()
-        channels = in_channels
+        channels = args.in_channels
         for index, convs in enumerate(convs_per_stage):
             stage_width = STAGE_WIDTHS[index] * width // 64
-            stage: OrderedDict[str, nn.Module] = OrderedDict()
-            for j in range(convs):
-                stage[f"conv{j + 1}"] = conv(channels, stage_width, 3, **unit)
-                channels = stage_width
-            stage["pool"] = pool("max", 2, ceil_mode=True)
-            stage["drop"] = layers.dropout.conv()
-            stages[f"stage{index + 1}"] = nn.Sequential(stage)
-        self.features = nn.Sequential(stages)
+            stages[f"stage{index + 1}"] = vgg_stage(channels, stage_width, convs, layers)
+            channels = stage_width
         side = POOLED if head == "imagenet" else 1
-        self.pool = nn.AdaptiveAvgPool2d(side)
-        self.classifier = nn.Sequential(
+        classifier = nn.Sequential(
             OrderedDict(
                 flatten=nn.Flatten(),
                 fc1=nn.Linear(channels * side * side, fc_width),
@@ -104,14 +100,11 @@ class VGG(nn.Module):
                 fc2=nn.Linear(fc_width, fc_width),
                 act2=layers.act(),
                 drop2=layers.dropout.fc(),
-                fc3=nn.Linear(fc_width, num_classes),
+                fc3=nn.Linear(fc_width, args.num_classes),
             )
         )
-        layers.init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return class scores (N, num_classes) for images (N, in_channels, H, W)."""
-        return self.classifier(self.pool(self.features(x)))
+        super().__init__(args, features=nn.Sequential(stages), pool=nn.AdaptiveAvgPool2d(side),
+                         classifier=classifier)  # fmt: skip
 
 
 # Simonyan and Zisserman 2014, "Very Deep Convolutional Networks for Large-Scale Image

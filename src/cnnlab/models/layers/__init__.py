@@ -2,8 +2,8 @@
 
 :func:`cnnlab.models.build_model` resolves the ``norm``, ``activation``, ``init`` and
 ``dropout`` specs of the config groups once (``get_norm``, ``get_act``, ``get_init``,
-``dropout_sites``); architectures take the resulting factories, pass them to their
-blocks, and end with ``init_weights(self, init)``.
+``dropout_sites``); architectures take the resulting factories and pass them to their
+blocks, and :class:`cnnlab.models.common.Classifier` ends with ``init_weights(self, init)``.
 
 Example:
     >>> norm_layer, act_layer = get_norm("batch"), get_act("relu")

@@ -81,11 +81,28 @@ def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str
     )
 
 
-def unknown_name(group: str, name: str, choices: Mapping[str, Any]) -> Exception:
-    """The error for a name that is not in a factory's table; lists the choices."""
-    return keyed(
-        f"{group}.name", f"unknown {group} {name!r}; choose from {', '.join(sorted(choices))}"
-    )
+def read_spec(
+    spec: str | Mapping[str, Any], group: str, choices: Mapping[str, Mapping[str, ParamTypes]]
+) -> tuple[str, dict[str, Any]]:
+    """Read a spec whose name must be one of ``choices``, each with its own parameters.
+
+    Args:
+        spec: A name, or a mapping with a ``name`` key and parameters.
+        group: The config group, used in error keys (``norm``, ``activation``...).
+        choices: Name -> its parameters and their accepted types.
+
+    Returns:
+        ``(name, params)`` as :func:`split_spec` and :func:`check_params` return them.
+
+    Raises:
+        ValueError: ``<group>.name`` for an unknown name (the message lists the
+            choices); as :func:`split_spec` and :func:`check_params` otherwise.
+    """
+    name, params = split_spec(spec, group)
+    if name not in choices:
+        listed = ", ".join(sorted(choices))
+        raise keyed(f"{group}.name", f"unknown {group} {name!r}; choose from {listed}")
+    return name, check_params(group, name, params, choices[name])
 
 
 def check_params(

@@ -7,16 +7,7 @@ from functools import partial
 
 from torch import nn
 
-from cnnlab.models.layers._spec import (
-    FLOAT,
-    STR,
-    LayerSpec,
-    ParamTypes,
-    check_params,
-    keyed,
-    split_spec,
-    unknown_name,
-)
+from cnnlab.models.layers._spec import FLOAT, STR, LayerSpec, ParamTypes, keyed, read_spec
 
 __all__ = ["act_names", "get_act"]
 
@@ -34,6 +25,7 @@ _ACTS: dict[str, tuple[type[nn.Module], dict[str, ParamTypes], bool]] = {
     "tanh": (nn.Tanh, {}, False),
     "sigmoid": (nn.Sigmoid, {}, False),
 }
+_PARAMS = {name: params for name, (_, params, _) in _ACTS.items()}
 
 
 def act_names() -> list[str]:
@@ -69,11 +61,8 @@ def get_act(spec: LayerSpec, *, inplace: bool = True) -> Callable[[], nn.Module]
         return nn.Identity
     if callable(spec) and not isinstance(spec, Mapping):
         return spec
-    name, params = split_spec(spec, "activation")
-    if name not in _ACTS:
-        raise unknown_name("activation", name, _ACTS)
-    cls, allowed, takes_inplace = _ACTS[name]
-    params = check_params("activation", name, params, allowed)
+    name, params = read_spec(spec, "activation", _PARAMS)
+    cls, _, takes_inplace = _ACTS[name]
     if params.get("approximate", "none") not in ("none", "tanh"):
         raise keyed(
             "activation.approximate", f"must be 'none' or 'tanh', got {params['approximate']!r}"

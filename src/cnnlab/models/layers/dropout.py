@@ -18,15 +18,7 @@ from typing import NamedTuple
 
 from torch import nn
 
-from cnnlab.models.layers._spec import (
-    BOOL,
-    FLOAT,
-    LayerSpec,
-    ParamTypes,
-    check_params,
-    keyed,
-    split_spec,
-)
+from cnnlab.models.layers._spec import BOOL, FLOAT, LayerSpec, ParamTypes, keyed, read_spec
 
 __all__ = ["DropoutSites", "dropout_names", "dropout_sites", "get_dropout"]
 
@@ -75,12 +67,8 @@ def get_dropout(spec: LayerSpec | float, *, conv: bool = False) -> Callable[[], 
         spec = {"name": "standard", "rate": float(spec)}
     if callable(spec) and not isinstance(spec, Mapping):
         return spec
-    name, params = split_spec(spec, "dropout")
-    if name not in _DROPOUTS:
-        raise keyed(
-            "dropout.name", f"unknown dropout {name!r}; choose from {', '.join(sorted(_DROPOUTS))}"
-        )
-    params = {**_DROPOUTS[name], **check_params("dropout", name, params, _PARAMS)}
+    name, given = read_spec(spec, "dropout", dict.fromkeys(_DROPOUTS, _PARAMS))
+    params = {**_DROPOUTS[name], **given}
     rate, spatial = params["rate"], params["spatial"]
     if not 0.0 <= rate < 1.0:
         raise keyed("dropout.rate", f"must be in [0, 1), got {rate}")

@@ -9,16 +9,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 import torch
 from torch import nn
 
-from cnnlab.models.layers._spec import (
-    FLOAT,
-    STR,
-    LayerSpec,
-    ParamTypes,
-    check_params,
-    keyed,
-    split_spec,
-    unknown_name,
-)
+from cnnlab.models.layers._spec import FLOAT, STR, LayerSpec, ParamTypes, keyed, read_spec
 from cnnlab.models.layers.act import get_act
 
 __all__ = ["CustomInit", "WeightInit", "get_init", "init_names", "init_weights", "nonlinearity_of"]
@@ -103,10 +94,7 @@ def get_init(spec: LayerSpec, *, activation: LayerSpec = None) -> WeightInit | N
         return None
     if callable(spec) and not isinstance(spec, Mapping):
         return spec
-    name, params = split_spec(spec, "init")
-    if name not in _INITS:
-        raise unknown_name("init", name, _INITS)
-    params = check_params("init", name, params, _INITS[name])
+    name, params = read_spec(spec, "init", _INITS)
     if name == "default":
         return None
     if name.startswith("kaiming"):

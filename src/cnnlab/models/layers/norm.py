@@ -20,17 +20,7 @@ from functools import partial
 
 from torch import nn
 
-from cnnlab.models.layers._spec import (
-    BOOL,
-    FLOAT,
-    INT,
-    LayerSpec,
-    ParamTypes,
-    check_params,
-    keyed,
-    split_spec,
-    unknown_name,
-)
+from cnnlab.models.layers._spec import BOOL, FLOAT, INT, LayerSpec, ParamTypes, keyed, read_spec
 
 __all__ = ["GroupNorm2d", "InstanceNorm2d", "LayerNorm2d", "get_norm", "get_norm1d", "norm_names"]
 
@@ -114,6 +104,7 @@ _NORMS: dict[
     "instance": (InstanceNorm2d, nn.Identity, _AFFINE),
     "group": (GroupNorm2d, GroupNorm2d, _GROUP),
 }
+_PARAMS = {name: params for name, (_, _, params) in _NORMS.items()}
 
 
 def norm_names() -> list[str]:
@@ -127,11 +118,8 @@ def _resolve(spec: LayerSpec, *, fc: bool) -> Callable[[int], nn.Module]:
     if callable(spec) and not isinstance(spec, Mapping):
         # A class or partial chosen in code is trusted as is (timm's convention).
         return spec
-    name, params = split_spec(spec, "norm")
-    if name not in _NORMS:
-        raise unknown_name("norm", name, _NORMS)
-    conv_layer, fc_layer, allowed = _NORMS[name]
-    params = check_params("norm", name, params, allowed)
+    name, params = read_spec(spec, "norm", _PARAMS)
+    conv_layer, fc_layer, _ = _NORMS[name]
     if "groups" in params and params["groups"] < 1:
         raise keyed("norm.groups", f"must be >= 1, got {params['groups']}")
     if "eps" in params and params["eps"] <= 0:
