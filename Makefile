@@ -67,6 +67,7 @@ bench-gpu: install
 	$(PY) benchmarks/gpu.py
 
 lint: install
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import IntDistribution
 
 from cnnlab.config import config_dir
-from cnnlab.sweep.results import RESULTS_FILE, optimization_results
+from cnnlab.sweeper.results import RESULTS_FILE, optimization_results
 from tests.conftest import QUICK
 
 QUIET = [*QUICK, "logger=none", "test=false"]

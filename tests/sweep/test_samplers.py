@@ -8,8 +8,8 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from cnnlab.sweep.samplers import SEED_ATTR, build_sampler, trial_seed
 from cnnlab.sweep.storage import open_storage
+from cnnlab.sweeper.samplers import SEED_ATTR, build_sampler, trial_seed
 
 SPACE = {
     "lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),

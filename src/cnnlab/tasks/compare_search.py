@@ -7,7 +7,7 @@ nine. Writes ``nine_trials.png``, ``regret.png``, ``results.json`` and
 
 ``cnnlab compare-search mode=train`` does the same on real training: grid,
 random and TPE sweeps of LeNet-5 on the digits through ``cnnlab train -m``
-(:mod:`cnnlab.experiments.search`), one resumable study per method and seed.
+(:mod:`cnnlab.course.search`), one resumable study per method and seed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ NOTE = (
 )
 
 
-# Each repeat seeds Optuna's samplers with ``seed * 100_003 + repeat`` (cnnlab.sweep.compare),
+# Each repeat seeds Optuna's samplers with ``seed * 100_003 + repeat`` (cnnlab.course.compare),
 # and numpy takes seeds below 2**32 only.
 SEED_MAX = (2**32 - 1) // 100_003 - 1
 
@@ -61,7 +61,7 @@ def check_out_folder(parser: argparse.ArgumentParser, flag: str, out: Path) -> N
 
 def main(argv: list[str]) -> int:
     """Run the comparison; print the table; write the plots and the report."""
-    from cnnlab.experiments.search import DEFAULT_EPOCHS
+    from cnnlab.course.search import DEFAULT_EPOCHS
 
     parser = OneLineParser(prog="cnnlab compare-search", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     if args.mode == "train":
         return _train_mode(args, parser)
 
-    from cnnlab.sweep.compare import compare, grid_side, summarise
+    from cnnlab.course.compare import compare, grid_side, summarise
 
     for budget in args.budgets:
         try:
@@ -165,8 +165,8 @@ def _default_out() -> Path:
 
 def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Grid, random and TPE sweeps of real LeNet-5 training, several seeds each."""
-    from cnnlab.experiments import search
-    from cnnlab.experiments.studies import create_folders
+    from cnnlab.course import search
+    from cnnlab.course.studies import create_folders
 
     for flag, value, low in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1)):
         if value < low:
@@ -214,7 +214,7 @@ def _write_train(
     lines: list[str],
 ) -> None:
     """Write the plot, ``results.json`` and ``report.md`` of ``mode=train``."""
-    from cnnlab.experiments import search
+    from cnnlab.course import search
 
     search.plot_trials(results, out / "nine_trials.png")
     commands = {
@@ -259,7 +259,7 @@ def _plot_nine(results: dict[str, Any], budgets: list[int], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cnnlab.experiments.page import save_png
+    from cnnlab.course.page import save_png
 
     budget = min(budgets)
     strategies = list(results)
@@ -312,7 +312,7 @@ def _plot_regret(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cnnlab.experiments.page import save_png
+    from cnnlab.course.page import save_png
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy, by_budget in table.items():

@@ -1,6 +1,6 @@
 """``cnnlab experiments``: run the material's comparisons for real and write their page.
 
-Runs (or resumes) every comparison of :mod:`cnnlab.experiments.catalogue` and the
+Runs (or resumes) every comparison of :mod:`cnnlab.course.catalogue` and the
 grid vs random vs TPE search of ``cnnlab compare-search mode=train`` as sweeps
 through ``cnnlab train -m``, with their studies in ``--out/studies.db``; then
 writes ``--docs`` (docs/experiments.md) and its plots from the studies' trials.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from cnnlab.console import OneLineParser
 
 if TYPE_CHECKING:
-    from cnnlab.experiments.catalogue import Budget
+    from cnnlab.course.catalogue import Budget
 
 HEADER = """# Experiments: the material's comparisons, run for real
 
@@ -32,7 +32,7 @@ upsampled to 28x28); rows give mean +- sample std over seeds {seeds}.
 
 def main(argv: list[str]) -> int:
     """Run every comparison's sweeps, then write the page; return the exit status."""
-    from cnnlab.experiments.catalogue import COMPARISONS
+    from cnnlab.course.catalogue import COMPARISONS
 
     keys = [c.key for c in COMPARISONS] + ["search"]
     parser = OneLineParser(prog="cnnlab experiments", description=__doc__.split("\n")[0])
@@ -56,8 +56,8 @@ def main(argv: list[str]) -> int:
     docs = args.docs or (out / "experiments.md" if args.quick else Path("docs/experiments.md"))
     check_outputs(parser, out, docs)
 
+    from cnnlab.course.studies import create_folders
     from cnnlab.errors import CnnlabError
-    from cnnlab.experiments.studies import create_folders
 
     try:
         create_folders(out, docs.with_suffix(""))
@@ -92,9 +92,9 @@ def check_outputs(parser: argparse.ArgumentParser, out: Path, docs: Path) -> Non
 
 def build_page(quick: bool, only: list[str], out: Path, docs: Path) -> str:
     """Run (or resume) the chosen comparisons and return the page's markdown."""
-    from cnnlab.experiments import page
-    from cnnlab.experiments.catalogue import COMPARISONS, FULL, QUICK
-    from cnnlab.experiments.studies import read_trials, run_sweep
+    from cnnlab.course import page
+    from cnnlab.course.catalogue import COMPARISONS, FULL, QUICK
+    from cnnlab.course.studies import read_trials, run_sweep
 
     budget = QUICK if quick else FULL
     db = out / "studies.db"
@@ -132,7 +132,7 @@ def build_page(quick: bool, only: list[str], out: Path, docs: Path) -> str:
 
 def _search_section(budget: Budget, out: Path, figures: Path, seeds: list[int]) -> list[str]:
     """Grid vs random vs TPE: the sweeps of ``cnnlab compare-search mode=train``."""
-    from cnnlab.experiments import page, search
+    from cnnlab.course import page, search
 
     epochs = 1 if budget.limit_batches else search.DEFAULT_EPOCHS
     extra = list(budget.overrides())

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("sweep_dirs", nargs="+", type=Path, metavar="SWEEP_DIR")
     args = parser.parse_args(argv)
 
-    from cnnlab.sweep.report import write_report
+    from cnnlab.sweeper.report import write_report
 
     for sweep_dir in args.sweep_dirs:
         try:

@@ -40,19 +40,19 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError, find_user_error, tracebacks_wanted
 from cnnlab.secrets.mask import scrub_secrets, scrub_text
-from cnnlab.sweep import samplers
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
 from cnnlab.sweep.objective import metric_directions, optimized_metrics
 from cnnlab.sweep.parallel import parallel_override
-from cnnlab.sweep.results import write_optimization_results
 
 # hydra-optuna-sweeper's helpers under their names there, for code written against its _impl.
 from cnnlab.sweep.space import (  # noqa: F401
     create_optuna_distribution_from_override,
     create_params_from_overrides,
 )
-from cnnlab.sweep.wandb_sweep import log_sweep_summary
+from cnnlab.sweeper import samplers
+from cnnlab.sweeper.results import write_optimization_results
+from cnnlab.sweeper.wandb_sweep import log_sweep_summary
 
 log = logging.getLogger(__name__)
 
@@ -626,7 +626,7 @@ def _write_report(sweep_dir: Path) -> Path | None:
     A report that fails must not hide the sweep's result.
     """
     try:
-        from cnnlab.sweep.report import write_report
+        from cnnlab.sweeper.report import write_report
 
         return write_report(sweep_dir).markdown
     except Exception:

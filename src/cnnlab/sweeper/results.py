@@ -16,7 +16,7 @@ Several objectives, the Pareto front::
 
 The numbers come from the whole study, so a resumed sweep or one of several workers
 reports the study's best, not only its own trials'. cnnlab's richer report
-(``report.md``, ``best.yaml``) is written beside it by :mod:`cnnlab.sweep.report`.
+(``report.md``, ``best.yaml``) is written beside it by :mod:`cnnlab.sweeper.report`.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def _log(node: DictConfig, study: optuna.Study, sweep_dir: Path, metric_names: l
     import wandb
     from optuna.trial import TrialState
 
-    from cnnlab.sweep.report import visible_trials
+    from cnnlab.sweeper.report import visible_trials
     from cnnlab.tracking.wandb import masked_argv, resolve_mode
 
     trials = visible_trials(study)

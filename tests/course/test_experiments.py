@@ -17,9 +17,9 @@ import optuna
 import pytest
 
 from cnnlab.config import config_dir
-from cnnlab.experiments import page, search
-from cnnlab.experiments.catalogue import COMPARISONS, FULL, QUICK
-from cnnlab.experiments.studies import Sweep, TrialResult
+from cnnlab.course import page, search
+from cnnlab.course.catalogue import COMPARISONS, FULL, QUICK
+from cnnlab.course.studies import Sweep, TrialResult
 
 
 def _complete_trials(db: Path) -> dict[str, list[optuna.trial.FrozenTrial]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.sweep.compare import Problem, compare, grid_side, run_strategy, summarise
+from cnnlab.course.compare import Problem, compare, grid_side, run_strategy, summarise
 
 
 def test_nine_trials_three_distinct_x_for_grid_nine_for_random() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.experiments.studies import Sweep
+from cnnlab.course.studies import Sweep
 
 # Every trial: no logger, no checkpoints or early stopping, no test pass, no summary table;
 # the sweep needs only the best validation accuracy, which the LightningModule logs itself.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.experiments.studies import Sweep, TrialResult
+from cnnlab.course.studies import Sweep, TrialResult
 
 
 @dataclass(frozen=True)

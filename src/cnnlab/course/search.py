@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab.experiments.studies import Sweep, TrialResult, read_trials, run_sweep
+from cnnlab.course.studies import Sweep, TrialResult, read_trials, run_sweep
 
 METHODS = ("grid", "random", "tpe")
 # Epochs per trial: enough for the learning rate to matter, a few seconds each.
@@ -140,7 +140,7 @@ def plot_trials(results: dict[str, dict[int, list[TrialResult]]], path: Path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cnnlab.experiments.page import save_png
+    from cnnlab.course.page import save_png
 
     methods = list(results)
     fig = plt.figure(figsize=(4.2 * len(methods), 4.6))
