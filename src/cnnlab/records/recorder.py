@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,30 +106,41 @@ class RunRecorder:
 
 
 @contextmanager
-def recorded_run(cfg: DictConfig, resume: Resume | None = None) -> Iterator[RunRecorder]:
-    """Record the job run inside the ``with`` block; finish wandb however it ends."""
-    from cnnlab.tracking.mlflow import finish_mlflow
-    from cnnlab.tracking.wandb import finish_wandb
+def recorded_run(
+    cfg: DictConfig,
+    resume: Resume | None = None,
+    *,
+    finish: Callable[[Path, str], None] | None = None,
+) -> Iterator[RunRecorder]:
+    """Record the job run inside the ``with`` block.
 
+    Args:
+        cfg: The job's config.
+        resume: What a resumed run continues from.
+        finish: Called with the run folder and the final status (``completed``, ``failed``,
+            ``pruned``, ``interrupted``) however the block ends, after ``run.json`` says it:
+            the trackers' ending (:func:`cnnlab.tracking.finish_trackers`), handed in so that
+            run records need not know the trackers.
+    """
     recorder = RunRecorder(cfg, resume)
     recorder.record("running")
     try:
         yield recorder
     except KeyboardInterrupt:
         recorder.record_end("interrupted", "KeyboardInterrupt")
-        finish_wandb(failed=True)
-        finish_mlflow(recorder.run_dir, "interrupted")
+        if finish:
+            finish(recorder.run_dir, "interrupted")
         raise
     except BaseException as exc:
         # optuna.TrialPruned, matched by name: optuna is imported only inside sweeps.
         status = "pruned" if type(exc).__name__ == "TrialPruned" else "failed"
         recorder.record_end(status, _reason(exc))
-        finish_wandb(failed=True)
-        finish_mlflow(recorder.run_dir, status)
+        if finish:
+            finish(recorder.run_dir, status)
         raise
     recorder.record("completed")
-    finish_wandb(failed=False)
-    finish_mlflow(recorder.run_dir, "completed")
+    if finish:
+        finish(recorder.run_dir, "completed")
 
 
 def previous_record(run_dir: Path) -> dict[str, Any]:

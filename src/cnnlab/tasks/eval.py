@@ -27,11 +27,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     from cnnlab.errors import ConfigError
     from cnnlab.lit.callbacks import progress_bar
     from cnnlab.records.recorder import recorded_run
+    from cnnlab.tracking import finish_trackers
     from cnnlab.tracking.loggers import log_hyperparameters
 
     if cfg.split not in SPLITS:
         raise ConfigError("split", f"must be one of {SPLITS}, got {cfg.split!r}")
-    with recorded_run(cfg) as recorder:
+    with recorded_run(cfg, finish=finish_trackers) as recorder:
         module = load_classifier(cfg.ckpt_path)
         data_cfg = cfg.get("data") or OmegaConf.create(data_config(module.hparams))
         check_data_fits(cfg.ckpt_path, module, data_cfg)  # before any data is loaded

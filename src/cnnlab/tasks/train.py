@@ -44,13 +44,14 @@ def run(cfg: DictConfig) -> float | list[float] | None:
     from cnnlab.records.recorder import recorded_run
     from cnnlab.records.resume import resume_run
     from cnnlab.sweep.parallel import share_cores
+    from cnnlab.tracking import finish_trackers
 
     share_cores(cfg)  # before anything starts torch's thread pool
     # `resume=<run folder>`: that run's own config and last checkpoint (see cnnlab.records.resume).
     resume = resume_run(cfg)
     if resume is not None:
         cfg = resume.config
-    with recorded_run(cfg, resume=resume) as recorder:
+    with recorded_run(cfg, resume=resume, finish=finish_trackers) as recorder:
         ckpt_path = str(resume.checkpoint) if resume else None
         metrics = _fit_and_test(cfg, recorder.run_dir, recorder.timings, ckpt_path)
         recorder.write_metrics(metrics)

@@ -28,6 +28,7 @@ def run(cfg: DictConfig) -> Path:
     from cnnlab.lit.checkpoint import data_config
     from cnnlab.records.recorder import recorded_run
     from cnnlab.tasks.common import load_classifier
+    from cnnlab.tracking import finish_trackers
 
     method = check_method(str(cfg.method))
     device = _device(str(cfg.get("device", "auto")))
@@ -37,7 +38,7 @@ def run(cfg: DictConfig) -> Path:
         layers=_layers(cfg.get("layers")),
         class_model={str(k): v for k, v in cfg.get("class_model", {}).items()},
     )
-    with recorded_run(cfg) as recorder:
+    with recorded_run(cfg, finish=finish_trackers) as recorder:
         torch.manual_seed(int(cfg.get("seed", 0)))
         module = load_classifier(cfg.ckpt_path)
         hparams = module.hparams
