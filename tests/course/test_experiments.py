@@ -125,7 +125,7 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(
 
 
 def test_make_experiments_calls_the_command() -> None:
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     for extra, flag in (((), ""), (("QUICK=1",), " --quick")):
         proc = subprocess.run(
             ["make", "-s", "-n", "-C", str(root), "experiments", "STAMP=/dev/null", *extra],

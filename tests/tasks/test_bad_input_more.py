@@ -131,9 +131,9 @@ def test_a_failed_write_of_an_output_names_the_file(tmp_path: Path) -> None:
         (["--seed", "-1"], "argument --seed: must be an integer in [0, "),
         (["--seed", "abc"], "argument --seed: must be an integer in [0, "),
         (["--out", "{file}"], "--out: {file} is a file, not a folder"),
-        (["--out", "/proc/cs"], "--out: cannot write in /proc"),
+        (["--out", "/proc/cs"], "--out: /proc/cs: cannot write in /proc"),
         (["--out", "/proc"], "--out: cannot write in /proc"),
-        (["--mode", "train", "--out", "/proc/cs"], "--out: cannot write in /proc"),
+        (["--mode", "train", "--out", "/proc/cs"], "--out: /proc/cs: cannot write in /proc"),
     ],
     ids=["seed -1", "seed abc", "out a file", "out under proc", "out proc", "train out proc"],
 )

@@ -307,4 +307,4 @@ def test_control_characters_in_a_path_are_escaped(tmp_path: Path, run_subprocess
     _assert_one_line_error(proc, "no such study storage")
     assert "\x1b" not in proc.stderr and "\r" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "a\\x1b[31mred\\nline\\rx\\u202e.db" in proc.stderr, proc.stderr
+    assert "a\\x1b[31mred\\x0aline\\x0dx\\u202e.db" in proc.stderr, proc.stderr

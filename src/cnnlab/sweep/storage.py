@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import CnnlabError, ConfigError, DataError
 from cnnlab.secrets.mask import scrub_text
 
 if TYPE_CHECKING:
@@ -426,6 +426,8 @@ def storage_write_errors(url: str | None) -> Iterator[None]:
     """
     try:
         yield
+    except CnnlabError:
+        raise  # already one line naming its key or file (a storage that cannot be opened)
     except Exception as exc:
         cause = storage_cause(exc)
         if cause is None or url is None:

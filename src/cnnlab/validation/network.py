@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import CnnlabError, ConfigError, first_line, show
+from cnnlab.errors import CnnlabError, ConfigError, config_errors, first_line, show
 
 if TYPE_CHECKING:
     from torch import nn
@@ -65,9 +65,14 @@ def probe_network(cfg: Mapping[str, Any]) -> None:
     except CnnlabError:
         raise
     except Exception as exc:
-        if isinstance(exc.__cause__, CnnlabError):  # Hydra's instantiate wraps the builder's
-            raise exc.__cause__ from exc
-        return  # the real build reports it, naming `model`
+        # Hydra's instantiate wraps the builder's own error.
+        cause = exc.__cause__ if type(exc).__module__.startswith("hydra.") else exc
+        if isinstance(cause, CnnlabError):
+            raise cause from exc
+        if isinstance(cause, ValueError | TypeError):  # model code's checks of its arguments
+            with config_errors("model"):
+                raise cause from exc
+        return  # e.g. an operation the meta device lacks: the real build reports it
     if not isinstance(net, torch.nn.Module):
         return  # the real build reports it
     key, note = "data.image_size", ""
@@ -76,7 +81,9 @@ def probe_network(cfg: Mapping[str, Any]) -> None:
         key = "model.image_size"
         note = f"is {show(model['image_size'])} but data.image_size is {show(data['image_size'])}: "
     size = image_hw(data["image_size"])
-    check_network_input(net, int(data["in_channels"]), size, key, device="meta", note=note)
+    # The network's own channels: the data's in a run (checked above), its own in a summary.
+    channels = int(model.get("in_channels", data["in_channels"]))
+    check_network_input(net, channels, size, key, device="meta", note=note)
 
 
 def check_network_input(

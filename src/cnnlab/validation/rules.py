@@ -298,8 +298,11 @@ def creatable_problem(folder: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         read_only = os.statvfs(existing).f_flag & os.ST_RDONLY
         cause = "Read-only file system" if read_only else "permission denied"
-        return f"cannot write in {existing} ({cause})"
-    return probe_problem(existing)
+        problem: str | None = f"cannot write in {existing} ({cause})"
+    else:
+        problem = probe_problem(existing)
+    # Name the folder asked for when the one that refused is above it (/proc for /proc/x/y).
+    return f"{folder}: {problem}" if problem and existing != folder else problem
 
 
 PROBE_PREFIX = ".cnnlab-probe-"
