@@ -408,7 +408,9 @@ def storage_cause(exc: BaseException) -> str | None:
         if isinstance(current, StorageInternalError) or module.startswith(DRIVER_MODULES):
             found = True
             innermost = current
-        current = current.__cause__ or current.__context__
+        # `raise ... from None` (an error cnnlab already put in one line) ends the chain.
+        context = None if current.__suppress_context__ else current.__context__
+        current = current.__cause__ or context
     if not found:
         return None
     inner = getattr(innermost, "orig", None) or innermost  # SQLAlchemy keeps the driver's
