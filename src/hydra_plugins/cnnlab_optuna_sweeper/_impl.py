@@ -158,11 +158,6 @@ class OptunaSweeperImpl(Sweeper):
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
         """Keep the config and build the launcher that runs the trials."""
-        from hydra.core.hydra_config import HydraConfig
-
-        # Interpolations such as ${hydra:runtime.cwd} (in paths.output_root, hence in
-        # hydra.sweep.dir) need the Hydra config set; the launcher sets it again per job.
-        HydraConfig.instance().set_config(config)
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
