@@ -68,3 +68,26 @@ def test_unknown_group_option_is_a_one_line_error(run_subprocess, override: str)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert override.split("=")[1] in result.stderr
+
+
+def test_an_error_out_of_the_task_keeps_its_traceback(
+    run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OmegaConf error raised inside the task is a bug, not a command-line mistake.
+
+    No task of cnnlab's raises one on purpose; a stand-in task raises it here, to check that
+    the CLI tells it from Hydra's composition errors (which it turns into one line).
+    """
+    from omegaconf.errors import ConfigKeyError
+
+    import cnnlab.tasks
+
+    def broken_task(task: str, cfg: object) -> None:
+        raise ConfigKeyError("a bug inside the task")
+
+    monkeypatch.setattr(cnnlab.tasks, "run_task", broken_task)
+    with pytest.raises(ConfigKeyError, match="a bug inside the task"):
+        run_cli("summary")
+    with pytest.raises(SystemExit) as composition:  # the same kind of error, from Hydra
+        run_cli("summary", "model=resnet_nope")
+    assert composition.value.code == 1

@@ -85,3 +85,19 @@ def test_eval_and_predict_configs_require_a_checkpoint() -> None:
 def test_wheel_ships_the_config_tree() -> None:
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert '"conf" = "cnnlab/conf"' in pyproject
+
+
+def test_paths_resolve_outside_a_hydra_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """conf/paths needs no Hydra config set: the sweeper, the validation before a run and
+    Hydra's own sweep folder resolve it before any job has one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.delenv("CNNLAB_OUTPUTS")
+    monkeypatch.delenv("CNNLAB_DATA")
+    monkeypatch.chdir(tmp_path)
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    assert not HydraConfig.initialized()
+    assert cfg.paths.output_root == f"{tmp_path}/outputs"
+    assert cfg.paths.data_dir == f"{tmp_path}/data"
+    assert str(cfg.hydra.sweep.dir).startswith(f"{tmp_path}/outputs/multiruns/train/")

@@ -6,3 +6,6 @@ are imported by the tasks, not here, so ``cnnlab --help`` stays fast.
 """
 
 __version__ = "0.1.0"
+
+# Registers ${cnnlab.cwd:} (conf/paths) wherever cnnlab's code runs; omegaconf only.
+import cnnlab.config  # noqa: F401

@@ -6,6 +6,7 @@ itself, so ``cnnlab --help`` and ``cnnlab train --cfg job`` stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -35,6 +36,9 @@ TASKS: dict[str, tuple[str, str | None]] = {
 # not part of what Hydra parses, so it travels to those processes in the environment.
 TASK_ENV = "CNNLAB_TASK"
 FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
+# Set (True) on an exception that came out of the task itself, not out of Hydra's
+# composition; an attribute travels with the exception, also pickled from a joblib worker.
+TASK_ERROR_ATTR = "cnnlab_task_error"
 
 
 def main(argv: Sequence[str] | None = None) -> Any:
@@ -156,23 +160,23 @@ def _hydra_app(task: str) -> Callable[[], Any]:
     def app(cfg: Any) -> Any:
         from cnnlab.tasks import run_task
 
-        return run_task(task, cfg)
+        try:
+            return run_task(task, cfg)
+        except Exception as exc:
+            with contextlib.suppress(AttributeError, TypeError):  # a class without __dict__
+                setattr(exc, TASK_ERROR_ATTR, True)
+            raise
 
     return app
 
 
 def _raised_in_job(exc: BaseException) -> bool:
-    """Whether ``exc`` came out of the task itself (Hydra's ``run_job``), not composition.
+    """Whether ``exc`` came out of the task itself (marked by the app), not composition.
 
     A config error inside a task is already one line (run_task); anything else the task
     raises, OmegaConf's errors included, is a bug and keeps its traceback.
     """
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_name == "run_job":
-            return True
-        tb = tb.tb_next
-    return False
+    return getattr(exc, TASK_ERROR_ATTR, False) is True
 
 
 def _raised_in_hydra(exc: BaseException) -> bool:

@@ -1,15 +1,21 @@
-"""Where the Hydra config tree lives, and config nodes as plain values.
+"""Where the Hydra config tree lives, its own resolver, and config nodes as plain values.
 
 Kept free of heavy imports: the CLI imports this before any task runs. :func:`to_dict` is
-the one converter of config nodes into plain values.
+the one converter of config nodes into plain values. Importing it registers
+``${cnnlab.cwd:}`` (``cnnlab/__init__.py`` imports it, so every process that runs cnnlab's
+code has it: the CLI, joblib's workers, tests).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+# `${cnnlab.cwd:}` in conf/paths/default.yaml: the folder the command was started in.
+CWD_RESOLVER = "cnnlab.cwd"
 
 
 def config_dir() -> Path:
@@ -27,3 +33,29 @@ def config_dir() -> Path:
 def to_dict(node: Any) -> Any:
     """Resolve a config node into plain Python containers (anything else is returned as is)."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def launch_folder() -> str:
+    """The folder the command was started in (``${cnnlab.cwd:}``).
+
+    Unlike ``${hydra:runtime.cwd}`` it resolves without Hydra's config: the sweeper, the
+    validation before a run and Hydra's own sweep folder read it before any job sets that
+    config. Inside a job it is Hydra's ``runtime.cwd``, which stays the launch folder even
+    where a job changes folder (``hydra.job.chdir=true``).
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        cwd = HydraConfig.get().runtime.cwd
+        if cwd:
+            return str(cwd)
+    return os.getcwd()
+
+
+def register_resolvers() -> None:
+    """Register cnnlab's resolver with OmegaConf, once per process."""
+    if not OmegaConf.has_resolver(CWD_RESOLVER):
+        OmegaConf.register_new_resolver(CWD_RESOLVER, launch_folder)
+
+
+register_resolvers()

@@ -31,8 +31,6 @@ NOISY_LOG_LINES: dict[str, tuple[str, ...]] = {
         "try installing [litlogger]",
         "Trainer already configured with model summary callbacks",
     ),
-    # The sweeper tells a pruned trial again with skip_if_finished=True, on purpose.
-    "optuna.study._tell": ("Skipped telling trial",),
     # Categorical parameters in the report's plots: one line per axis.
     "matplotlib.category": ("Using categorical units",),
 }

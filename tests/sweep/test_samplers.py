@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from cnnlab.sweep.storage import open_storage
-from cnnlab.sweeper.samplers import SEED_ATTR, build_sampler, trial_seed
+from cnnlab.sweeper.samplers import SEED_ATTR, build_sampler, record_seed, trial_seed
 
 SPACE = {
     "lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
@@ -23,7 +23,9 @@ def sampler_cfg(name: str, seed: int | None = 1) -> object:
 
 
 def ask_and_tell(study: optuna.Study) -> dict[str, object]:
+    """Ask, record the seed and tell, as the sweeper does."""
     trial = study.ask(SPACE)
+    record_seed(trial)
     study.tell(trial, float(trial.params["lr"]))
     return trial.params
 
@@ -106,6 +108,13 @@ def test_each_trial_records_its_seed() -> None:
     seeds = [t.user_attrs[SEED_ATTR] for t in study.get_trials()]
     assert seeds == [trial_seed(7, n) for n in range(3)]
     assert len(set(seeds)) == 3
+
+
+def test_no_seed_is_recorded_for_a_study_seeded_sampler() -> None:
+    """Grid and unseeded samplers have no seed of the trial's own to record."""
+    study = optuna.create_study(sampler=build_sampler(sampler_cfg("random", seed=None)))
+    ask_and_tell(study)
+    assert SEED_ATTR not in study.trials[0].user_attrs
 
 
 def test_unseeded_and_grid_samplers_are_plain_optuna_samplers() -> None:

@@ -25,6 +25,7 @@ from cnnlab.sweep.storage import (
     normalize_url,
     open_storage,
     recover_abandoned,
+    trial_id,
     uses_optuna_heartbeat,
 )
 
@@ -67,12 +68,16 @@ def test_dead_worker_trials_are_failed_and_requeued(tmp_path: Path) -> None:
 
     # A pid that cannot exist for the dead one; this process for the live one.
     storage.set_trial_system_attr(
-        dead._trial_id, WORKER_ATTR, {"host": socket.gethostname(), "pid": 2**22 + 7}
+        trial_id(storage, "s", dead.number),
+        WORKER_ATTR,
+        {"host": socket.gethostname(), "pid": 2**22 + 7},
     )
     storage.set_trial_system_attr(
-        alive._trial_id, WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()}
+        trial_id(storage, "s", alive.number),
+        WORKER_ATTR,
+        {"host": socket.gethostname(), "pid": os.getpid()},
     )
-    assert recover_abandoned(study, grace_period=3600) == [dead.number]
+    assert recover_abandoned(study, storage, grace_period=3600) == [dead.number]
     trials = study.get_trials()
     assert trials[dead.number].state == TrialState.FAIL
     assert trials[alive.number].state == TrialState.RUNNING
@@ -83,14 +88,31 @@ def test_dead_worker_trials_are_failed_and_requeued(tmp_path: Path) -> None:
 
 
 def test_silent_remote_trials_are_abandoned_after_the_grace_period(tmp_path: Path) -> None:
-    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/o.db"), study_name="s")
+    storage = open_storage(f"sqlite:///{tmp_path}/o.db")
+    study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask()
-    study._storage.set_trial_system_attr(
-        trial._trial_id, WORKER_ATTR, {"host": "elsewhere", "pid": 1}
+    storage.set_trial_system_attr(
+        trial_id(storage, "s", trial.number), WORKER_ATTR, {"host": "elsewhere", "pid": 1}
     )
-    assert recover_abandoned(study, grace_period=60) == []
+    assert recover_abandoned(study, storage, grace_period=60) == []
     time.sleep(1.1)
-    assert recover_abandoned(study, grace_period=1) == [trial.number]
+    assert recover_abandoned(study, storage, grace_period=1) == [trial.number]
+
+
+def test_trial_id_is_the_id_storage_methods_take(tmp_path: Path) -> None:
+    """Found from the trial's number alone, in each kind of storage the sweeper opens."""
+    for storage in (
+        optuna.storages.InMemoryStorage(),
+        open_storage(f"sqlite:///{tmp_path}/o.db"),
+        open_storage(f"journal:{tmp_path}/j.log"),
+    ):
+        for name in ("a", "b"):  # two studies: ids differ from numbers in the second
+            study = optuna.create_study(storage=storage, study_name=name)
+            trials = [study.ask() for _ in range(2)]
+            for trial in trials:
+                stored_id = trial_id(storage, name, trial.number)
+                storage.set_trial_user_attr(stored_id, "n", trial.number)
+            assert [t.user_attrs["n"] for t in study.get_trials()] == [0, 1]
 
 
 def test_our_lock_is_not_optunas_journal_lock(
@@ -114,12 +136,13 @@ def test_rdb_storages_use_optunas_heartbeat(tmp_path: Path) -> None:
     study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     # A worker on another host that stamped its trial once, then went silent.
-    storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, {"host": "elsewhere", "pid": 1})
+    stored_id = trial_id(storage, "s", trial.number)
+    storage.set_trial_system_attr(stored_id, WORKER_ATTR, {"host": "elsewhere", "pid": 1})
     heartbeat = Heartbeat(storage, interval=1)
-    heartbeat.add([trial._trial_id])
-    assert recover_abandoned(study, grace_period=1) == []
+    heartbeat.add([stored_id])
+    assert recover_abandoned(study, storage, grace_period=1) == []
     time.sleep(2.5)
-    assert recover_abandoned(study, grace_period=1) == [trial.number]
+    assert recover_abandoned(study, storage, grace_period=1) == [trial.number]
     old, copy = study.get_trials()
     assert old.state == TrialState.FAIL
     assert copy.state == TrialState.WAITING and copy.params == old.params

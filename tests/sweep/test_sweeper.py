@@ -14,6 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from cnnlab.sweeper.samplers import SEED_ATTR, trial_seed
 from tests.sweep.conftest import load_study, marks
 
 
@@ -97,10 +98,12 @@ def test_resume_reaches_total_and_continues_job_numbers(app: Path, run_app) -> N
     assert sorted(p.name for p in second.iterdir() if p.is_dir()) == ["3", "4"]
     info = json.loads((second / "sweep.json").read_text())
     assert info["study_name"] == study.study_name and info["n_trials"] == 5
+    # Each trial has its own seed, recorded on it by the sweeper.
+    assert [t.user_attrs[SEED_ATTR] for t in study.trials] == [trial_seed(1, n) for n in range(5)]
 
 
 def test_crash_and_nan_are_failed_and_the_sweep_goes_on(app: Path, run_app) -> None:
-    run_app(
+    proc = run_app(
         "hydra/sweeper/sampler=grid",
         "x=choice(0.1,0.2,0.3,0.4)",
         "crash_x=0.2",
@@ -121,6 +124,8 @@ def test_crash_and_nan_are_failed_and_the_sweep_goes_on(app: Path, run_app) -> N
     assert "non-finite" in nan.user_attrs["error"]
     job_dir = Path(crashed.user_attrs["sweep_dir"]) / str(crashed.user_attrs["job_num"])
     assert "boom at x=0.2" in (job_dir / "app.log").read_text()
+    # Hydra's own line for a failed job, kept for a crash (one per crashed job).
+    assert proc.stderr.count("Error executing job with overrides") == 1
 
 
 def test_too_many_failures_stop_the_sweep(app: Path, run_app) -> None:
@@ -143,7 +148,7 @@ def test_too_many_failures_stop_the_sweep(app: Path, run_app) -> None:
 def test_pruned_trial_is_pruned_and_stops_early(app: Path, run_app) -> None:
     # The median pruner, no warm-up: trial 0 sets the bar, a worse trial 1 stops at step 0.
     # Seed 1 puts x=0.3 (the better point) first on the grid.
-    run_app(
+    proc = run_app(
         "hydra/sweeper/sampler=grid",
         "hydra.sweeper.sampler.seed=1",
         "hydra/sweeper/pruner=median",
@@ -159,6 +164,10 @@ def test_pruned_trial_is_pruned_and_stops_early(app: Path, run_app) -> None:
     assert by_x[0.3].number == 0
     assert len(by_x[0.3].intermediate_values) == 5
     assert list(by_x[0.9].intermediate_values) == [0]
+    # A pruned trial is no error: Hydra's "Error executing job" line is held back.
+    assert "Error executing job" not in proc.stderr
+    # Nor is it told again (Optuna would warn "Skipped telling trial").
+    assert "Skipped telling" not in proc.stderr
 
 
 def test_multi_objective_keeps_a_pareto_set(app: Path, run_app) -> None:

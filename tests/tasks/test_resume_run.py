@@ -127,3 +127,22 @@ def test_resume_of_a_folder_without_checkpoint_is_one_line(run_subprocess, tmp_p
     assert "Traceback" not in done.stderr
     assert str(tmp_path / "nowhere") in done.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_run_folder_of_an_earlier_release_still_resumes(
+    run_cli, run_subprocess, tmp_path: Path
+) -> None:
+    """Folders saved when conf/paths used ${hydra:runtime.cwd} (now ${cnnlab.cwd:}) resume."""
+    run_dir = tmp_path / "run"
+    run_cli("train", "debug=limit", "scheduler=none", "logger=none", f"hydra.run.dir={run_dir}")
+    saved = run_dir / ".hydra" / "config.yaml"
+    text = saved.read_text()
+    assert text.count("${cnnlab.cwd:}") == 2  # paths.data_dir and paths.output_root
+    saved.write_text(text.replace("${cnnlab.cwd:}", "${hydra:runtime.cwd}"))
+
+    done = run_subprocess("train", f"resume={run_dir}", "trainer.max_epochs=3")
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert [s["status"] for s in manifest["starts"]] == ["completed", "completed"]
+    assert manifest["config"]["trainer"]["max_epochs"] == 3

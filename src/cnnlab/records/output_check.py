@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from typing_extensions import override
@@ -35,15 +34,7 @@ class OutputFolderCheck(Callback):
         # A log line that cannot be written (disk full mid-run) must not print a traceback of
         # its own for every line; the task reports the write failure once.
         logging.raiseExceptions = False
-        # `${hydra:...}` in the folder's name needs the Hydra config, set here only for
-        # the time it takes to resolve it (run_job sets it again, and restores what it found).
-        hydra_config = HydraConfig.instance()
-        before = hydra_config.cfg
-        hydra_config.set_config(config)
-        try:
-            folder = Path(str(config.hydra.run.dir))
-        finally:
-            hydra_config.cfg = before
+        folder = Path(str(config.hydra.run.dir))
         check_writable(folder, str(config.get("task", "cnnlab")))
 
 

@@ -10,8 +10,8 @@ outputs folder. Building it means handing its ``_target_`` strings to Hydra's
 - every ``_target_`` (and ``_partial_``) only where cnnlab's own config tree has one, and
   only one of cnnlab's own; no other Hydra instruction (``_args_``, ``_recursive_``, ...);
 - interpolations only between the config's own keys and through the resolvers Hydra and
-  cnnlab's tree use (``hydra``, ``oc.select``, and ``oc.env`` of cnnlab's own folders: any
-  other variable could be a secret, written into ``run.json`` by the run);
+  cnnlab's tree use (``hydra``, ``cnnlab.cwd``, ``oc.select``, and ``oc.env`` of cnnlab's own
+  folders: any other variable could be a secret, written into ``run.json`` by the run);
 - no ``hydra`` or ``defaults`` node: a composed task config has neither, and Hydra would act
   on them when the file is composed again (``cnnlab reproduce``).
 
@@ -36,7 +36,7 @@ __all__ = [
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 # The resolvers cnnlab's config tree uses in a task's config; Hydra's `now` only names folders.
-RESOLVERS = ("hydra", "oc.select", "oc.env")
+RESOLVERS = ("hydra", "cnnlab.cwd", "oc.select", "oc.env")
 # The environment variables cnnlab's tree reads (paths.data_dir, paths.output_root).
 ENV_VARIABLES = ("CNNLAB_DATA", "CNNLAB_OUTPUTS")
 # Top-level keys Hydra acts on when a file is composed; never in a saved task config.
@@ -52,6 +52,8 @@ WRITE_PLACES = ("${paths.run_dir}", "${paths.output_root}", "sqlite:///${paths.o
 # Where runs write: Hydra's job folder and $CNNLAB_OUTPUTS, as cnnlab's tree composes them
 # (conf/paths/default.yaml), resolved on this machine. paths.data_dir is only read.
 WRITE_ROOTS = ("run_dir", "output_root")
+# Values earlier releases of conf/paths/default.yaml shipped: their run folders still resume.
+EARLIER_PATHS = {"output_root": ("${oc.env:CNNLAB_OUTPUTS,${hydra:runtime.cwd}/outputs}",)}
 
 
 def read_run_config(folder: Path) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def _check_write_places(path: Path, data: dict[str, Any]) -> None:
     paths = data.get("paths")
     for key in WRITE_ROOTS:
         value, shipped = paths.get(key) if isinstance(paths, dict) else None, shipped_paths[key]
-        if value != shipped:
+        if value != shipped and value not in EARLIER_PATHS.get(key, ()):
             raise DataError(
                 path, f"paths.{key}: {value!r} is not cnnlab's own ({shipped!r}); nothing was run"
             )

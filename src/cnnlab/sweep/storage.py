@@ -12,9 +12,9 @@
   use Optuna's own heartbeat (``record_heartbeat``, ``fail_stale_trials`` with
   :func:`requeue` as its stale-trial callback); other storages a system attribute.
 
-Private Optuna internals used here (no public API exists for them):
-``Study._storage`` (the study's storage object, to write system attributes and
-to fail a trial atomically) and ``FrozenTrial._trial_id`` (the storage's id of a trial).
+Only Optuna's public API: the sweeper opens the storage object itself
+(:func:`open_storage`), hands it to ``optuna.create_study`` and keeps it, and finds a
+trial's storage id from its number with :func:`trial_id`.
 """
 
 from __future__ import annotations
@@ -408,7 +408,9 @@ def storage_cause(exc: BaseException) -> str | None:
         if isinstance(current, StorageInternalError) or module.startswith(DRIVER_MODULES):
             found = True
             innermost = current
-        current = current.__cause__ or current.__context__
+        # `raise ... from None` (an error cnnlab already put in one line) ends the chain.
+        context = None if current.__suppress_context__ else current.__context__
+        current = current.__cause__ or context
     if not found:
         return None
     inner = getattr(innermost, "orig", None) or innermost  # SQLAlchemy keeps the driver's
@@ -561,13 +563,24 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     )
 
 
-def recover_abandoned(study: optuna.Study, grace_period: float) -> list[int]:
+def trial_id(storage: BaseStorage, study_name: str, number: int) -> int:
+    """The storage's id of trial ``number`` of study ``study_name``.
+
+    Storage methods take this id; Optuna's trial objects keep it in a private attribute,
+    so it is looked up through the storage's public methods instead.
+    """
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def recover_abandoned(study: optuna.Study, storage: BaseStorage, grace_period: float) -> list[int]:
     """Fail the study's abandoned RUNNING trials and queue a copy of each.
 
     A trial is abandoned when the sweep process that ran it is gone: its process
     no longer exists on this host, or its heartbeat is older than ``grace_period``
     seconds (Optuna's ``fail_stale_trials`` on a storage with Optuna's heartbeat).
-    The copy keeps the parameters (and a grid sampler's grid point).
+    The copy keeps the parameters (and a grid sampler's grid point). ``storage`` is the
+    storage object the study was created with (:func:`open_storage`).
 
     Returns:
         The numbers of the trials that were failed and re-queued.
@@ -576,7 +589,6 @@ def recover_abandoned(study: optuna.Study, grace_period: float) -> list[int]:
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage = study._storage  # the study's own storage object; Optuna has no public getter
     optuna_heartbeat = uses_optuna_heartbeat(storage)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     recovered = []
@@ -592,7 +604,9 @@ def recover_abandoned(study: optuna.Study, grace_period: float) -> list[int]:
         if not _is_abandoned(trial, grace_period, heartbeat_expired=not optuna_heartbeat):
             continue
         try:
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            storage.set_trial_state_values(
+                trial_id(storage, study.study_name, trial.number), state=TrialState.FAIL
+            )
         except UpdateFinishedTrialError:
             continue  # another worker recovered it first
         requeue(study, trial)

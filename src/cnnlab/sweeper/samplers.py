@@ -6,15 +6,15 @@ draw the points already drawn. :func:`build_sampler` instead gives every trial
 its own seed, derived from the configured seed and the trial's number in the
 study. Trial numbers are unique in a study, so workers and resumed sweeps draw
 new points; an uninterrupted sweep numbers its trials 0, 1, 2, ... and so draws
-the same points each time it is run on a fresh study. The seed used is stored
-on the trial as the user attribute ``sampler_seed``.
+the same points each time it is run on a fresh study. The sweeper stores the seed
+used on the trial as the user attribute ``sampler_seed`` (:func:`record_seed`).
 
 The grid and QMC samplers keep one seed for the whole study: it fixes the order
 of the grid and the scrambling of the QMC sequence, which every worker must share
 (they never repeat a point: the study records which ones were taken).
 
-Private Optuna internals used here: ``Study._storage`` and ``FrozenTrial._trial_id``
-(a sampler only sees a ``FrozenTrial``; the storage is the one way to attach the seed).
+The seed is recorded by whoever asked for the trial, through ``Trial.set_user_attr``: a
+sampler only sees a ``FrozenTrial``, which Optuna's public API cannot write to.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from optuna.samplers import BaseSampler
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
-    from optuna import Study
+    from optuna import Study, Trial
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial, TrialState
 
@@ -57,6 +57,17 @@ def build_sampler(cfg: DictConfig) -> BaseSampler:
     return PerTrialSeedSampler(lambda s: instantiate(cfg, seed=s), int(seed))
 
 
+def record_seed(trial: Trial) -> None:
+    """Store the seed ``trial`` was sampled with (``sampler_seed``), when it has its own.
+
+    Called by the sweeper on each trial it asks for: the sampler itself only sees a
+    ``FrozenTrial``.
+    """
+    sampler = trial.study.sampler
+    if isinstance(sampler, PerTrialSeedSampler):
+        trial.set_user_attr(SEED_ATTR, sampler.seed_of(trial.number))
+
+
 class PerTrialSeedSampler(BaseSampler):
     """Runs each trial with a fresh sampler seeded from the sweep seed and the trial number.
 
@@ -79,14 +90,16 @@ class PerTrialSeedSampler(BaseSampler):
     def __str__(self) -> str:
         return f"{self._default} (seeded per trial)"
 
+    def seed_of(self, number: int) -> int:
+        """The seed of the study's trial ``number``."""
+        return trial_seed(self.sweep_seed, number)
+
     def _sampler(self, trial: FrozenTrial) -> BaseSampler:
         return self._samplers.get(trial.number, self._default)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        """Build this trial's sampler and record its seed on the trial."""
-        seed = trial_seed(self.sweep_seed, trial.number)
-        self._samplers[trial.number] = self._make(seed)
-        study._storage.set_trial_user_attr(trial._trial_id, SEED_ATTR, seed)
+        """Build this trial's sampler (:func:`record_seed` records its seed on the trial)."""
+        self._samplers[trial.number] = self._make(self.seed_of(trial.number))
         self._sampler(trial).before_trial(study, trial)
 
     def infer_relative_search_space(

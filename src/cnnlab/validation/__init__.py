@@ -142,6 +142,7 @@ class ValidateConfig(Callback):
 
         # Not exit_on_user_error: in a multirun it lets errors through, for the sweeper to
         # record a failed trial; here no trial exists yet.
+        before = HydraConfig.instance().cfg
         try:
             validate_multirun(config)
         except Exception as exc:
@@ -151,7 +152,7 @@ class ValidateConfig(Callback):
             print(f"cnnlab {config.get('task', '')}: error: {user_error}", file=sys.stderr)
             raise SystemExit(1) from None
         finally:
-            HydraConfig.instance().set_config(config)  # the probe jobs set theirs
+            HydraConfig.instance().cfg = before  # the probe jobs set theirs (task_config)
 
 
 def validate_run(config: DictConfig) -> None:
@@ -160,10 +161,6 @@ def validate_run(config: DictConfig) -> None:
     Runs :func:`validate_config` on the task's part of the config, resolved as the job will
     see it, with the run folder that Hydra is about to create.
     """
-    from hydra.core.hydra_config import HydraConfig
-
-    # Hydra's own resolvers (hydra:runtime.cwd in the run folder's path) need this.
-    HydraConfig.instance().set_config(config)
     run_dir = run_dir_of(config)
     validate_config(str(config.get("task", "")), task_config(config, run_dir), run_dir)
 

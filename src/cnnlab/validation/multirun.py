@@ -156,11 +156,8 @@ def _distribution_values(distribution: Any) -> list[Any]:
 
 def _sweep_dir(config: DictConfig) -> str:
     """The multirun's folder (``hydra.sweep.dir``), resolved; it must be creatable."""
-    from hydra.core.hydra_config import HydraConfig
-
     from cnnlab.validation.rules import creatable_problem
 
-    HydraConfig.instance().set_config(config)  # ${hydra:runtime.cwd} in paths.output_root
     try:
         sweep_dir = str(OmegaConf.select(config, "hydra.sweep.dir", throw_on_missing=True))
     except OmegaConfBaseException as exc:

@@ -6,19 +6,21 @@ them as one Hydra batch, and tell each result (value, FAIL with the error, or
 PRUNED). Every count is read from the storage, so resumed sweeps and several
 workers on one study share one ``n_trials`` total.
 
-Private internals used, for want of a public API (hence ``optuna<6`` in pyproject.toml):
-``Study._storage`` with ``Trial._trial_id`` (system attributes of a running trial,
-heartbeats, the stored state of a trial after ``tell``) and Hydra's
-``JobReturn._return_value`` (a pruned job's outcome without the getter's error log).
-Storage and sampler helpers list theirs in ``cnnlab.sweep.storage`` and ``.samplers``.
+Optuna and Hydra through their public APIs only: the sweeper opens the study's storage
+object itself (:func:`cnnlab.sweep.storage.open_storage`) and keeps it for what ``Study``
+does not offer (system attributes of a running trial, heartbeats, a trial's stored state),
+finding each trial's storage id from its number; a job's outcome is read through
+``JobReturn.return_value``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
 import importlib.util
+import io
 import json
 import logging
 import math
@@ -156,11 +158,6 @@ class OptunaSweeperImpl(Sweeper):
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
         """Keep the config and build the launcher that runs the trials."""
-        from hydra.core.hydra_config import HydraConfig
-
-        # Interpolations such as ${hydra:runtime.cwd} (in paths.output_root, hence in
-        # hydra.sweep.dir) need the Hydra config set; the launcher sets it again per job.
-        HydraConfig.instance().set_config(config)
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
@@ -212,10 +209,13 @@ class OptunaSweeperImpl(Sweeper):
         """Open (or resume) the study, recover abandoned trials, run the loop, sum up."""
         # Workers starting together would race to create the schema and the study.
         with shared.ask_lock(self.storage_url):
+            # Kept: what Study does not offer goes through the storage's public methods.
+            storage = (
+                shared.open_storage(self.storage_url, self.heartbeat_interval, self.grace_period)
+                or optuna.storages.InMemoryStorage()
+            )
             study = optuna.create_study(
-                storage=shared.open_storage(
-                    self.storage_url, self.heartbeat_interval, self.grace_period
-                ),
+                storage=storage,
                 sampler=sampler,
                 pruner=pruner,
                 study_name=study_name,
@@ -224,7 +224,7 @@ class OptunaSweeperImpl(Sweeper):
             )
         _check_directions(study, self.directions)
         self._write_info(study_name, n_trials, space, pruner_cfg)
-        recovered = shared.recover_abandoned(study, self.grace_period)
+        recovered = shared.recover_abandoned(study, storage, self.grace_period)
         log.info(
             "study %s in %s: %d trials so far%s",
             study_name,
@@ -232,8 +232,8 @@ class OptunaSweeperImpl(Sweeper):
             len(study.get_trials(deepcopy=False)),
             f", re-queued abandoned trials {recovered}" if recovered else "",
         )
-        heartbeat = shared.Heartbeat(study._storage, self.heartbeat_interval).start()
-        run = _Run(study, space, n_trials, pruner_cfg, heartbeat)
+        heartbeat = shared.Heartbeat(storage, self.heartbeat_interval).start()
+        run = _Run(study, storage, space, n_trials, pruner_cfg, heartbeat)
         tell_outcome = False  # not after Ctrl-C or a bug: their traceback comes last
         try:
             self._loop(run)
@@ -260,7 +260,7 @@ class OptunaSweeperImpl(Sweeper):
         while True:
             with shared.ask_lock(self.storage_url):
                 # A worker killed meanwhile: fail its trial and queue it again, now.
-                shared.recover_abandoned(run.study, self.grace_period)
+                shared.recover_abandoned(run.study, run.storage, self.grace_period)
                 counted = shared.counted_trials(run.study.get_trials(deepcopy=False))
                 remaining = run.n_trials - len(counted)
                 if planned is None:
@@ -271,6 +271,8 @@ class OptunaSweeperImpl(Sweeper):
                     run.study.ask(dict(run.space.distributions))
                     for _ in range(min(self.n_jobs, remaining))
                 ]
+                for trial in trials:
+                    samplers.record_seed(trial)
             trials = self._drop_surplus(run, trials)
             if not trials:
                 continue
@@ -286,19 +288,18 @@ class OptunaSweeperImpl(Sweeper):
 
     def _drop_surplus(self, run: _Run, trials: list[Trial]) -> list[Trial]:
         """Without a shared lock (server databases) workers may ask beyond the total."""
-        run.heartbeat.add([t._trial_id for t in trials])
+        run.heartbeat.add([run.trial_id(t) for t in trials])
         counted = shared.counted_trials(run.study.get_trials(deepcopy=False))
         kept = []
         for trial in trials:
-            storage = run.study._storage
-            storage.set_trial_system_attr(trial._trial_id, shared.WORKER_ATTR, shared.worker_id())
+            run.set_system_attr(trial, shared.WORKER_ATTR, shared.worker_id())
             rank = sum(1 for t in counted if t.number < trial.number)
             if rank < run.n_trials:
                 kept.append(trial)
                 continue
-            storage.set_trial_system_attr(trial._trial_id, shared.SURPLUS_ATTR, True)
+            run.set_system_attr(trial, shared.SURPLUS_ATTR, True)
             run.study.tell(trial, state=TrialState.FAIL)
-            run.heartbeat.discard([trial._trial_id])
+            run.heartbeat.discard([run.trial_id(trial)])
         return kept
 
     def _launch(self, run: _Run, trials: list[Trial]) -> None:
@@ -316,9 +317,7 @@ class OptunaSweeperImpl(Sweeper):
             trial.set_user_attr("sweep_dir", str(self.sweep_dir))
             # Set now: a job that prunes its trial finishes it, and then it is read-only.
             trial.set_user_attr("run_dir", str(self._job_dir(None, job_idx + offset)))
-            run.study._storage.set_trial_system_attr(
-                trial._trial_id, shared.PRUNER_ATTR, run.pruner_cfg
-            )
+            run.set_system_attr(trial, shared.PRUNER_ATTR, run.pruner_cfg)
             batch.append(tuple(overrides))
         try:
             returns: list[Any] = list(self.launcher.launch(batch, initial_job_idx=job_idx))
@@ -335,8 +334,8 @@ class OptunaSweeperImpl(Sweeper):
             failure = _tell(run, trial, ret, run_dir / f"{self.job_name}.log")
             if failure is not None:
                 run.failures.append(failure)
-            run.heartbeat.discard([trial._trial_id])
-            run.trials.append(run.study._storage.get_trial(trial._trial_id))
+            run.heartbeat.discard([run.trial_id(trial)])
+            run.trials.append(run.stored(trial))
 
     def _job_dir(self, ret: Any, job_num: int) -> Path:
         """The job's folder: from its own config, or as Hydra would name it (a lost job)."""
@@ -413,18 +412,37 @@ class _Run:
     def __init__(
         self,
         study: optuna.Study,
+        storage: optuna.storages.BaseStorage,
         space: search_space.SearchSpace,
         n_trials: int,
         pruner_cfg: Any,
         heartbeat: shared.Heartbeat,
     ) -> None:
         self.study = study
+        self.storage = storage  # the object the study was created with
         self.space = space
         self.n_trials = n_trials
         self.pruner_cfg = pruner_cfg
         self.heartbeat = heartbeat
         self.failures: list[Failure] = []
         self.trials: list[FrozenTrial] = []
+        self._ids: dict[int, int] = {}
+
+    def trial_id(self, trial: Trial) -> int:
+        """The storage's id of ``trial`` (looked up once, from its number)."""
+        if trial.number not in self._ids:
+            self._ids[trial.number] = shared.trial_id(
+                self.storage, self.study.study_name, trial.number
+            )
+        return self._ids[trial.number]
+
+    def set_system_attr(self, trial: Trial, key: str, value: Any) -> None:
+        """Set a system attribute of ``trial`` (``Trial`` sets only user attributes)."""
+        self.storage.set_trial_system_attr(self.trial_id(trial), key, value)
+
+    def stored(self, trial: Trial) -> FrozenTrial:
+        """``trial`` as the storage holds it now (a job may have finished it: pruned)."""
+        return self.storage.get_trial(self.trial_id(trial))
 
 
 @dataclass(frozen=True)
@@ -456,26 +474,44 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
         error = f"the job's process was lost: {type(exc).__name__}: {_one_line(exc)}"
         _mark_run_lost(log_path.parent, error)
         return _fail(run, trial, error, exc, log_path)
-    # Read the outcome without JobReturn.return_value's getter for a pruned job: the
-    # getter logs "Error executing job", which a pruned trial is not.
-    if isinstance(getattr(ret, "_return_value", None), optuna.TrialPruned):
-        study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-        log.info("trial %d pruned", trial.number)
-        return
     try:
-        values = _values(ret.return_value, len(study.directions))
+        values = _values(_job_value(ret), len(study.directions))
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        # The job's pruning hook marked it PRUNED already; telling it again would warn.
+        if run.stored(trial).state == TrialState.RUNNING:
+            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         log.info("trial %d pruned", trial.number)
-        return
+        return None
     except Exception as exc:
-        if study._storage.get_trial(trial._trial_id).state == TrialState.PRUNED:
+        if run.stored(trial).state == TrialState.PRUNED:
             return None  # the job marked it pruned, then something else raised on the way out
         # The user's mistake, not the wrapper Hydra's instantiate or Lightning put around it.
         shown = find_user_error(exc) or exc
         return _fail(run, trial, f"{type(shown).__name__}: {shown}", exc, log_path)
     study.tell(trial, values=values, skip_if_finished=True)
     return None
+
+
+def _job_value(ret: Any) -> Any:
+    """What the job returned, through Hydra's ``JobReturn.return_value``; raises what it raised.
+
+    For a failed job the property first writes "Error executing job with overrides: ..." to
+    stderr. A pruned trial is no error: that line is held back for it, and written for any
+    other failure.
+    """
+    from hydra.core.utils import JobStatus
+
+    if ret.status == JobStatus.COMPLETED:
+        return ret.return_value
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held):
+            return ret.return_value
+    except optuna.TrialPruned:
+        raise
+    except Exception:
+        sys.stderr.write(held.getvalue())
+        raise
 
 
 def _fail(run: _Run, trial: Trial, error: str, exc: BaseException, log_path: Path) -> Failure:
@@ -494,7 +530,7 @@ def _fail_own_trials(run: _Run) -> None:
     on this study re-queues them (:func:`cnnlab.sweep.storage.recover_abandoned`).
     """
     running = run.heartbeat.running()
-    left = shared.fail_trials(run.study._storage, running)
+    left = shared.fail_trials(run.storage, running)
     run.heartbeat.discard(running)
     if left:
         log.warning(
@@ -505,7 +541,7 @@ def _fail_own_trials(run: _Run) -> None:
 
 
 def _is_running(run: _Run, trial: Trial) -> bool:
-    return run.study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+    return run.stored(trial).state == TrialState.RUNNING
 
 
 def _first_line(error: object) -> str:
