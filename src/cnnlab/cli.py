@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cnnlab.config import config_dir
-from cnnlab.console import quiet_console
+from cnnlab.console import TASK_ENV, quiet_console
 
 # Task name -> (one-line description, Hydra config name or None for a plain command).
 # A Hydra task runs ``cnnlab.tasks.<name>.run(cfg)``; a plain command runs
@@ -32,9 +32,6 @@ TASKS: dict[str, tuple[str, str | None]] = {
     "runs": ("list runs, or compare two: cnnlab runs [FOLDER] | cnnlab runs compare A B", None),
 }
 
-# Lightning's DDP launcher re-runs ``sys.argv`` for the other ranks. The task name is
-# not part of what Hydra parses, so it travels to those processes in the environment.
-TASK_ENV = "CNNLAB_TASK"
 FULL_ERROR_ENV = "HYDRA_FULL_ERROR"
 # Set (True) on an exception that came out of the task itself, not out of Hydra's
 # composition; an attribute travels with the exception, also pickled from a joblib worker.

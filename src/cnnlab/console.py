@@ -24,6 +24,10 @@ from cnnlab.secrets.mask import scrub_text
 
 log = logging.getLogger(__name__)
 
+# Names the running `cnnlab <task>` for processes started without the CLI's arguments (a DDP
+# rank re-run by Lightning, the sweeper's one-line errors).
+TASK_ENV = "CNNLAB_TASK"
+
 # Logger name -> message fragments dropped from it.
 NOISY_LOG_LINES: dict[str, tuple[str, ...]] = {
     # Lightning's advert for its cloud logger, and its note that it takes cnnlab's summary.

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from cnnlab.errors import CnnlabError, ConfigError, DataError
+from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line
 from cnnlab.secrets.mask import scrub_text
 
 if TYPE_CHECKING:
@@ -223,20 +223,19 @@ def load_existing_study(url: str, study_name: str, source: str | os.PathLike[str
     except KeyError:
         raise DataError(source, f"{problem}: holds no study {study_name!r}") from None
     except (OSError, ImportError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
-        raise DataError(source, f"{problem}: cannot be read ({_first_line(exc)})") from None
+        raise DataError(
+            source, f"{problem}: cannot be read ({scrub_text(first_line(exc))})"
+        ) from None
     except Exception as exc:  # SQLAlchemy's and sqlite3's errors
         if type(exc).__module__.split(".")[0] not in ("sqlalchemy", "sqlite3"):
             raise
-        raise DataError(source, f"{problem}: cannot be read ({_first_line(exc)})") from None
+        raise DataError(
+            source, f"{problem}: cannot be read ({scrub_text(first_line(exc))})"
+        ) from None
 
 
 class _NotThere(Exception):
     """The storage named by a sweep folder does not exist or lacks the study."""
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = scrub_text(str(exc)).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _existing_file(url: str) -> Path:

@@ -40,6 +40,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from cnnlab.console import TASK_ENV
 from cnnlab.errors import CnnlabError, ConfigError, DataError, find_user_error, tracebacks_wanted
 from cnnlab.secrets.mask import scrub_secrets, scrub_text
 from cnnlab.sweep import space as search_space
@@ -60,8 +61,6 @@ log = logging.getLogger(__name__)
 
 DIRECTIONS = ("minimize", "maximize")
 SWEEP_INFO = "sweep.json"
-# Set by `cnnlab <task>` (cnnlab.cli.TASK_ENV): names the command in one-line errors.
-TASK_ENV = "CNNLAB_TASK"
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from cnnlab.data.sources.base import Source, SourceData, check_positive_int
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import ConfigError, DataError, first_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 # Pillow's mode for each supported channel count.
@@ -63,21 +63,14 @@ def decode_image(path: Path, in_channels: int, image_size: int) -> Tensor:
                     img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
                 array = np.asarray(img, dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(path, f"image too large to decode safely ({_first_line(exc)})") from exc
+        raise DataError(path, f"image too large to decode safely ({first_line(exc)})") from exc
     except Exception as exc:
         # A hostile or damaged file makes Pillow raise many types (OSError, SyntaxError,
         # EOFError, struct.error, zlib.error, ...): all of them mean "not a readable image".
-        raise DataError(
-            path, f"cannot decode image ({type(exc).__name__}: {_first_line(exc)})"
-        ) from exc
+        raise DataError(path, f"cannot decode image ({first_line(exc)})") from exc
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class ImageFileDataset(Dataset[tuple[Tensor, Tensor]]):
