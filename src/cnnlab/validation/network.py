@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import CnnlabError, ConfigError, first_line, show
+from cnnlab.errors import CnnlabError, ConfigError, config_errors, first_line, show
 
 if TYPE_CHECKING:
     from torch import nn
@@ -62,12 +62,11 @@ def probe_network(cfg: Mapping[str, Any]) -> None:
         # a check that may fail.
         with torch.device("meta"):
             net = instantiate(dict(model), _convert_="all")
-    except CnnlabError:
-        raise
     except Exception as exc:
-        if isinstance(exc.__cause__, CnnlabError):  # Hydra's instantiate wraps the builder's
-            raise exc.__cause__ from exc
-        return  # the real build reports it, naming `model`
+        keyed = keyed_error(exc)
+        if keyed is None:
+            return  # the real build reports it, naming `model`
+        raise keyed from exc
     if not isinstance(net, torch.nn.Module):
         return  # the real build reports it
     key, note = "data.image_size", ""
@@ -77,6 +76,22 @@ def probe_network(cfg: Mapping[str, Any]) -> None:
         note = f"is {show(model['image_size'])} but data.image_size is {show(data['image_size'])}: "
     size = image_hw(data["image_size"])
     check_network_input(net, int(data["in_channels"]), size, key, device="meta", note=note)
+
+
+def keyed_error(exc: Exception) -> CnnlabError | None:
+    """The builder's error when it names its key (``norm.groups: 4 does not divide ...``).
+
+    As :func:`cnnlab.errors.config_errors` reads it: a :class:`CnnlabError`, also wrapped by
+    Hydra's instantiate, or a ``ValueError``/``TypeError`` whose message starts with the key.
+    None for any other error, which only names the group.
+    """
+    try:
+        with config_errors("model"):
+            raise exc
+    except ConfigError as error:
+        return None if error.key == "model" else error
+    except CnnlabError as error:
+        return error
 
 
 def check_network_input(
