@@ -305,17 +305,6 @@ def check_epochs(cfg: Mapping[str, Any]) -> None:
         )
 
 
-def check_nesterov(cfg: Mapping[str, Any]) -> None:
-    """SGD's Nesterov momentum needs momentum > 0 and no dampening."""
-    optimizer = cfg.get("optimizer") or {}
-    if optimizer.get("nesterov") is not True:
-        return
-    if not optimizer.get("momentum"):
-        raise ConfigError("optimizer.nesterov", "needs optimizer.momentum > 0 (it is 0)")
-    if optimizer.get("dampening"):
-        raise ConfigError("optimizer.nesterov", "needs optimizer.dampening=0")
-
-
 def check_metrics(cfg: Mapping[str, Any]) -> None:
     """``monitor.metric`` is a validation key that is logged; ``optimized_metric`` keys too."""
     from cnnlab.lit.metrics import PARAMS_KEY, Stage, best_key, check_monitor, logged_keys
@@ -414,7 +403,6 @@ Check = Callable[[Mapping[str, Any]], None]
 CHECKS: dict[str, tuple[Check, ...]] = {
     "train": (
         check_epochs,
-        check_nesterov,
         check_metrics,
         check_model_matches_data,
         build_optimizer_and_scheduler,
