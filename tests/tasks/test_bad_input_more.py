@@ -64,6 +64,31 @@ def test_network_not_fitting_the_data(
     assert run_folders(tmp_path) == []
 
 
+# ------------------------------------------------------------------------------------------
+# What only a constructor checks (Lightning's Trainer and callbacks, cnnlab's data module):
+# refused by building it, before the run folder exists (on main: after, with a failed run.json).
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "needles"),
+    [
+        (["+trainer.strategy=nope"], "trainer", ["strategy='nope'"]),
+        (["trainer.accelerator=nope"], "trainer", ["accelerator='nope'"]),
+        (["trainer.precision=7"], "trainer", ["Precision 7"]),
+        (["callbacks.early_stopping.mode=up"], "callbacks.early_stopping", ["up"]),
+        (["data.device_resident=true", "data.num_workers=2"], "data.device_resident", ["2"]),
+    ],
+    ids=["strategy", "accelerator", "precision", "callback mode", "data module"],
+)
+def test_what_a_constructor_refuses_before_the_run_folder(
+    overrides: list[str], key: str, needles: list[str], run_subprocess: Run, tmp_path: Path
+) -> None:
+    result = run_subprocess("train", *quick(*overrides), timeout=FAIL_FAST_S)
+    assert_one_line(result, f"cnnlab train: error: {key}: ", *needles)
+    assert run_folders(tmp_path) == []
+
+
 @pytest.fixture(scope="module")
 def lenet_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint of a quick LeNet-5 run on the digits (28x28), made once for the module."""

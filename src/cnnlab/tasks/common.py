@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from cnnlab.errors import ConfigError, config_errors
-
-# Checkpoint reading lives with the module it rebuilds; tasks import it from here.
+# The Lightning objects' builders (shared with cnnlab.validation, which builds them before the
+# run folder exists) and checkpoint reading live in cnnlab.lit; tasks import them from here.
+from cnnlab.errors import config_errors
+from cnnlab.lit.build import build_callbacks, build_loggers, build_trainer
 from cnnlab.lit.checkpoint import check_checkpoint_matches, load_classifier, read_checkpoint
 
 if TYPE_CHECKING:
@@ -20,15 +21,12 @@ __all__ = [
     "build_datamodule",
     "build_loggers",
     "build_trainer",
-    "check_accelerator",
     "check_checkpoint_matches",
     "load_classifier",
     "read_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
-
-GPU_ACCELERATORS = ("gpu", "cuda")
 
 
 def build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
@@ -48,75 +46,3 @@ def build_datamodule(data_cfg: DictConfig) -> pl.LightningDataModule:
         datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
-
-
-def build_callbacks(cfg: DictConfig | None, *, with_logger: bool) -> list[pl.Callback]:
-    """Instantiate each callback of the ``callbacks`` group (null entries are skipped)."""
-    from hydra.utils import instantiate
-
-    callbacks = []
-    for name, node in (cfg or {}).items():
-        if node is None:
-            continue
-        if name == "lr_monitor" and not with_logger:
-            log.info("callbacks.lr_monitor skipped: it needs a logger")
-            continue
-        with config_errors(f"callbacks.{name!s}"):
-            callbacks.append(instantiate(node))
-    return callbacks
-
-
-def build_loggers(cfg: DictConfig | None) -> list[Any]:
-    """Instantiate each logger of the ``logger`` group."""
-    from hydra.utils import instantiate
-
-    loggers = []
-    for name, node in (cfg or {}).items():
-        if node is not None:
-            with config_errors(f"logger.{name!s}"):
-                loggers.append(instantiate(node))
-    return loggers
-
-
-def check_accelerator(trainer_cfg: DictConfig) -> None:
-    """Fail with a clear error when a GPU is asked for and there is none."""
-    accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    if accelerator in GPU_ACCELERATORS:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                "trainer.accelerator",
-                f"{accelerator!r} asks for a GPU but this machine has none; "
-                "use trainer=cpu (or trainer.accelerator=auto)",
-            )
-
-
-def build_trainer(
-    trainer_cfg: DictConfig, callbacks: list[pl.Callback], loggers: list[Any]
-) -> pl.Trainer:
-    """Instantiate the ``trainer`` node with the given callbacks and loggers.
-
-    Lightning adds a checkpoint callback of its own when none is given; cnnlab writes
-    checkpoints only when the ``callbacks`` group asks for them.
-    """
-    from hydra.utils import instantiate
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
-    from cnnlab.lit.checkpoint_io import AtomicCheckpointIO
-    from cnnlab.lit.profiler import NoProfiler
-
-    check_accelerator(trainer_cfg)
-    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    # No profiler asked for: one that costs nothing per hook call (see cnnlab.lit.profiler).
-    profiler = {} if trainer_cfg.get("profiler") else {"profiler": NoProfiler()}
-    with config_errors("trainer"):
-        return instantiate(
-            trainer_cfg,
-            callbacks=callbacks,
-            logger=loggers or False,
-            enable_checkpointing=checkpointing,
-            # Checkpoints are written beside their target and renamed: never half-written.
-            plugins=[AtomicCheckpointIO()],
-            **profiler,
-        )

@@ -62,17 +62,11 @@ def probe_network(cfg: Mapping[str, Any]) -> None:
         # a check that may fail.
         with torch.device("meta"):
             net = instantiate(dict(model), _convert_="all")
-    except CnnlabError:
-        raise
     except Exception as exc:
-        # Hydra's instantiate wraps the builder's own error.
-        cause = exc.__cause__ if type(exc).__module__.startswith("hydra.") else exc
-        if isinstance(cause, CnnlabError):
-            raise cause from exc
-        if isinstance(cause, ValueError | TypeError):  # model code's checks of its arguments
-            with config_errors("model"):
-                raise cause from exc
-        return  # e.g. an operation the meta device lacks: the real build reports it
+        keyed = keyed_error(exc)
+        if keyed is None:
+            return  # the real build reports it, naming `model`
+        raise keyed from exc
     if not isinstance(net, torch.nn.Module):
         return  # the real build reports it
     key, note = "data.image_size", ""
@@ -84,6 +78,22 @@ def probe_network(cfg: Mapping[str, Any]) -> None:
     # The network's own channels: the data's in a run (checked above), its own in a summary.
     channels = int(model.get("in_channels", data["in_channels"]))
     check_network_input(net, channels, size, key, device="meta", note=note)
+
+
+def keyed_error(exc: Exception) -> CnnlabError | None:
+    """The builder's error when it names its key (``norm.groups: 4 does not divide ...``).
+
+    As :func:`cnnlab.errors.config_errors` reads it: a :class:`CnnlabError`, also wrapped by
+    Hydra's instantiate, or a ``ValueError``/``TypeError`` whose message starts with the key.
+    None for any other error, which only names the group.
+    """
+    try:
+        with config_errors("model"):
+            raise exc
+    except ConfigError as error:
+        return None if error.key == "model" else error
+    except CnnlabError as error:
+        return error
 
 
 def check_network_input(

@@ -1,8 +1,9 @@
-"""The schema: which values each config key accepts, per task.
+"""The schema: which values each config key accepts, per task, and the objects built to check.
 
-One table per config group, ``key -> rule``. A rule applies when its key is in the
-composed config (an optimizer without ``momentum`` has nothing to check there); keys a
-table does not list are checked by the builders, whose errors name the group (see
+One table per config group, ``key -> rule``, for what no constructor checks (or checks only
+later, or after a type coercion): a rule applies when its key is in the composed config (an
+optimizer without ``momentum`` has nothing to check there). What a constructor checks is
+checked by building it (see ``Dry builds`` below), whose errors name the group (see
 :func:`cnnlab.errors.config_errors`). Checks across keys follow the tables.
 """
 
@@ -49,10 +50,6 @@ POSITIVE = Float(0.0, open_low=True)
 NON_NEGATIVE = Float(0.0)
 # Lightning's limit_*_batches and friends: a share of the batches, or a count of them.
 SOME_BATCHES = Either(Float(0.0, 1.0, open_low=True), Int(1))
-PRECISIONS = (
-    "32-true", "32", 32, "16-mixed", "16", 16, "bf16-mixed", "bf16",
-    "16-true", "bf16-true", "64-true", "64", 64, "transformer-engine",
-)  # fmt: skip
 
 TOP: Table = {
     "seed": SEED,
@@ -73,13 +70,11 @@ TRAIN_TOP: Table = {
     "optimized_metric": Nullable(Either(Text(), ListOf(Text()))),
 }
 
+# Lightning's Trainer checks accelerator, devices, precision and strategy when built.
 TRAINER: Table = {
     "trainer.default_root_dir": Folder(),
-    "trainer.accelerator": Text(),
-    "trainer.devices": Either(Int(1), Choice(-1, "auto"), Text(), ListOf(Int(0))),
     "trainer.num_nodes": Int(1),
     "trainer.strategy": Text(),
-    "trainer.precision": Choice(*PRECISIONS),
     "trainer.deterministic": Either(Bool(), Choice("warn")),
     "trainer.benchmark": Nullable(Bool()),
     "trainer.max_epochs": Nullable(Either(Int(1), Choice(-1))),
@@ -106,11 +101,7 @@ TRAINER: Table = {
 }
 
 OPTIMIZER: Table = {
-    "optimizer._target_": Text(),
     "optimizer._partial_": Bool(),
-    "optimizer.lr": POSITIVE,
-    "optimizer.weight_decay": NON_NEGATIVE,
-    "optimizer.betas": ListOf(Float(0.0, 1.0, open_high=True), length=2),
     "optimizer.eps": POSITIVE,
     "optimizer.momentum": Float(0.0, 1.0, open_high=True),
     "optimizer.dampening": Float(0.0, 1.0, open_high=True),
@@ -122,7 +113,6 @@ OPTIMIZER: Table = {
 }
 
 SCHEDULER: Table = {
-    "scheduler.name": Choice("none", "step", "cosine", "onecycle", "plateau"),
     "scheduler.warmup_epochs": Int(0),
     "scheduler.eta_min": NON_NEGATIVE,
     "scheduler.step_size": Int(1),
@@ -141,11 +131,13 @@ SCHEDULER: Table = {
 
 DATA: Table = {
     "data.name": Text(),
-    "data.num_classes": CLASSES,
     "data.in_channels": CHANNELS,
+    "data.val_fraction": FRACTION_OPEN,
+    "data.source.num_classes": CLASSES,
+    "data.source.test_fraction": FRACTION_OPEN,
+    "data.num_classes": CLASSES,
     "data.image_size": IMAGE_SIZE,
     "data.batch_size": BATCH,
-    "data.val_fraction": FRACTION_OPEN,
     "data.num_workers": Either(Int(0), Choice("auto")),  # auto: min(4, usable cores)
     "data.pin_memory": Bool(),
     "data.device_resident": Either(Bool(), Choice("auto")),
@@ -156,18 +148,16 @@ DATA: Table = {
     "data.source.download": Bool(),
     "data.source.image_size": IMAGE_SIZE,
     "data.source.in_channels": CHANNELS,
-    "data.source.num_classes": CLASSES,
     "data.source.num_samples": Int(1, 100_000_000),
-    "data.source.test_fraction": FRACTION_OPEN,
     "data.source.noise": NON_NEGATIVE,
     "data.source.seed": SEED,
     "data.source.mirrors": Nullable(ListOf(Text())),
 }
 
 MODEL: Table = {
+    "model.num_classes": CLASSES,
     "model.name": Text(),
     "model.in_channels": CHANNELS,
-    "model.num_classes": CLASSES,
     "model.image_size": IMAGE_SIZE,
     "norm.name": Text(),
     "norm.eps": POSITIVE,
@@ -190,17 +180,16 @@ MODEL: Table = {
 AUGMENTATION: Table = {"augmentation.name": Text()}
 
 LOSS: Table = {
-    "loss.name": Choice("cross_entropy", "mse"),
     "loss.label_smoothing": Float(0.0, 1.0, open_high=True),
     "loss.apply_softmax": Bool(),
 }
 
-# Every callback of the group (``*``); the keys are Lightning's and cnnlab's own.
+# Every callback of the group (``*``); the keys are Lightning's and cnnlab's own. Their
+# constructors check ``mode`` and ``logging_interval`` (and save_top_k < -1, ...) when built.
 CALLBACKS: Table = {
     "callbacks.*.dirpath": Folder(),
     "callbacks.*.filename": Text(),
     "callbacks.*.monitor": Nullable(Text()),
-    "callbacks.*.mode": Choice("min", "max"),
     "callbacks.*.save_top_k": Int(-1),
     "callbacks.*.save_last": Nullable(Either(Bool(), Choice("link"))),
     "callbacks.*.auto_insert_metric_name": Bool(),
@@ -212,7 +201,6 @@ CALLBACKS: Table = {
     "callbacks.*.check_on_train_epoch_end": Nullable(Bool()),
     "callbacks.*.check_finite": Bool(),
     "callbacks.*.stopping_threshold": Nullable(Float()),
-    "callbacks.*.logging_interval": Nullable(Choice("step", "epoch")),
     "callbacks.*.log_momentum": Bool(),
     "callbacks.*.per_class": Int(1),
     # The progress bar's redraw interval (0 hides it) and the NaN guard's read interval.
@@ -317,17 +305,6 @@ def check_epochs(cfg: Mapping[str, Any]) -> None:
         )
 
 
-def check_nesterov(cfg: Mapping[str, Any]) -> None:
-    """SGD's Nesterov momentum needs momentum > 0 and no dampening."""
-    optimizer = cfg.get("optimizer") or {}
-    if optimizer.get("nesterov") is not True:
-        return
-    if not optimizer.get("momentum"):
-        raise ConfigError("optimizer.nesterov", "needs optimizer.momentum > 0 (it is 0)")
-    if optimizer.get("dampening"):
-        raise ConfigError("optimizer.nesterov", "needs optimizer.dampening=0")
-
-
 def check_metrics(cfg: Mapping[str, Any]) -> None:
     """``monitor.metric`` is a validation key that is logged; ``optimized_metric`` keys too."""
     from cnnlab.lit.metrics import PARAMS_KEY, Stage, best_key, check_monitor, logged_keys
@@ -386,6 +363,27 @@ def build_optimizer_and_scheduler(cfg: Mapping[str, Any]) -> None:
     )
 
 
+def build_data_callbacks_and_trainer(cfg: Mapping[str, Any]) -> None:
+    """Build the data module (not loaded), the callbacks and the Trainer, as the task will.
+
+    Their constructors check their arguments (a Trainer's accelerator, devices, precision and
+    strategy; a callback's mode; the data module's sizes and fractions), and building them
+    here refuses a mistake before the run folder exists. None of them writes a file when
+    built. Loggers are not built here: W&B's creates its folder and MLflow's its database.
+    """
+    from hydra.utils import instantiate
+
+    from cnnlab.errors import config_errors
+    from cnnlab.lit.build import build_callbacks, build_trainer
+
+    if cfg.get("data") is not None:
+        with config_errors("data"):
+            instantiate(cfg["data"])
+    callbacks = build_callbacks(cfg.get("callbacks"), with_logger=True)
+    if cfg.get("trainer") is not None:
+        build_trainer(cfg["trainer"], callbacks, [])
+
+
 def build_loss_and_augmentation(cfg: Mapping[str, Any]) -> None:
     """Build the loss, the augmentation policy and the perf switches."""
     from cnnlab.data.augmentation import build_augmentation
@@ -405,14 +403,14 @@ Check = Callable[[Mapping[str, Any]], None]
 CHECKS: dict[str, tuple[Check, ...]] = {
     "train": (
         check_epochs,
-        check_nesterov,
         check_metrics,
         check_model_matches_data,
         build_optimizer_and_scheduler,
         build_loss_and_augmentation,
-        probe_network,  # last: it builds the network (on the meta device)
+        probe_network,  # it builds the network (on the meta device)
+        build_data_callbacks_and_trainer,  # last: it imports Lightning (seconds)
     ),
-    "eval": (check_epochs,),
+    "eval": (check_epochs, build_data_callbacks_and_trainer),
     "visualize": (check_visualize_extra,),
     "summary": (probe_network,),
 }

@@ -1,0 +1,96 @@
+"""Lightning's objects from their config groups: callbacks, loggers and the Trainer.
+
+One builder each, used twice: by the tasks for the run, and by :mod:`cnnlab.validation`
+before the run folder exists, so that what a constructor refuses (Lightning's Trainer and
+callbacks check their arguments) is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from cnnlab.errors import ConfigError, config_errors
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+__all__ = ["build_callbacks", "build_loggers", "build_trainer", "check_accelerator"]
+
+log = logging.getLogger(__name__)
+
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def build_callbacks(cfg: Mapping[str, Any] | None, *, with_logger: bool) -> list[pl.Callback]:
+    """Instantiate each callback of the ``callbacks`` group (null entries are skipped)."""
+    from hydra.utils import instantiate
+
+    callbacks = []
+    for name, node in (cfg or {}).items():
+        if node is None:
+            continue
+        if name == "lr_monitor" and not with_logger:
+            log.info("callbacks.lr_monitor skipped: it needs a logger")
+            continue
+        with config_errors(f"callbacks.{name!s}"):
+            callbacks.append(instantiate(node))
+    return callbacks
+
+
+def build_loggers(cfg: Mapping[str, Any] | None) -> list[Any]:
+    """Instantiate each logger of the ``logger`` group."""
+    from hydra.utils import instantiate
+
+    loggers = []
+    for name, node in (cfg or {}).items():
+        if node is not None:
+            with config_errors(f"logger.{name!s}"):
+                loggers.append(instantiate(node))
+    return loggers
+
+
+def check_accelerator(trainer_cfg: Mapping[str, Any]) -> None:
+    """Fail with a clear error when a GPU is asked for and there is none."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator in GPU_ACCELERATORS:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "trainer.accelerator",
+                f"{accelerator!r} asks for a GPU but this machine has none; "
+                "use trainer=cpu (or trainer.accelerator=auto)",
+            )
+
+
+def build_trainer(
+    trainer_cfg: Mapping[str, Any], callbacks: list[pl.Callback], loggers: list[Any]
+) -> pl.Trainer:
+    """Instantiate the ``trainer`` node with the given callbacks and loggers.
+
+    Lightning adds a checkpoint callback of its own when none is given; cnnlab writes
+    checkpoints only when the ``callbacks`` group asks for them.
+    """
+    from hydra.utils import instantiate
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from cnnlab.lit.checkpoint_io import AtomicCheckpointIO
+    from cnnlab.lit.profiler import NoProfiler
+
+    check_accelerator(trainer_cfg)
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    # No profiler asked for: one that costs nothing per hook call (see cnnlab.lit.profiler).
+    profiler = {} if trainer_cfg.get("profiler") else {"profiler": NoProfiler()}
+    with config_errors("trainer"):
+        trainer: pl.Trainer = instantiate(
+            trainer_cfg,
+            callbacks=callbacks,
+            logger=loggers or False,
+            enable_checkpointing=checkpointing,
+            # Checkpoints are written beside their target and renamed: never half-written.
+            plugins=[AtomicCheckpointIO()],
+            **profiler,
+        )
+    return trainer
