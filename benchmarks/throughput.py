@@ -133,10 +133,10 @@ def build_parts(case: Case, augmentation: str, samples: int) -> dict[str, Any]:
     The baselines use cnnlab's model and augmentation builders so that all sides run the
     very same network and augmentation code; what differs is the training loop.
     """
+    from cnnlab.config import to_dict
     from cnnlab.data.augmentation import build_augmentation
     from cnnlab.data.sources import SyntheticSource
     from cnnlab.lit.module import build_network
-    from cnnlab.tasks.common import to_dict
 
     cfg = _compose(case, augmentation)
     torch.manual_seed(0)

@@ -1,12 +1,11 @@
-"""A Trainer without a configured profiler gets cnnlab's free one; a configured one is kept."""
+"""A Trainer profiles nothing unless the config asks; a configured profiler is Lightning's own."""
 
 from __future__ import annotations
 
 from hydra import compose, initialize_config_dir
-from pytorch_lightning.profilers import SimpleProfiler
+from pytorch_lightning.profilers import PassThroughProfiler, SimpleProfiler
 
 from cnnlab.config import config_dir
-from cnnlab.lit.profiler import NoProfiler
 from cnnlab.tasks.common import build_trainer
 
 
@@ -17,9 +16,9 @@ def _trainer(*overrides: str):  # type: ignore[no-untyped-def]
     return build_trainer(cfg.trainer, [], [])
 
 
-def test_no_profiler_configured_gets_the_free_one() -> None:
+def test_no_profiler_configured_records_nothing() -> None:
     trainer = _trainer()
-    assert isinstance(trainer.profiler, NoProfiler)
+    assert isinstance(trainer.profiler, PassThroughProfiler)
     with trainer.profiler.profile("a hook"), trainer.profiler.profile("nested"):
         pass
     assert trainer.profiler.summary() == ""

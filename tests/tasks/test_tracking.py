@@ -91,6 +91,23 @@ def test_wandb_offline_run_holds_config_and_final_metrics(run_cli, tmp_path, mon
     assert sys.modules["wandb"].run is None  # finished
 
 
+def test_wandb_records_the_command_line_only_when_it_holds_no_secret(
+    run_subprocess, tmp_path: Path
+) -> None:
+    # wandb reads sys.argv into the run file itself; a secret there turns its metadata off.
+    plain, secret = tmp_path / "plain", tmp_path / "secret"
+    for run_dir, extra in ((plain, ()), (secret, (f"+db_password={SECRET}",))):
+        result = run_subprocess(
+            "train", *quick("logger=wandb", "test=false", f"hydra.run.dir={run_dir}", *extra)
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    (plain_file,) = plain.glob("wandb/offline-run-*/run-*.wandb")
+    (secret_file,) = secret.glob("wandb/offline-run-*/run-*.wandb")
+    assert b"logger=wandb" in plain_file.read_bytes()
+    assert b"logger=wandb" not in secret_file.read_bytes()
+    assert SECRET.encode() not in secret_file.read_bytes()
+
+
 def test_a_failed_job_finishes_its_wandb_run(run_cli, tmp_path, monkeypatch) -> None:
     import wandb
 

@@ -77,12 +77,9 @@ def build_trainer(
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from cnnlab.lit.checkpoint_io import AtomicCheckpointIO
-    from cnnlab.lit.profiler import NoProfiler
 
     check_accelerator(trainer_cfg)
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    # No profiler asked for: one that costs nothing per hook call (see cnnlab.lit.profiler).
-    profiler = {} if trainer_cfg.get("profiler") else {"profiler": NoProfiler()}
     with config_errors("trainer"):
         trainer: pl.Trainer = instantiate(
             trainer_cfg,
@@ -91,6 +88,5 @@ def build_trainer(
             enable_checkpointing=checkpointing,
             # Checkpoints are written beside their target and renamed: never half-written.
             plugins=[AtomicCheckpointIO()],
-            **profiler,
         )
     return trainer

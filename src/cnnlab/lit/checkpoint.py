@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cnnlab.lit.module import ImageClassifier
 
 __all__ = [
+    "RENAMED_TARGETS",
     "Allowed",
     "allowed_targets",
     "check_callback_paths",
@@ -41,12 +42,21 @@ __all__ = [
     "data_config",
     "load_classifier",
     "read_checkpoint",
+    "rename_targets",
 ]
 
 # Keys Hydra's instantiate acts on; a checkpoint or a run folder's config may use them only
 # where cnnlab's own config tree does (allowed_targets).
 _HYDRA_KEYS = ("_target_", "_args_", "_recursive_", "_convert_", "_partial_")
 _HPARAMS = "hyper_parameters"
+# Targets cnnlab's config tree once named and names differently now, old -> new: a run folder
+# written before still resumes and reproduces (its config is rewritten before it is checked).
+RENAMED_TARGETS = {
+    # Lightning's own callbacks replaced these subclasses; their checkpoint state keys are the
+    # same (built from the class name and settings).
+    "cnnlab.lit.monitors.ModelCheckpoint": "pytorch_lightning.callbacks.ModelCheckpoint",
+    "cnnlab.lit.monitors.EarlyStopping": "pytorch_lightning.callbacks.EarlyStopping",
+}
 
 
 def checkpoint_path(value: Any) -> Path:
@@ -263,6 +273,20 @@ def _place(key: str) -> str:
         if rest != key and "." not in rest:
             return f"{collection}.*"
     return key
+
+
+def rename_targets(node: Any) -> None:
+    """Give each ``_target_`` in ``node`` (plain containers) its new name (``RENAMED_TARGETS``)."""
+    stack = [node]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            target = value.get("_target_")
+            if isinstance(target, str) and target in RENAMED_TARGETS:
+                value["_target_"] = RENAMED_TARGETS[target]
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def check_targets(

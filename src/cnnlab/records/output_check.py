@@ -5,6 +5,8 @@ runs; on a read-only or full disk each of those fails with a traceback from insi
 :class:`OutputFolderCheck` runs first (``hydra.callbacks`` in ``conf/hydra/default.yaml``): it
 creates the folder and writes a small probe file, and when the disk refuses it prints one line
 naming the folder and the cause and exits with status 1.
+
+:class:`QuietFileHandler` writes the job's log file (``hydra.job_logging`` in the same file).
 """
 
 from __future__ import annotations
@@ -31,11 +33,20 @@ class OutputFolderCheck(Callback):
 
     @override
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # A log line that cannot be written (disk full mid-run) must not print a traceback of
-        # its own for every line; the task reports the write failure once.
-        logging.raiseExceptions = False
         folder = Path(str(config.hydra.run.dir))
         check_writable(folder, str(config.get("task", "cnnlab")))
+
+
+class QuietFileHandler(logging.FileHandler):
+    """The job's log file, where a line that cannot be written is dropped without a word.
+
+    On a disk that fills up mid-run, ``logging`` would print a traceback of its own for every
+    line it cannot write; the task reports the write failure once, as one line.
+    """
+
+    @override
+    def handleError(self, record: logging.LogRecord) -> None:
+        return
 
 
 def check_writable(folder: Path, task: str) -> None:

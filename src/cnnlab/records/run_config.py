@@ -64,7 +64,7 @@ def read_run_config(folder: Path) -> dict[str, Any]:
             config, or beyond the allow-list.
     """
     from cnnlab.files.read import read_yaml
-    from cnnlab.lit.checkpoint import check_targets
+    from cnnlab.lit.checkpoint import check_targets, rename_targets
 
     path = folder / CONFIG_FILE
     data = read_yaml(CONFIG_FILE, inside=folder)
@@ -77,6 +77,7 @@ def read_run_config(folder: Path) -> dict[str, Any]:
             raise DataError(
                 path, f"{key}: a run's composed config has no {key!r} node; nothing was run"
             )
+    rename_targets(data)  # a folder written by an older cnnlab
     check_targets(path, data, what=WHAT, interpolation=interpolation_problem, error=DataError)
     _check_write_places(path, data)
     _no_downloads(data)

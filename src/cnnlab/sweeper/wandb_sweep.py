@@ -83,7 +83,7 @@ def _log(node: DictConfig, study: optuna.Study, sweep_dir: Path, metric_names: l
     from optuna.trial import TrialState
 
     from cnnlab.sweeper.report import visible_trials
-    from cnnlab.tracking.wandb import masked_argv, resolve_mode
+    from cnnlab.tracking.wandb import resolve_mode, run_settings
 
     trials = visible_trials(study)
     names = metric_names or [f"objective_{i + 1}" for i in range(len(study.directions))]
@@ -93,19 +93,19 @@ def _log(node: DictConfig, study: optuna.Study, sweep_dir: Path, metric_names: l
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     }
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    # wandb records the command line in the run file: secrets in it are masked first.
-    with masked_argv():
-        run = wandb.init(
-            project=str(node.get("project") or "cnnlab"),
-            entity=node.get("entity"),
-            group=study.study_name,
-            job_type=JOB_TYPE,
-            name=f"sweep-{study.study_name}",
-            tags=list(node.get("tags") or []),
-            mode=resolve_mode(node.get("mode")),  # type: ignore[arg-type]
-            dir=str(sweep_dir),
-            config={"study_name": study.study_name, "sweep_dir": str(sweep_dir)},
-        )
+    run = wandb.init(
+        project=str(node.get("project") or "cnnlab"),
+        entity=node.get("entity"),
+        group=study.study_name,
+        job_type=JOB_TYPE,
+        name=f"sweep-{study.study_name}",
+        tags=list(node.get("tags") or []),
+        mode=resolve_mode(node.get("mode")),  # type: ignore[arg-type]
+        dir=str(sweep_dir),
+        config={"study_name": study.study_name, "sweep_dir": str(sweep_dir)},
+        # wandb records the command line in the run file: none holding a secret.
+        settings=run_settings(),
+    )
     try:
         images = {
             f"plots/{path.stem}": wandb.Image(str(path)) for path in sorted(sweep_dir.glob("*.png"))

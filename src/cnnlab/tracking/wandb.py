@@ -8,14 +8,15 @@ log into it.
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import logging
 import netrc
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 WANDB_HOST = "api.wandb.ai"
 
@@ -62,8 +63,10 @@ def wandb_logger(
         mode: ``online``, ``offline`` or ``disabled``; None decides from the credentials.
         log_model: Upload checkpoints as artifacts.
     """
+    from pytorch_lightning.loggers import WandbLogger
+
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return _scrubbing_logger_class()(
+    return WandbLogger(
         save_dir=save_dir,
         project=project,
         name=name,
@@ -73,50 +76,26 @@ def wandb_logger(
         entity=entity,
         mode=resolve_mode(mode),
         log_model=log_model,
+        settings=run_settings(),
     )
 
 
-@functools.cache
-def _scrubbing_logger_class() -> type[Any]:
-    """``WandbLogger`` that starts its run with the command line masked.
+def run_settings() -> dict[str, Any]:
+    """``wandb.init``'s settings for a run this process starts: no command line holding a secret.
 
-    The hyperparameters it gets are masked already (:mod:`cnnlab.tracking.loggers`), but
-    wandb also reads ``sys.argv`` itself, into the run's metadata (the ``run-*.wandb`` file
-    that ``wandb sync`` uploads), so ``+db_password=...`` would travel with it. The run
-    starts on the first use of ``experiment``; only that moment sees a masked ``sys.argv``
-    (the process keeps the real one: DDP re-runs it for the other ranks).
+    The hyperparameters a run gets are masked already (:mod:`cnnlab.tracking.loggers`), but
+    wandb also reads ``sys.argv`` itself, into the run's system metadata (the ``run-*.wandb``
+    file that ``wandb sync`` uploads), so ``+db_password=...`` would travel with it. When the
+    command line holds a value cnnlab masks, the run records no system metadata (wandb's
+    ``x_disable_meta`` setting: no command, host or Python version either); the config it
+    gets already holds every value of the command line, masked.
     """
-    from pytorch_lightning.loggers import WandbLogger
-
-    class ScrubbedArgvWandbLogger(WandbLogger):
-        @property
-        def experiment(self) -> Any:
-            with masked_argv():
-                return super().experiment
-
-    # A module-level name (see __getattr__ below), so ddp_spawn can pickle the logger.
-    ScrubbedArgvWandbLogger.__qualname__ = ScrubbedArgvWandbLogger.__name__
-    ScrubbedArgvWandbLogger.__module__ = __name__
-    return ScrubbedArgvWandbLogger
-
-
-def __getattr__(name: str) -> Any:
-    # PEP 562: pickle finds the logger class by this name.
-    if name == "ScrubbedArgvWandbLogger":
-        return _scrubbing_logger_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@contextlib.contextmanager
-def masked_argv() -> Iterator[None]:
     from cnnlab.secrets.mask import scrub_text
 
-    saved = sys.argv
-    sys.argv = [scrub_text(arg) for arg in saved]
-    try:
-        yield
-    finally:
-        sys.argv = saved
+    if all(scrub_text(arg) == arg for arg in sys.argv):
+        return {}
+    log.info("wandb: the command line holds a secret; the run records no system metadata")
+    return {"x_disable_meta": True}
 
 
 def finish_wandb(failed: bool) -> None:
