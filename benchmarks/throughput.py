@@ -456,7 +456,7 @@ def bench_vs_plain(lenet: Budget, resnet: Budget | None, workdir: Path) -> Table
         "about 20 hook dispatches per step; cnnlab's run sends each of them to 9 callbacks "
         "(the 8 defaults and the step timer). cnnlab's own per-step work is small: epoch "
         "metrics are running sums (no torchmetrics call per step), the NaN guard reads its "
-        "flag every 20 steps, Lightning's hook profiler is a shared no-op context, and "
+        "flag every 20 steps, and "
         "batches are sliced from the device-resident set without a DataLoader. A ResNet-18 "
         "step hides the rest; on a GPU, "
         "or with larger batches, the ratio rises toward 1."

@@ -38,26 +38,6 @@ def test_plain_quick_train_prints_no_noise(run_subprocess) -> None:
     assert [line for line in output.splitlines() if any(n in line for n in NOISE)] == []
 
 
-def test_optuna_telling_a_finished_trial_again_logs_nothing(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    import optuna
-    from optuna.trial import TrialState
-
-    quiet_console()
-    study = optuna.create_study()
-    trial = study.ask()
-    study.tell(trial, state=TrialState.PRUNED)
-    optuna.logging.enable_propagation()
-    try:
-        with caplog.at_level(logging.INFO):
-            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-    finally:
-        optuna.logging.disable_propagation()
-    assert study.trials[0].state == TrialState.PRUNED
-    assert "Skipped telling" not in caplog.text
-
-
 def test_matplotlib_categorical_axis_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
     import matplotlib
 
