@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
-from lightning_fabric.utilities.types import _PATH
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
@@ -33,7 +33,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     @override
     def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+        self,
+        checkpoint: dict[str, Any],
+        path: str | Path,
+        storage_options: Any | None = None,
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
@@ -42,12 +45,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         WRITER.write_bytes(path, buffer.getvalue())
 
     @override
-    def load_checkpoint(self, path: _PATH, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def load_checkpoint(self, path: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
         WRITER.flush()  # the file may still be in the queue
         return super().load_checkpoint(path, *args, **kwargs)
 
     @override
-    def remove_checkpoint(self, path: _PATH) -> None:
+    def remove_checkpoint(self, path: str | Path) -> None:
         WRITER.flush()  # a queued write of this file would bring it back
         super().remove_checkpoint(path)
 
