@@ -17,7 +17,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,22 +119,33 @@ def assert_warned(done: subprocess.CompletedProcess[str], *needles: str) -> None
         assert any(needle in line for line in warnings), done.stderr[-3000:]
 
 
+# Runs the command and writes its peak resident memory (KB) to a file. A process started
+# from pytest inherits pytest's own high-water mark (Linux keeps it across fork and exec),
+# which is a gigabyte late in the suite; this small parent starts the command afresh.
+PEAK_WRAPPER = """
+import resource, subprocess, sys
+try:
+    code = subprocess.call(sys.argv[2:], timeout=float(sys.argv[1]))
+except subprocess.TimeoutExpired:
+    code = -9
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open("peak_kb.txt", "w") as fh:
+    fh.write(str(peak))
+sys.exit(code)
+"""
+
+
 def measured(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run ``cnnlab ARGS``; return its result and its peak resident memory in MB."""
     out, err = cwd / "stdout.txt", cwd / "stderr.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cnnlab", *args], cwd=cwd, stdout=stdout, stderr=stderr
-        )
-        timer = threading.Timer(QUICK_TIMEOUT, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    done = subprocess.CompletedProcess(args, proc.returncode, out.read_text(), err.read_text())
-    return done, usage.ru_maxrss / 1024
+        code = subprocess.call(
+            [sys.executable, "-c", PEAK_WRAPPER, str(QUICK_TIMEOUT), sys.executable, "-m",
+             "cnnlab", *args],
+            cwd=cwd, stdout=stdout, stderr=stderr,
+        )  # fmt: skip
+    done = subprocess.CompletedProcess(args, code, out.read_text(), err.read_text())
+    return done, int((cwd / "peak_kb.txt").read_text()) / 1024
 
 
 def sparse_file(path: Path, size: int) -> None:
