@@ -79,8 +79,8 @@ def build_parts() -> dict[str, Any]:
 
     from cnnlab.config import config_dir, to_dict
     from cnnlab.data.augmentation import build_augmentation
+    from cnnlab.lit.build import build_datamodule
     from cnnlab.lit.module import build_network
-    from cnnlab.tasks.common import build_datamodule
 
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train")

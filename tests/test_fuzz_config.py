@@ -303,8 +303,8 @@ def validate_and_build(task: str, config: DictConfig, key: str = "") -> None:
 
     from cnnlab.config import to_dict
     from cnnlab.errors import config_errors
+    from cnnlab.lit.build import build_callbacks, build_loggers, build_trainer
     from cnnlab.lit.module import build_network
-    from cnnlab.tasks.common import build_callbacks, build_loggers, build_trainer
     from cnnlab.validation import run_dir_of, task_config, validate_run
 
     validate_run(config)

@@ -15,7 +15,8 @@ from tests.conftest import only_run_dir
 from cnnlab import cli
 from cnnlab.interpret import class_model
 from cnnlab.interpret.inputs import mean_image
-from cnnlab.tasks.common import build_datamodule, load_classifier
+from cnnlab.lit.build import build_datamodule
+from cnnlab.lit.checkpoint import load_classifier
 
 
 @pytest.fixture(scope="module")

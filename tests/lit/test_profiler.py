@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_dir
 from pytorch_lightning.profilers import PassThroughProfiler, SimpleProfiler
 
 from cnnlab.config import config_dir
-from cnnlab.tasks.common import build_trainer
+from cnnlab.lit.build import build_trainer
 
 
 def _trainer(*overrides: str):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Lightning's objects from their config groups: callbacks, loggers and the Trainer.
+"""Lightning's objects from their config groups: data module, callbacks, loggers, Trainer.
 
 One builder each, used twice: by the tasks for the run, and by :mod:`cnnlab.validation`
 before the run folder exists, so that what a constructor refuses (Lightning's Trainer and
@@ -16,7 +16,13 @@ from cnnlab.errors import ConfigError, config_errors
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-__all__ = ["build_callbacks", "build_loggers", "build_trainer", "check_accelerator"]
+__all__ = [
+    "build_callbacks",
+    "build_datamodule",
+    "build_loggers",
+    "build_trainer",
+    "check_accelerator",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +96,22 @@ def build_trainer(
             plugins=[AtomicCheckpointIO()],
         )
     return trainer
+
+
+def build_datamodule(data_cfg: Mapping[str, Any]) -> pl.LightningDataModule:
+    """Instantiate the ``data`` node and load it, downloading first when allowed.
+
+    Loading happens before the Trainer exists so that bad data (missing files,
+    wrong class count) fails fast, and only rank 0 ever downloads.
+    """
+    from hydra.utils import instantiate
+    from pytorch_lightning.utilities import rank_zero_only
+
+    log.info("data: %s", data_cfg.get("name", data_cfg.get("_target_")))
+    with config_errors("data"):
+        datamodule = instantiate(data_cfg)
+    # Lightning sets `rank` on the function at import; its stubs do not declare it.
+    if rank_zero_only.rank == 0:  # type: ignore[attr-defined]
+        datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule

@@ -9,13 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.config import to_dict
 from cnnlab.errors import CheckpointError
-from cnnlab.lit.checkpoint import data_config
-from cnnlab.tasks.common import (
-    build_datamodule,
-    build_loggers,
-    build_trainer,
-    load_classifier,
-)
+from cnnlab.lit.build import build_datamodule, build_loggers, build_trainer
+from cnnlab.lit.checkpoint import data_config, load_classifier
 
 log = logging.getLogger(__name__)
 

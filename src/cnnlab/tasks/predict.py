@@ -23,7 +23,7 @@ def run(cfg: DictConfig) -> Path:
 
     from cnnlab.data.sources.imagefolder import decode_image
     from cnnlab.files.atomic import output_errors
-    from cnnlab.tasks.common import load_classifier
+    from cnnlab.lit.checkpoint import load_classifier
 
     if int(cfg.batch_size) <= 0:
         raise ConfigError("batch_size", f"must be > 0, got {cfg.batch_size}")

@@ -18,17 +18,10 @@ from omegaconf import DictConfig
 
 from cnnlab.config import to_dict
 from cnnlab.errors import CheckpointError, ConfigError, config_errors
-from cnnlab.lit.checkpoint import checkpoint_path
+from cnnlab.lit.build import build_callbacks, build_datamodule, build_loggers, build_trainer
+from cnnlab.lit.checkpoint import check_checkpoint_matches, checkpoint_path, read_checkpoint
 from cnnlab.lit.metrics import PARAMS_KEY, Stage
 from cnnlab.sweep import sweep_callbacks
-from cnnlab.tasks.common import (
-    build_callbacks,
-    build_datamodule,
-    build_loggers,
-    build_trainer,
-    check_checkpoint_matches,
-    read_checkpoint,
-)
 
 if TYPE_CHECKING:
     from pytorch_lightning.callbacks import ModelCheckpoint

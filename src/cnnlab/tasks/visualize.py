@@ -25,9 +25,8 @@ def run(cfg: DictConfig) -> Path:
 
     from cnnlab.files.atomic import write_json_atomic
     from cnnlab.interpret.render import Interpreter, Settings, check_method
-    from cnnlab.lit.checkpoint import data_config
+    from cnnlab.lit.checkpoint import data_config, load_classifier
     from cnnlab.records.recorder import recorded_run
-    from cnnlab.tasks.common import load_classifier
     from cnnlab.tracking import finish_trackers
 
     method = check_method(str(cfg.method))
@@ -89,7 +88,7 @@ def _datamodule_if_needed(cfg: DictConfig, method: str, data: dict[str, Any]) ->
     needs_data = cfg.get("input") is None or method == "class_model" or data.get("mean") is None
     if not needs_data:
         return None
-    from cnnlab.tasks.common import build_datamodule
+    from cnnlab.lit.build import build_datamodule
 
     return build_datamodule(OmegaConf.create(data))
 
