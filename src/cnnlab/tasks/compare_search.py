@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.console import OneLineParser
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, printable
 
 NOTE = (
     "objective=synthetic: Optuna's grid, random and TPE samplers minimise the analytic "
@@ -84,20 +84,29 @@ def main(argv: list[str]) -> int:
     )
     # `mode=train`, Hydra-style like the other tasks, is the same as `--mode train`.
     args = parser.parse_args([f"--{a}" if a.startswith("mode=") else a for a in argv])
-    if args.mode == "train":
-        return _train_mode(args, parser)
+    # A file that cannot be written (named) is one line and exit 1, in either mode.
+    try:
+        if args.mode == "train":
+            _train_mode(args, parser)
+        else:
+            _synthetic_mode(args, parser)
+    except CnnlabError as exc:
+        print(f"cnnlab compare-search: error: {printable(exc)}", file=sys.stderr)
+        return 1
+    return 0
 
+
+def _synthetic_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """The samplers on the analytic f(x, y), many random problems per budget."""
     from cnnlab.course.compare import compare, grid_side, summarise
 
     for budget in args.budgets:
         try:
             grid_side(budget)
         except ValueError as exc:
-            print(f"cnnlab compare-search: error: --budgets: {exc}", file=sys.stderr)
-            return 2
+            parser.error(f"--budgets: {exc}")
     if args.repeats < 2:
-        print("cnnlab compare-search: error: --repeats: needs at least 2", file=sys.stderr)
-        return 2
+        parser.error("--repeats: needs at least 2")
     out = args.out or _default_out()
     check_out_folder(parser, "--out", out)
     print(NOTE)
@@ -108,13 +117,8 @@ def main(argv: list[str]) -> int:
     }
     lines = _table(table, args.budgets)
     print("\n".join(lines))
-    try:
-        _write_synthetic(out, results, table, args, lines)
-    except CnnlabError as exc:
-        print(f"cnnlab compare-search: error: {exc}", file=sys.stderr)
-        return 1
+    _write_synthetic(out, results, table, args, lines)
     print(f"wrote {out}")
-    return 0
 
 
 def _write_synthetic(
@@ -163,7 +167,7 @@ def _default_out() -> Path:
     return root / "compare_search" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Grid, random and TPE sweeps of real LeNet-5 training, several seeds each."""
     from cnnlab.course import search
     from cnnlab.course.studies import create_folders
@@ -186,22 +190,13 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         n = args.limit_batches
         extra = [f"trainer.limit_train_batches={n}", f"trainer.limit_val_batches={n}"]
     seeds = list(range(1, args.seeds + 1))
-    try:
-        create_folders(out)
-        sweeps, results = search.run_search(out, seeds, args.trials, args.epochs, extra)
-    except CnnlabError as exc:
-        print(f"cnnlab compare-search: error: {exc}", file=sys.stderr)
-        return 1
+    create_folders(out)
+    sweeps, results = search.run_search(out, seeds, args.trials, args.epochs, extra)
     summary = {method: search.summarise(by_seed) for method, by_seed in results.items()}
     lines = search.table(summary)
     print("\n".join(lines))
-    try:
-        _write_train(out, args, seeds, sweeps, results, summary, lines)
-    except CnnlabError as exc:
-        print(f"cnnlab compare-search: error: {exc}", file=sys.stderr)
-        return 1
+    _write_train(out, args, seeds, sweeps, results, summary, lines)
     print(f"wrote {out}")
-    return 0
 
 
 def _write_train(
