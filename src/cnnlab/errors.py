@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 # Set by the CLI to what the user asked for: "1" keeps full tracebacks of user errors. The CLI
@@ -119,13 +119,15 @@ def first_line(exc: BaseException) -> str:
 
 
 @contextmanager
-def config_errors(key: str) -> Iterator[None]:
+def config_errors(key: str, arguments: Iterable[object] = ()) -> Iterator[None]:
     """Turn an exception raised while building ``key`` from the user's config into a ConfigError.
 
     Anything a builder raises from a config value (a ``TypeError`` for an unknown keyword, a
-    ``ValueError`` from torch or Lightning) becomes one line naming ``key``; the original stays
-    attached as ``__cause__`` for ``HYDRA_FULL_ERROR=1``. Errors that already name their key
-    or file (:class:`CnnlabError`) pass through unchanged, and so does the key of a plain
+    ``ValueError`` from torch or Lightning) becomes one line naming ``key``, or ``key.<name>``
+    when the message names one of ``arguments`` (the node's keys: Lightning's "`max_epochs`
+    must be ..." gives ``trainer.max_epochs``); the original stays attached as ``__cause__``
+    for ``HYDRA_FULL_ERROR=1``. Errors that already name their key or file
+    (:class:`CnnlabError`) pass through unchanged, and so does the key of a plain
     ``ValueError``/``TypeError`` whose message starts with a dotted config key (the model
     code's convention: ``model.stem: must be one of ...``), so library code needs no
     cnnlab error types.
@@ -141,6 +143,11 @@ def config_errors(key: str) -> Iterator[None]:
         Traceback (most recent call last):
         ...
         cnnlab.errors.ConfigError: model.stem: must be one of auto, imagenet, small, got 'x'
+        >>> with config_errors("trainer", ["max_epochs", "num_nodes"]):
+        ...     raise ValueError("`num_nodes` < 1")
+        Traceback (most recent call last):
+        ...
+        cnnlab.errors.ConfigError: trainer.num_nodes: is refused (ValueError: `num_nodes` < 1)
     """
     try:
         yield
@@ -154,7 +161,21 @@ def config_errors(key: str) -> Iterator[None]:
         keyed = _KEYED.match(str(root)) if isinstance(root, ValueError | TypeError) else None
         if keyed is not None:
             raise ConfigError(keyed["key"], keyed["message"]) from exc
+        named = _first_named(str(root), arguments)
+        if named is not None:
+            raise ConfigError(f"{key}.{named}", f"is refused ({first_line(exc)})") from exc
         raise ConfigError(key, f"cannot be built ({first_line(exc)})") from exc
+
+
+def _first_named(message: str, names: Iterable[object]) -> str | None:
+    """The name of ``names`` that ``message`` mentions first, as a whole word; None if none."""
+    found = []
+    for name in map(str, names):
+        if not name.startswith("_"):  # _target_, _partial_
+            match = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", message, re.IGNORECASE)
+            if match is not None:
+                found.append((match.start(), name))
+    return min(found)[1] if found else None
 
 
 # A message that names its config key first: ``group.option: what is wrong``.

@@ -66,17 +66,18 @@ def test_network_not_fitting_the_data(
 
 # ------------------------------------------------------------------------------------------
 # What only a constructor checks (Lightning's Trainer and callbacks, cnnlab's data module):
-# refused by building it, before the run folder exists (on main: after, with a failed run.json).
+# refused by building it, before the run folder exists, naming the argument the constructor's
+# message names.
 # ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("overrides", "key", "needles"),
     [
-        (["+trainer.strategy=nope"], "trainer", ["strategy='nope'"]),
-        (["trainer.accelerator=nope"], "trainer", ["accelerator='nope'"]),
-        (["trainer.precision=7"], "trainer", ["Precision 7"]),
-        (["callbacks.early_stopping.mode=up"], "callbacks.early_stopping", ["up"]),
+        (["+trainer.strategy=nope"], "trainer.strategy", ["strategy='nope'"]),
+        (["trainer.accelerator=nope"], "trainer.accelerator", ["accelerator='nope'"]),
+        (["trainer.precision=7"], "trainer.precision", ["Precision 7"]),
+        (["callbacks.early_stopping.mode=up"], "callbacks.early_stopping.mode", ["up"]),
         (["data.device_resident=true", "data.num_workers=2"], "data.device_resident", ["2"]),
     ],
     ids=["strategy", "accelerator", "precision", "callback mode", "data module"],

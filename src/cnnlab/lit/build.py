@@ -40,7 +40,7 @@ def build_callbacks(cfg: Mapping[str, Any] | None, *, with_logger: bool) -> list
         if name == "lr_monitor" and not with_logger:
             log.info("callbacks.lr_monitor skipped: it needs a logger")
             continue
-        with config_errors(f"callbacks.{name!s}"):
+        with config_errors(f"callbacks.{name!s}", node):
             callbacks.append(instantiate(node))
     return callbacks
 
@@ -52,7 +52,7 @@ def build_loggers(cfg: Mapping[str, Any] | None) -> list[Any]:
     loggers = []
     for name, node in (cfg or {}).items():
         if node is not None:
-            with config_errors(f"logger.{name!s}"):
+            with config_errors(f"logger.{name!s}", node):
                 loggers.append(instantiate(node))
     return loggers
 
@@ -86,7 +86,7 @@ def build_trainer(
 
     check_accelerator(trainer_cfg)
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    with config_errors("trainer"):
+    with config_errors("trainer", trainer_cfg):
         trainer: pl.Trainer = instantiate(
             trainer_cfg,
             callbacks=callbacks,
