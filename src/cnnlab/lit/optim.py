@@ -34,7 +34,7 @@ def build_optimizer(cfg: Mapping[str, Any], params: Iterable[torch.nn.Parameter]
     decay: Any = cfg.get("weight_decay", 0.0)
     if not _is_number(decay) or not 0 <= decay < math.inf:
         raise ConfigError("optimizer.weight_decay", f"must be a number >= 0, got {show(decay)}")
-    with config_errors("optimizer"):
+    with config_errors("optimizer", cfg):
         factory: Callable[..., Optimizer] = instantiate(dict(cfg), _partial_=True)
         return factory(params)
 
@@ -73,7 +73,7 @@ def build_scheduler(
         raise ConfigError(
             "scheduler.warmup_epochs", f"must be an integer >= 0, got {show(warmup_epochs)}"
         )
-    with config_errors("scheduler"):
+    with config_errors("scheduler", cfg):
         return _schedule(
             name,
             cfg,
