@@ -154,26 +154,13 @@ DATA: Table = {
     "data.source.mirrors": Nullable(ListOf(Text())),
 }
 
+# The norm, activation, init and dropout groups are checked by their layer factories
+# (cnnlab.models.layers), which probe_network runs; their errors name the key.
 MODEL: Table = {
     "model.num_classes": CLASSES,
     "model.name": Text(),
     "model.in_channels": CHANNELS,
     "model.image_size": IMAGE_SIZE,
-    "norm.name": Text(),
-    "norm.eps": POSITIVE,
-    "norm.momentum": Nullable(PROBABILITY),
-    "norm.groups": Int(1),
-    "activation.name": Text(),
-    "activation.negative_slope": Float(),
-    "init.name": Text(),
-    "init.mode": Choice("fan_in", "fan_out"),
-    "init.nonlinearity": Nullable(Text()),
-    "init.gain": POSITIVE,
-    "init.mean": Float(),
-    "init.std": POSITIVE,
-    "dropout.name": Text(),
-    "dropout.rate": Float(0.0, 1.0, open_high=True),
-    "dropout.spatial": Bool(),
 }
 
 # Its values are checked by building the policy (train); the name is checked everywhere.

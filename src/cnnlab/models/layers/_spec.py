@@ -9,6 +9,7 @@ into a one-line config error naming that key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -120,7 +121,8 @@ def check_params(
         The parameters, with ints given for floats converted to float.
 
     Raises:
-        ValueError: ``<group>.<param>`` for an unknown parameter or a wrong type.
+        ValueError: ``<group>.<param>`` for an unknown parameter, a wrong type, or a number
+            that is not finite (NaN, inf).
     """
     checked: dict[str, Any] = {}
     for key, value in params.items():
@@ -136,7 +138,9 @@ def check_params(
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             expected = " or ".join(t.__name__ for t in types)
             raise keyed(f"{group}.{key}", f"must be {expected}, got {value!r}", TypeError)
-        if float in types and isinstance(value, int):
+        if float in types and isinstance(value, int | float):
             value = float(value)
+            if not math.isfinite(value):
+                raise keyed(f"{group}.{key}", f"must be a finite number, got {value!r}")
         checked[key] = value
     return checked
