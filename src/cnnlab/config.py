@@ -1,7 +1,8 @@
 """Where the Hydra config tree lives, its own resolver, and config nodes as plain values.
 
 Kept free of heavy imports: the CLI imports this before any task runs. :func:`to_dict` is
-the one converter of config nodes into plain values. Importing it registers
+the one converter of config nodes into plain values, :func:`plain` the one for values
+that may hold config nodes anywhere inside. Importing it registers
 ``${cnnlab.cwd:}`` (``cnnlab/__init__.py`` imports it, so every process that runs cnnlab's
 code has it: the CLI, joblib's workers, tests).
 """
@@ -9,6 +10,7 @@ code has it: the CLI, joblib's workers, tests).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,20 @@ def config_dir() -> Path:
 def to_dict(node: Any) -> Any:
     """Resolve a config node into plain Python containers (anything else is returned as is)."""
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def plain(value: Any) -> Any:
+    """``value`` with mappings and sequences (OmegaConf's too) as plain dicts and lists.
+
+    Example:
+        >>> plain((1, {"a": [2]}))
+        [1, {'a': [2]}]
+    """
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [plain(item) for item in value]
+    return value
 
 
 def launch_folder() -> str:

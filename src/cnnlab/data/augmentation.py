@@ -22,6 +22,7 @@ import kornia.geometry.transform as KG
 import torch
 from torch import Tensor, nn
 
+from cnnlab.config import plain
 from cnnlab.errors import ConfigError
 
 __all__ = ["POLICIES", "BatchAugmentation", "RandAugmentPolicy", "build_augmentation"]
@@ -398,7 +399,7 @@ def build_augmentation(cfg: Mapping[str, Any] | None) -> BatchAugmentation | Non
         return None
     if not isinstance(cfg, Mapping):
         raise ConfigError(_KEY, f"must be a mapping with a 'name', got {cfg!r}")
-    values = {str(k): _plain(v) for k, v in cfg.items()}
+    values = {str(k): v for k, v in plain(cfg).items()}
     name = values.pop("name", None)
     choices = ["none", *POLICIES]
     if name is None:
@@ -411,10 +412,3 @@ def build_augmentation(cfg: Mapping[str, Any] | None) -> BatchAugmentation | Non
     transform = POLICIES[name](params)
     params.check_all_read()
     return BatchAugmentation(name, transform)
-
-
-def _plain(value: Any) -> Any:
-    # OmegaConf ListConfig is a Sequence but not a list; hand the checks plain values.
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_plain(v) for v in value]
-    return value

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from cnnlab.config import plain
 from cnnlab.data.device_loader import DeviceBatchLoader, EpochShuffleSampler
 from cnnlab.data.sources.base import (
     Source,
@@ -50,20 +51,6 @@ def auto_workers() -> int:
     from cnnlab.machine import usable_cores
 
     return min(AUTO_WORKERS, usable_cores())
-
-
-def _plain(value: Any) -> Any:
-    """Turn config containers (DictConfig, ListConfig, tuples) into plain dicts and lists.
-
-    Checkpoints load with ``weights_only=True``, which accepts only plain types.
-    """
-    if isinstance(value, str | bytes | int | float | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence):
-        return [_plain(v) for v in value]
-    return repr(value)
 
 
 def _check_stats(key: str, values: Any, in_channels: int) -> list[float] | None:
@@ -205,7 +192,12 @@ class ImageDataModule(pl.LightningDataModule):
                 "seed": self.seed,
                 "mean": self.mean,
                 "std": self.std,
-                "augmentation": _plain(augmentation),
+                # Plain values only: checkpoints load with ``weights_only=True``.
+                "augmentation": (
+                    repr(augmentation)
+                    if isinstance(augmentation, nn.Module)
+                    else plain(augmentation)
+                ),
                 "pin_memory": self.pin_memory,
                 "device_resident": self.device_resident,
                 "source": source.config(),

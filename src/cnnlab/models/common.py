@@ -18,6 +18,7 @@ from typing import Any, ClassVar, NamedTuple, TypedDict
 import torch
 from torch import nn
 
+from cnnlab.config import plain
 from cnnlab.models.layers import (
     DropoutSites,
     GlobalAvgPool,
@@ -26,7 +27,7 @@ from cnnlab.models.layers import (
     init_weights,
     pool,
 )
-from cnnlab.models.layers._spec import keyed, plain
+from cnnlab.models.layers._spec import keyed
 
 __all__ = [
     "BATCH_NORM",

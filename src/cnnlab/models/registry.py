@@ -26,9 +26,10 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from cnnlab.config import plain
 from cnnlab.models.common import Classifier, Layers, NetArgs, check_positive_int, image_hw
 from cnnlab.models.layers import LayerSpec, dropout_sites, get_act, get_init, get_norm
-from cnnlab.models.layers._spec import keyed, plain
+from cnnlab.models.layers._spec import keyed
 
 __all__ = ["ModelVariant", "build_model", "image_hw", "list_models", "register_model"]
 

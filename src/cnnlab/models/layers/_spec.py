@@ -10,8 +10,10 @@ into a one-line config error naming that key.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
+
+from cnnlab.config import plain
 
 #: What a layer argument may be: a name, a mapping with a ``name`` and parameters,
 #: a class or ``functools.partial`` (passed through), or None (the factory's default).
@@ -24,20 +26,6 @@ FLOAT: ParamTypes = (float, int)
 INT: ParamTypes = (int,)
 BOOL: ParamTypes = (bool,)
 STR: ParamTypes = (str,)
-
-
-def plain(value: Any) -> Any:
-    """Return ``value`` with mappings (OmegaConf's too) and lists turned into dicts and lists.
-
-    Example:
-        >>> plain((1, {"a": [2]}))
-        [1, {'a': [2]}]
-    """
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return [plain(item) for item in value]
-    return value
 
 
 def keyed(key: str, message: str, kind: type[Exception] = ValueError) -> Exception:
