@@ -57,14 +57,14 @@ def main(argv: list[str]) -> int:
     check_outputs(parser, out, docs)
 
     from cnnlab.course.studies import create_folders
-    from cnnlab.errors import CnnlabError
+    from cnnlab.errors import CnnlabError, printable
 
     try:
         create_folders(out, docs.with_suffix(""))
         text = build_page(args.quick, args.only, out, docs)
         _write(docs, text)
     except CnnlabError as exc:
-        print(f"cnnlab experiments: error: {exc}", file=sys.stderr)
+        print(f"cnnlab experiments: error: {printable(exc)}", file=sys.stderr)
         return 1
     print(f"wrote {docs}")
     return 0

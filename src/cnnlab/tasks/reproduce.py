@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line
+from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line, printable
 
 if TYPE_CHECKING:
     from cnnlab.records.reproduce import RunRecord
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
             args.run_dir, out=args.out, rtol=args.rtol, atol=args.atol, overrides=args.overrides
         )
     except CnnlabError as exc:
-        print(f"cnnlab reproduce: error: {exc}", file=sys.stderr)
+        print(f"cnnlab reproduce: error: {printable(exc)}", file=sys.stderr)
         return 2
 
 
