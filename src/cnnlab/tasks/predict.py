@@ -11,7 +11,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from cnnlab.data.sources.imagefolder import find_images
-from cnnlab.errors import ConfigError
 from cnnlab.files.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -25,10 +24,6 @@ def run(cfg: DictConfig) -> Path:
     from cnnlab.files.atomic import output_errors
     from cnnlab.lit.checkpoint import load_classifier
 
-    if int(cfg.batch_size) <= 0:
-        raise ConfigError("batch_size", f"must be > 0, got {cfg.batch_size}")
-    if int(cfg.top_k) <= 0:
-        raise ConfigError("top_k", f"must be > 0, got {cfg.top_k}")
     files = find_images(Path(str(cfg.input)))
     module = load_classifier(cfg.ckpt_path).eval()
     data = module.hparams["data"]

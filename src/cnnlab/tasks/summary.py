@@ -25,19 +25,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Summarise the configured model and return ``summary.json``'s content.
 
     Raises:
-        ConfigError: For a bad model option, ``data.image_size``, or ``depth``.
+        ConfigError: For a bad model option or ``data.image_size`` (the config's values
+            were checked by :func:`cnnlab.validation.validate_config`).
     """
     from hydra.utils import instantiate
     from rich.console import Console
 
-    from cnnlab.errors import ConfigError, config_errors
+    from cnnlab.errors import config_errors
     from cnnlab.files.atomic import write_json_atomic
     from cnnlab.models import image_hw
     from cnnlab.models.summary import summarize
 
     depth = cfg.get("depth")
-    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 1):
-        raise ConfigError("depth", f"must be a positive int or null, got {depth!r}")
     model_cfg = cfg.model
     in_channels = model_cfg.get("in_channels", cfg.data.in_channels)
     with config_errors("model"):
