@@ -1,10 +1,14 @@
 """The schema: which values each config key accepts, per task, and the objects built to check.
 
 One table per config group, ``key -> rule``, for what no constructor checks (or checks only
-later, or after a type coercion): a rule applies when its key is in the composed config (an
-optimizer without ``momentum`` has nothing to check there). What a constructor checks is
-checked by building it (see ``Dry builds`` below), whose errors name the group (see
-:func:`cnnlab.errors.config_errors`). Checks across keys follow the tables.
+later, or after a type coercion, or with an error that names no key): a rule applies when its
+key is in the composed config (an optimizer without ``momentum`` has nothing to check there).
+What a constructor checks is checked by building it (see ``Dry builds`` below), whose errors
+name the argument when the constructor's message does, else the group (see
+:func:`cnnlab.errors.config_errors`). Most Trainer, callback, optimizer and data entries stay
+for the types: Lightning and torch compare a string with a number and fail with a message
+that names nothing (``'<=' not supported between instances of 'int' and 'str'``). Checks
+across keys follow the tables.
 """
 
 from __future__ import annotations
