@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import pytest
 import torch
 from tests.models.conftest import raises_key
 from torch import nn
 
-from cnnlab.models.layers import act_names, get_act
+from cnnlab.models.layers import act_names, get_act, get_dropout, get_init, get_norm
 
 # name -> (class, built in place by default)
 ACTS = {
@@ -67,3 +70,22 @@ def test_unknown_name_lists_choices() -> None:
 def test_bad_specs_name_their_key(spec: dict, key: str) -> None:
     with raises_key(key):
         get_act(spec)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    ("factory", "spec", "key"),
+    [
+        (get_act, {"name": "elu"}, "activation.alpha"),
+        (get_act, {"name": "leaky_relu"}, "activation.negative_slope"),
+        (get_norm, {"name": "batch"}, "norm.eps"),
+        (get_init, {"name": "normal"}, "init.std"),
+        (get_dropout, {"name": "standard"}, "dropout.rate"),
+    ],
+)
+def test_a_number_that_is_not_finite_names_its_key(
+    factory: Callable[[dict], object], spec: dict, key: str, value: float
+) -> None:
+    # The layer factories are the only check of these groups' values (no schema entry).
+    with raises_key(key, "must be a finite number"):
+        factory({**spec, key.split(".")[1]: value})
