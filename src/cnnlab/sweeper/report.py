@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypedDict
 from cnnlab.errors import DataError, printable
 from cnnlab.files.read import field as checked
 from cnnlab.files.read import read_json_object
+from cnnlab.sweep.objective import tie_line
 
 if TYPE_CHECKING:
     import optuna
@@ -132,13 +133,14 @@ def visible_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def leaderboard(study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Completed trials, best first (by the first objective for several)."""
-    from optuna.study import StudyDirection
-    from optuna.trial import TrialState
+    """Completed trials, best first (by the first objective for several).
 
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    sign = -1.0 if study.directions[0] == StudyDirection.MAXIMIZE else 1.0
-    return sorted(done, key=lambda t: (sign * t.values[0], t.number))
+    Trials with the same value come in the order of their validation loss at the best epoch
+    (:func:`cnnlab.sweep.objective.ranked_trials`).
+    """
+    from cnnlab.sweep.objective import ranked_trials
+
+    return ranked_trials(study, trials)
 
 
 def seed_groups(trials: list[FrozenTrial], seed_key: str = "seed") -> list[dict[str, Any]]:
@@ -266,8 +268,11 @@ def _write_best(study: optuna.Study, trials: list[FrozenTrial], sweep_dir: Path)
     if not board:
         return None
     best = board[0]
-    metric = ", ".join(_fmt(v) for v in best.values)
-    return _write_text(sweep_dir / "best.yaml", best_experiment(best, f"objective {metric}"))
+    metric = f"objective {', '.join(_fmt(v) for v in best.values)}"
+    ties = tie_line(board) if len(study.directions) == 1 else ""
+    return _write_text(
+        sweep_dir / "best.yaml", best_experiment(best, f"{metric} ({ties})" if ties else metric)
+    )
 
 
 def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
@@ -366,9 +371,12 @@ def _sections(
         f"Trials: {len(trials)} - complete {counts['complete']}, pruned {counts['pruned']}, "
         f"failed {counts['fail']}, running {counts['running']}, waiting {counts['waiting']}."
     )
+    board = leaderboard(study, trials)
     if best is not None:
         summary += f"\n\nBest trial as an experiment config: `{best.name}`."
-    board = leaderboard(study, trials)
+    ties = tie_line(board) if len(study.directions) == 1 else ""
+    if ties:
+        summary += f" {ties[0].upper()}{ties[1:]}."
     others = [t for t in trials if t not in board]
     ordered = board + sorted(others, key=lambda t: t.number)
     rows = [_trial_row(t, problems) for t in ordered]

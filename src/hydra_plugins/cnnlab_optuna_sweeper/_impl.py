@@ -45,7 +45,13 @@ from cnnlab.errors import CnnlabError, ConfigError, DataError, find_user_error, 
 from cnnlab.secrets.mask import scrub_secrets, scrub_text
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
-from cnnlab.sweep.objective import metric_directions, optimized_metrics
+from cnnlab.sweep.objective import (
+    metric_directions,
+    optimized_metrics,
+    ranked_trials,
+    record_tie_break,
+    tie_line,
+)
 from cnnlab.sweep.parallel import parallel_override
 
 # hydra-optuna-sweeper's helpers under their names there, for code written against its _impl.
@@ -487,6 +493,7 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
         # The user's mistake, not the wrapper Hydra's instantiate or Lightning put around it.
         shown = find_user_error(exc) or exc
         return _fail(run, trial, f"{type(shown).__name__}: {shown}", exc, log_path)
+    record_tie_break(trial, log_path.parent)  # the job's run folder
     study.tell(trial, values=values, skip_if_finished=True)
     return None
 
@@ -705,10 +712,13 @@ def outcome_lines(study: optuna.Study, metric_names: list[str]) -> list[str]:
             values = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, trial.values, strict=False))
             lines.append(f"trial {trial.number}: {values}; run folder: {_run_dir_of(trial)}")
         return lines
-    best = study.best_trial
+    # Trials tied on the objective: the one with the lowest validation loss at its best epoch.
+    ranked = ranked_trials(study, complete)
+    best = ranked[0]
+    ties = tie_line(ranked)
     return [
         f"best {names[0]}: {best.value:.6g} (trial {best.number} of study "
-        f"{study.study_name}; {counts})",
+        f"{study.study_name}; {counts}{'; ' + ties if ties else ''})",
         f"best run folder: {_run_dir_of(best)}",
     ]
 
