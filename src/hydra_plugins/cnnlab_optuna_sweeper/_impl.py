@@ -246,6 +246,9 @@ class OptunaSweeperImpl(Sweeper):
         except TooManyFailedTrials:
             tell_outcome = True
             raise
+        except KeyboardInterrupt:
+            _interrupt_own_trials(run)
+            raise
         except Exception as exc:
             if shared.storage_cause(exc) is not None:
                 _fail_own_trials(run)
@@ -544,6 +547,24 @@ def _fail_own_trials(run: _Run) -> None:
             "sweep on this study re-queues them",
             left,
         )
+
+
+def _interrupt_own_trials(run: _Run) -> None:
+    """After Ctrl-C, end this process's running trials and queue each again.
+
+    Optuna has no INTERRUPTED state: a trial is FAIL with the user attribute ``interrupted``
+    (no ``error``: its settings did not fail) and a copy of it is queued, so that re-running
+    the sweep's command trains the same point again and the interrupted one does not count
+    toward ``n_trials``.
+    """
+    running = run.heartbeat.running()
+    for trial_id in running:
+        if run.storage.get_trial(trial_id).state != TrialState.RUNNING:
+            continue
+        run.storage.set_trial_user_attr(trial_id, "interrupted", True)
+        shared.fail_trials(run.storage, [trial_id])
+        shared.requeue(run.study, run.storage.get_trial(trial_id))
+    run.heartbeat.discard(running)
 
 
 def _is_running(run: _Run, trial: Trial) -> bool:
