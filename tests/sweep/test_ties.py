@@ -59,3 +59,19 @@ def test_tied_trials_are_ranked_by_validation_loss(tmp_path: Path, run_subproces
 
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert results.best_params == best.params
+
+
+def test_the_reports_plots_name_the_metric(tmp_path: Path, run_subprocess) -> None:
+    import matplotlib
+
+    from cnnlab.sweeper.report import plot_makers
+
+    matplotlib.use("Agg")
+    proc = run_subprocess("train", "-m", *GRID, "optimizer.lr=choice(0.01,0.002)", *SHORT)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    (sweep_dir,) = (tmp_path / "outputs" / "multiruns" / "train").iterdir()
+    info = json.loads((sweep_dir / "sweep.json").read_text())
+    study = optuna.load_study(study_name=info["study_name"], storage=info["storage"])
+    assert study.metric_names == ["val/acc_best"]  # stored by the sweeper, for `cnnlab report`
+    assert plot_makers(study)["history"]().get_ylabel() == "val/acc_best"
+    assert (sweep_dir / "history.png").is_file()

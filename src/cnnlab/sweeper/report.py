@@ -279,28 +279,14 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     """Draw what the study's trials allow; a plot that cannot be drawn is left out."""
     import matplotlib.pyplot as plt
     from optuna.trial import TrialState
-    from optuna.visualization import matplotlib as ovm
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return []  # nothing to draw (and Optuna would warn once per plot)
 
-    multi = len(study.directions) > 1
-    first: _Target = (
-        {"target": lambda t: t.values[0], "target_name": "objective 1"} if multi else {}
-    )
-    makers: dict[str, Any] = {
-        "history": lambda: ovm.plot_optimization_history(study, **first),
-        "importances": lambda: ovm.plot_param_importances(study, **first),
-        "parallel_coordinate": lambda: ovm.plot_parallel_coordinate(study, **first),
-        "slice": lambda: ovm.plot_slice(study, **first),
-        "intermediate_values": lambda: ovm.plot_intermediate_values(study),
-    }
-    if multi:
-        makers["pareto_front"] = lambda: ovm.plot_pareto_front(study)
     written = []
     # Categorical parameters are plotted as strings; matplotlib logs an INFO line per axis.
     logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
-    for name, make in makers.items():
+    for name, make in plot_makers(study).items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning, too-few-trials warnings
             try:
@@ -317,6 +303,32 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
         finally:
             plt.close("all")
     return written
+
+
+def plot_makers(study: optuna.Study) -> dict[str, Callable[[], Any]]:
+    """The report's plots by file name, each a function drawing it with Optuna's matplotlib.
+
+    The value axis names the objective (``val/acc_best``, stored in the study by the sweeper),
+    not Optuna's "Objective Value"; with several objectives the plots show the first.
+    """
+    from optuna.visualization import matplotlib as ovm
+
+    names = study.metric_names or [f"objective {i + 1}" for i in range(len(study.directions))]
+    first: _Target = {}
+    if len(study.directions) > 1:
+        first = {"target": lambda t: t.values[0], "target_name": names[0]}
+    elif study.metric_names:  # a study of an earlier release has none: Optuna's label
+        first = {"target_name": names[0]}
+    makers: dict[str, Callable[[], Any]] = {
+        "history": lambda: ovm.plot_optimization_history(study, **first),
+        "importances": lambda: ovm.plot_param_importances(study, **first),
+        "parallel_coordinate": lambda: ovm.plot_parallel_coordinate(study, **first),
+        "slice": lambda: ovm.plot_slice(study, **first),
+        "intermediate_values": lambda: ovm.plot_intermediate_values(study),
+    }
+    if len(study.directions) > 1:
+        makers["pareto_front"] = lambda: ovm.plot_pareto_front(study)
+    return makers
 
 
 def _png_of(figure: Any) -> Callable[[BinaryIO], object]:

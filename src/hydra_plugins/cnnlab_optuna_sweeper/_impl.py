@@ -228,6 +228,7 @@ class OptunaSweeperImpl(Sweeper):
                 load_if_exists=True,
             )
         _check_directions(study, self.directions)
+        _name_metrics(study, self.metric_names)
         self._write_info(study_name, n_trials, space, pruner_cfg)
         recovered = shared.recover_abandoned(study, storage, self.grace_period)
         log.info(
@@ -657,6 +658,17 @@ def _directions(direction: Any) -> tuple[str, ...]:
             "hydra.sweeper.direction", f"expected {' or '.join(DIRECTIONS)}, got {bad or names}"
         )
     return names
+
+
+def _name_metrics(study: optuna.Study, names: list[str]) -> None:
+    """Store the objectives' names in the study: plots and dataframes then name the metric
+    (``val/acc_best``), not "Objective 0"."""
+    import warnings
+
+    if names and len(names) == len(study.directions) and study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
 
 
 def _check_directions(study: optuna.Study, directions: tuple[str, ...]) -> None:
