@@ -86,6 +86,9 @@ def test_a_registered_user_model_trains_and_its_checkpoint_evaluates(
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["test/acc"] <= 1.0
+    # eval says where it wrote (its run folder, with metrics.json) and the metrics.
+    assert f"run folder: {out}" in proc.stdout.splitlines()
+    assert f"acc={metrics['test/acc']:.4g}" in proc.stdout
 
 
 def test_an_unregistered_user_model_is_refused_by_eval_before_its_code_runs(
