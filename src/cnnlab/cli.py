@@ -71,7 +71,28 @@ def main(argv: Sequence[str] | None = None) -> Any:
         rest = resume_arguments(task, rest)  # `train resume=<run folder>`: that run's own folder
     os.environ[TASK_ENV] = task
     sys.argv = [sys.argv[0], *rest]
-    return _run_hydra_task(task)
+    try:
+        return _run_hydra_task(task)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C is no failure: one last line saying how to go on, no traceback.
+        print(_interrupted_line(task, args[1:], exc), file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+
+
+def _interrupted_line(task: str, args: list[str], exc: KeyboardInterrupt) -> str:
+    """The command that continues what Ctrl-C stopped: the sweep's own, or ``resume=``."""
+    import shlex
+
+    from cnnlab.errors import RunInterrupted
+    from cnnlab.secrets.mask import scrub_text
+
+    if any(arg in ("-m", "--multirun") for arg in args):
+        # Re-running a sweep's command resumes its study; the interrupted trial runs again.
+        command = shlex.join(["cnnlab", task, *args])
+        return scrub_text(f"interrupted; continue the sweep: {command}")
+    if isinstance(exc, RunInterrupted) and exc.resume:
+        return f"interrupted; continue it: {exc.resume}"
+    return "interrupted"
 
 
 def _run_hydra_task(task: str) -> Any:

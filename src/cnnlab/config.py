@@ -18,6 +18,8 @@ from omegaconf import OmegaConf
 
 # `${cnnlab.cwd:}` in conf/paths/default.yaml: the folder the command was started in.
 CWD_RESOLVER = "cnnlab.cwd"
+# `${cnnlab.class_folders:ROOT}` in conf/data/imagefolder.yaml: the classes under ROOT/train.
+CLASS_FOLDERS_RESOLVER = "cnnlab.class_folders"
 
 
 def config_dir() -> Path:
@@ -68,10 +70,31 @@ def launch_folder() -> str:
     return os.getcwd()
 
 
+def class_folders(root: str) -> int:
+    """The number of class folders in ``root/train`` (``${cnnlab.class_folders:ROOT}``).
+
+    An image folder data set names its classes by its folders: ``data.num_classes`` (which
+    the model reads before any image is) counts them instead of asking the user to.
+    Counted as :class:`cnnlab.data.sources.ImageFolderSource` lists them (every sub-folder),
+    which checks them again when it loads.
+
+    Raises:
+        DataError: ``root/train`` is not a folder.
+    """
+    from cnnlab.errors import DataError
+
+    train = Path(root).expanduser() / "train"
+    if not train.is_dir():
+        raise DataError(train, "folder not found; expected root/train/<class>/<images>")
+    return sum(1 for p in train.iterdir() if p.is_dir())
+
+
 def register_resolvers() -> None:
-    """Register cnnlab's resolver with OmegaConf, once per process."""
+    """Register cnnlab's resolvers with OmegaConf, once per process."""
     if not OmegaConf.has_resolver(CWD_RESOLVER):
         OmegaConf.register_new_resolver(CWD_RESOLVER, launch_folder)
+    if not OmegaConf.has_resolver(CLASS_FOLDERS_RESOLVER):
+        OmegaConf.register_new_resolver(CLASS_FOLDERS_RESOLVER, class_folders)
 
 
 register_resolvers()

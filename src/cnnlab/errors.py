@@ -26,6 +26,21 @@ class CnnlabError(Exception):
     """Base class of errors caused by user input rather than by a bug."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended a run, recorded ``interrupted``; ``resume`` is the command that continues it.
+
+    A ``KeyboardInterrupt`` still (a sweep stops, ``finally`` blocks run), so that the CLI
+    ends with one line naming the command instead of a traceback.
+    """
+
+    def __init__(self, resume: str | None = None) -> None:
+        self.resume = resume
+        super().__init__(resume or "interrupted")
+
+    def __reduce__(self) -> tuple[type, tuple[str | None]]:
+        return type(self), (self.resume,)
+
+
 class MissingExtraError(CnnlabError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 

@@ -181,8 +181,9 @@ def test_sort_and_last(runs: Runs) -> None:
     by_lr = [Path(r["folder"]) for r in _json(runs, "--sort", "optimizer.lr")]
     assert by_lr == [runs.single, runs.jobs[1], runs.jobs[0]]  # 0.001 (default), 0.002, 0.01
     assert [Path(r["folder"]) for r in _json(runs, "--last", "2")] == runs.jobs
-    newest = _json(runs, "--last", "1", "--sort", "test/acc")
-    assert [Path(r["folder"]) for r in newest] == [runs.jobs[1]]
+    # --last keeps the last rows once sorted: here the highest test accuracy.
+    highest = _json(runs, "--last", "1", "--sort", "test/acc")
+    assert [Path(r["folder"]) for r in highest] == by_acc[-1:]
     # One run alone: the table shows all its overrides.
     alone = _list(runs, "--last", "1").stdout
     assert "debug=limit logger=none optimizer.lr=0.002" in alone and "1 run in" in alone

@@ -104,6 +104,89 @@ class ConfusionMatrixPlot(Callback):
         log_image(trainer, "test/confusion_matrix", self.path)
 
 
+class LearningCurves(Callback):
+    """Save ``learning_curves.png`` in ``dirpath``: loss and accuracy per epoch, train and val.
+
+    Hand tuning looks at how a run learned (over- or under-fitting, a learning rate too high),
+    not only where it ended. The values are kept per epoch, and in the checkpoint, so a
+    resumed run draws its whole history.
+
+    Args:
+        dirpath: Folder for ``learning_curves.png`` (the run folder by default).
+    """
+
+    KEYS = ("train/loss", "val/loss", "train/acc", "val/acc")
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+        self.history: list[dict[str, float]] = []
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Before ModelCheckpoint (always last) saves the epoch, so the checkpoint has it.
+        if not trainer.sanity_checking:
+            self._record(trainer, "val/")
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The epoch's training values reach callback_metrics only now: after the checkpoint
+        # of the epoch was saved, so a resumed run lacks the last one before it resumed.
+        self._record(trainer, "train/")
+
+    def _record(self, trainer: pl.Trainer, stage: str) -> None:
+        epoch = float(trainer.current_epoch + 1)
+        if not self.history or self.history[-1]["epoch"] != epoch:
+            self.history.append({"epoch": epoch})
+        metrics = trainer.callback_metrics
+        self.history[-1].update(
+            {k: float(metrics[k]) for k in self.KEYS if k.startswith(stage) and k in metrics}
+        )
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if (
+            not trainer.is_global_zero
+            or getattr(trainer, "fast_dev_run", False)
+            or not self.history
+        ):
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, measure in zip(axes, ("loss", "acc"), strict=True):
+            for stage in ("train", "val"):
+                points = [
+                    (h["epoch"], h[f"{stage}/{measure}"])
+                    for h in self.history
+                    if f"{stage}/{measure}" in h
+                ]
+                if points:
+                    ax.plot(*zip(*points, strict=True), marker=".", label=f"{stage}/{measure}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(measure)
+            ax.legend()
+        fig.suptitle("learning curves")
+        fig.tight_layout()
+        path = self.dirpath / "learning_curves.png"
+        try:
+            with replacing(path) as tmp:
+                fig.savefig(tmp, dpi=90, format="png")
+        finally:
+            plt.close(fig)
+        log_image(trainer, "learning_curves", path)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = [dict(h) for h in state_dict.get("history", [])]
+
+
 def _cells(matrix: Any) -> list[tuple[tuple[int, int], int]]:
     rows, cols = matrix.shape
     return [((i, j), int(matrix[i, j])) for i in range(rows) for j in range(cols) if matrix[i, j]]

@@ -5,13 +5,15 @@ holds its hyperparameters: config nodes whose ``_target_`` strings Hydra's
 ``instantiate`` would import and call. A crafted file naming ``numpy.savetxt`` or
 ``builtins.open`` would run it. So a checkpoint is checked before anything is built
 from it: the only targets it may name are cnnlab's own model builder (with a
-registered model name), cnnlab's data module and data sources, and ``torch.optim``
-optimizers, each in its own place; no interpolation (``${...}``) and no other Hydra
-instruction (``_args_``, ``_recursive_``, ...) is accepted anywhere. The same allow-list
-(:func:`allowed_targets`, derived from cnnlab's own config tree) checks the composed
-config of a run folder before ``resume=`` or ``cnnlab reproduce`` builds it. The network is
-then built from those checked values and the weights are loaded after their names
-and shapes are compared, so every failure is one line naming the file and the key.
+registered model name), cnnlab's data module and data sources, ``torch.optim``
+optimizers, and the model builders and data sources that installed packages register in
+the entry point groups ``cnnlab.models`` and ``cnnlab.data_sources``, each in its own
+place; no interpolation (``${...}``) and no other Hydra instruction (``_args_``,
+``_recursive_``, ...) is accepted anywhere. The same allow-list (:func:`allowed_targets`,
+derived from cnnlab's own config tree) checks the composed config of a run folder before
+``resume=`` or ``cnnlab reproduce`` builds it. The network is then built from those
+checked values and the weights are loaded after their names and shapes are compared, so
+every failure is one line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from cnnlab.lit.module import ImageClassifier
 
 __all__ = [
+    "ENTRY_POINT_GROUPS",
     "RENAMED_TARGETS",
     "Allowed",
     "allowed_targets",
@@ -42,6 +45,7 @@ __all__ = [
     "data_config",
     "load_classifier",
     "read_checkpoint",
+    "registered_targets",
     "rename_targets",
 ]
 
@@ -49,6 +53,11 @@ __all__ = [
 # where cnnlab's own config tree does (allowed_targets).
 _HYDRA_KEYS = ("_target_", "_args_", "_recursive_", "_convert_", "_partial_")
 _HPARAMS = "hyper_parameters"
+# Entry point groups in which an installed package registers its own builders, by the place
+# of the config node that names them: a user's model or data source (registered_targets).
+ENTRY_POINT_GROUPS = {"model": "cnnlab.models", "data.source": "cnnlab.data_sources"}
+# cnnlab's own model builder, which builds the registered model ``name``.
+_OWN_BUILDERS = ("cnnlab.models.build_model", "cnnlab.models.registry.build_model")
 # Targets cnnlab's config tree once named and names differently now, old -> new: a run folder
 # written before still resumes and reproduces (its config is rewritten before it is checked).
 RENAMED_TARGETS = {
@@ -123,7 +132,11 @@ def check_hyperparameters(path: str | Path, hparams: Mapping[str, Any]) -> None:
             raise CheckpointError(path, f"{_HPARAMS}.{key}: not an ImageClassifier argument")
     check_targets(path, hparams, prefix=_HPARAMS)
     name = hparams["model"].get("name")
-    if name not in list_models():
+    target = hparams["model"].get("_target_")
+    # Past check_targets, another target is a builder a package registered (registered_targets),
+    # which takes arguments of its own.
+    users = isinstance(target, str) and target not in _OWN_BUILDERS
+    if not users and name not in list_models():
         raise CheckpointError(
             path, f"{_HPARAMS}.model.name: {name!r} is not a registered cnnlab model"
         )
@@ -209,13 +222,13 @@ def allowed_targets() -> Allowed:
         and cls is not torch.optim.Optimizer
     ]
     extra = {
-        "model": {"cnnlab.models.build_model", "cnnlab.models.registry.build_model"},
+        "model": set(_OWN_BUILDERS),
         "data": {"cnnlab.data.ImageDataModule", "cnnlab.data.datamodule.ImageDataModule"},
         "data.source": {f"cnnlab.data.sources.{c.__name__}" for c in source_classes}
         | {f"{c.__module__}.{c.__qualname__}" for c in source_classes},
         "optimizer": {f"torch.optim.{name}" for name in optimizers},
     }
-    for place, names in extra.items():
+    for place, names in [*extra.items(), *registered_targets().items()]:
         targets.setdefault(place, set()).update(names)
     return Allowed(
         {place: frozenset(names) for place, names in targets.items()},
@@ -224,6 +237,26 @@ def allowed_targets() -> Allowed:
             for place, keys in instructions.items()
         },
     )
+
+
+def registered_targets() -> dict[str, set[str]]:
+    """The builders installed packages register for their users' configs, by place.
+
+    A package lists a model builder in the entry point group ``cnnlab.models`` and a data
+    source class in ``cnnlab.data_sources`` (``ENTRY_POINT_GROUPS``); the entry point's object
+    reference (``mynet:build``) becomes the target a config names (``mynet.build``). Only the
+    installed packages' metadata is read: nothing is imported until a config that names the
+    target is built.
+    """
+    from importlib.metadata import entry_points
+
+    found: dict[str, set[str]] = {}
+    for place, group in ENTRY_POINT_GROUPS.items():
+        for entry in entry_points(group=group):
+            # "pkg.mod:attr.sub [extra]" -> "pkg.mod.attr.sub"
+            reference = entry.value.split("[", 1)[0].strip()
+            found.setdefault(place, set()).add(reference.replace(":", "."))
+    return found
 
 
 def _shipped_targets() -> tuple[dict[str, set[str]], dict[str, dict[str, set[Any]]]]:
@@ -351,8 +384,12 @@ def _check_instruction(
         if place not in allowed.targets:
             raise error(path, f"{key}: {what} cannot name a target here; nothing was run")
         if not isinstance(value, str) or value not in allowed.targets[place]:
+            group = ENTRY_POINT_GROUPS.get(place)
+            registered = f" nor registered in the entry point group {group}" if group else ""
             raise error(
-                path, f"{key}: {show(value)} is not one of cnnlab's own targets; nothing was run"
+                path,
+                f"{key}: {show(value)} is not one of cnnlab's own targets{registered}; "
+                "nothing was run",
             )
         return
     accepted = allowed.instructions.get(place, {}).get(name)

@@ -50,6 +50,48 @@ def best_key(monitored: str) -> str:
     return monitored + BEST_SUFFIX
 
 
+# The validation loss at the best epoch of the monitored metric: breaks ties between runs
+# (and sweep trials) whose best monitored value is the same, e.g. several at val/acc 1.0.
+LOSS_AT_BEST_KEY = "val/loss_at_best"
+
+
+class LossAtBest:
+    """The lowest validation loss among the epochs that reached the best monitored value.
+
+    Accuracy on a few hundred images saturates: several epochs (and several runs) reach the
+    same best value. The loss still tells them apart, lower meaning more confident.
+
+    Args:
+        mode: ``max`` or ``min``, as ``monitor.mode``.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.sign = 1.0 if mode == "max" else -1.0
+        self.best: float | None = None
+        self.loss: float | None = None
+
+    def update(self, monitored: float, loss: float) -> float:
+        """Add one validation epoch; return the loss at the best epoch so far."""
+        score = self.sign * monitored
+        if self.best is None or score > self.best:
+            self.best, self.loss = score, loss
+        elif score == self.best and (self.loss is None or loss < self.loss):
+            self.loss = loss
+        return loss if self.loss is None else self.loss
+
+    def state_dict(self) -> dict[str, float | None]:
+        """What a checkpoint keeps, so that a resumed run breaks ties as an unbroken one."""
+        return {"best": self.best, "loss": self.loss}
+
+    def load_state_dict(self, state: dict[str, float | None]) -> None:
+        """Restore :meth:`state_dict` (absent in checkpoints of earlier releases)."""
+        self.best, self.loss = state.get("best"), state.get("loss")
+
+    def reset(self) -> None:
+        """Forget the sanity check's epoch."""
+        self.best = self.loss = None
+
+
 def metric_names(num_classes: int, stage: Stage) -> list[MetricName]:
     """Return the metrics computed in ``stage`` for a classifier with ``num_classes`` classes.
 

@@ -20,7 +20,9 @@ from typing_extensions import override
 
 from cnnlab.lit.losses import build_loss
 from cnnlab.lit.metrics import (
+    LOSS_AT_BEST_KEY,
     EpochSums,
+    LossAtBest,
     MetricName,
     Stage,
     best_key,
@@ -72,6 +74,7 @@ class ImageClassifier(pl.LightningModule):
         self.epoch_sums = {s: EpochSums(metric_names(num_classes, s)) for s in Stage}
         self.best = MaxMetric() if monitor["mode"] == "max" else MinMetric()
         self.best.persistent(True)  # checkpointed, so a resumed run keeps its best-so-far
+        self.loss_at_best = LossAtBest(monitor["mode"])  # breaks ties between runs
         self.confusion = MulticlassConfusionMatrix(num_classes)
         # Samples this process trained on, for the run's throughput (not checkpointed).
         self.train_samples = 0
@@ -171,6 +174,7 @@ class ImageClassifier(pl.LightningModule):
     def on_train_start(self) -> None:
         # The sanity check ran validation on an untrained network; forget it.
         self.best.reset()
+        self.loss_at_best.reset()
 
     @override
     def on_validation_epoch_end(self) -> None:
@@ -183,6 +187,10 @@ class ImageClassifier(pl.LightningModule):
             return  # no validation batch ran (limit_val_batches=0)
         self.best.update(current)
         self.log(best_key(self.monitor["metric"]), self.best.compute(), sync_dist=True)
+        loss = values.get(key(Stage.VAL, MetricName.LOSS))
+        if loss is not None:
+            at_best = self.loss_at_best.update(float(current), float(loss))
+            self.log(LOSS_AT_BEST_KEY, at_best, sync_dist=True)
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -193,6 +201,7 @@ class ImageClassifier(pl.LightningModule):
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
         # A checkpoint travels: secrets in its hyperparameters (a mirror's password) stay home.
         mask_checkpoint_secrets(checkpoint)
+        checkpoint["loss_at_best"] = self.loss_at_best.state_dict()
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -201,6 +210,7 @@ class ImageClassifier(pl.LightningModule):
             torch.set_rng_state(states["torch"])
         if "cuda" in states and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
+        self.loss_at_best.load_state_dict(checkpoint.get("loss_at_best") or {})
 
     @override
     def configure_optimizers(self) -> Any:

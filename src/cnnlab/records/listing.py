@@ -41,8 +41,9 @@ __all__ = [
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 HYDRA_FILE = os.path.join(".hydra", "hydra.yaml")
-# Override keys that place a run's files rather than change the run.
-_PLACEMENT_KEYS = ("hydra.",)
+# Override keys that place a run's files rather than change the run: Hydra's, and the
+# ``sweep`` node the sweeper adds to each trial (study, storage, trial number, its cores).
+_PLACEMENT_KEYS = ("hydra.", "sweep.")
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def override_pairs(overrides: Sequence[str]) -> dict[str, str]:
-    """``key=value`` overrides as a dict (``+``/``~`` prefixes dropped, ``hydra.*`` left out)."""
+    """``key=value`` overrides as a dict (``+``/``~`` prefixes dropped, ``hydra.*`` and the
+    sweeper's ``sweep.*`` left out)."""
     pairs: dict[str, str] = {}
     for line in overrides:
         key, sep, value = line.partition("=")

@@ -56,7 +56,10 @@ def _has_stopped(callback: Any) -> bool:
 
 
 def print_train_summary(recorder: RunRecorder, metrics: Mapping[str, float]) -> None:
-    """Print the run folder, why training stopped and the final metrics, grouped by stage."""
+    """Print the run folder, why training stopped and the final metrics, grouped by stage.
+
+    ``cnnlab eval`` ends the same way: its run folder holds its ``metrics.json``.
+    """
     from cnnlab.records.listing import format_value
 
     if not recorder.is_zero:

@@ -130,7 +130,11 @@ def recorded_run(
         recorder.record_end("interrupted", "KeyboardInterrupt")
         if finish:
             finish(recorder.run_dir, "interrupted")
-        raise
+        from cnnlab.errors import RunInterrupted
+
+        # Only training continues from its folder (`cnnlab train resume=<run folder>`).
+        command = f"cnnlab train resume={recorder.run_dir}" if cfg.get("task") == "train" else None
+        raise RunInterrupted(command) from None
     except BaseException as exc:
         # optuna.TrialPruned, matched by name: optuna is imported only inside sweeps.
         status = "pruned" if type(exc).__name__ == "TrialPruned" else "failed"

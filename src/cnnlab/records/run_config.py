@@ -10,8 +10,9 @@ outputs folder. Building it means handing its ``_target_`` strings to Hydra's
 - every ``_target_`` (and ``_partial_``) only where cnnlab's own config tree has one, and
   only one of cnnlab's own; no other Hydra instruction (``_args_``, ``_recursive_``, ...);
 - interpolations only between the config's own keys and through the resolvers Hydra and
-  cnnlab's tree use (``hydra``, ``cnnlab.cwd``, ``oc.select``, and ``oc.env`` of cnnlab's own
-  folders: any other variable could be a secret, written into ``run.json`` by the run);
+  cnnlab's tree use (``hydra``, ``cnnlab.cwd``, ``cnnlab.class_folders``, ``oc.select``, and
+  ``oc.env`` of cnnlab's own folders: any other variable could be a secret, written into
+  ``run.json`` by the run);
 - no ``hydra`` or ``defaults`` node: a composed task config has neither, and Hydra would act
   on them when the file is composed again (``cnnlab reproduce``).
 
@@ -36,7 +37,8 @@ __all__ = [
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 # The resolvers cnnlab's config tree uses in a task's config; Hydra's `now` only names folders.
-RESOLVERS = ("hydra", "cnnlab.cwd", "oc.select", "oc.env")
+# cnnlab.class_folders only counts the sub-folders of the data's train/ (imagefolder).
+RESOLVERS = ("hydra", "cnnlab.cwd", "cnnlab.class_folders", "oc.select", "oc.env")
 # The environment variables cnnlab's tree reads (paths.data_dir, paths.output_root).
 ENV_VARIABLES = ("CNNLAB_DATA", "CNNLAB_OUTPUTS")
 # Top-level keys Hydra acts on when a file is composed; never in a saved task config.

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypedDict
 from cnnlab.errors import DataError, printable
 from cnnlab.files.read import field as checked
 from cnnlab.files.read import read_json_object
+from cnnlab.sweep.objective import tie_line
 
 if TYPE_CHECKING:
     import optuna
@@ -132,13 +133,14 @@ def visible_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def leaderboard(study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Completed trials, best first (by the first objective for several)."""
-    from optuna.study import StudyDirection
-    from optuna.trial import TrialState
+    """Completed trials, best first (by the first objective for several).
 
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    sign = -1.0 if study.directions[0] == StudyDirection.MAXIMIZE else 1.0
-    return sorted(done, key=lambda t: (sign * t.values[0], t.number))
+    Trials with the same value come in the order of their validation loss at the best epoch
+    (:func:`cnnlab.sweep.objective.ranked_trials`).
+    """
+    from cnnlab.sweep.objective import ranked_trials
+
+    return ranked_trials(study, trials)
 
 
 def seed_groups(trials: list[FrozenTrial], seed_key: str = "seed") -> list[dict[str, Any]]:
@@ -266,36 +268,25 @@ def _write_best(study: optuna.Study, trials: list[FrozenTrial], sweep_dir: Path)
     if not board:
         return None
     best = board[0]
-    metric = ", ".join(_fmt(v) for v in best.values)
-    return _write_text(sweep_dir / "best.yaml", best_experiment(best, f"objective {metric}"))
+    metric = f"objective {', '.join(_fmt(v) for v in best.values)}"
+    ties = tie_line(board) if len(study.directions) == 1 else ""
+    return _write_text(
+        sweep_dir / "best.yaml", best_experiment(best, f"{metric} ({ties})" if ties else metric)
+    )
 
 
 def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     """Draw what the study's trials allow; a plot that cannot be drawn is left out."""
     import matplotlib.pyplot as plt
     from optuna.trial import TrialState
-    from optuna.visualization import matplotlib as ovm
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return []  # nothing to draw (and Optuna would warn once per plot)
 
-    multi = len(study.directions) > 1
-    first: _Target = (
-        {"target": lambda t: t.values[0], "target_name": "objective 1"} if multi else {}
-    )
-    makers: dict[str, Any] = {
-        "history": lambda: ovm.plot_optimization_history(study, **first),
-        "importances": lambda: ovm.plot_param_importances(study, **first),
-        "parallel_coordinate": lambda: ovm.plot_parallel_coordinate(study, **first),
-        "slice": lambda: ovm.plot_slice(study, **first),
-        "intermediate_values": lambda: ovm.plot_intermediate_values(study),
-    }
-    if multi:
-        makers["pareto_front"] = lambda: ovm.plot_pareto_front(study)
     written = []
     # Categorical parameters are plotted as strings; matplotlib logs an INFO line per axis.
     logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
-    for name, make in makers.items():
+    for name, make in plot_makers(study).items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning, too-few-trials warnings
             try:
@@ -312,6 +303,32 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
         finally:
             plt.close("all")
     return written
+
+
+def plot_makers(study: optuna.Study) -> dict[str, Callable[[], Any]]:
+    """The report's plots by file name, each a function drawing it with Optuna's matplotlib.
+
+    The value axis names the objective (``val/acc_best``, stored in the study by the sweeper),
+    not Optuna's "Objective Value"; with several objectives the plots show the first.
+    """
+    from optuna.visualization import matplotlib as ovm
+
+    names = study.metric_names or [f"objective {i + 1}" for i in range(len(study.directions))]
+    first: _Target = {}
+    if len(study.directions) > 1:
+        first = {"target": lambda t: t.values[0], "target_name": names[0]}
+    elif study.metric_names:  # a study of an earlier release has none: Optuna's label
+        first = {"target_name": names[0]}
+    makers: dict[str, Callable[[], Any]] = {
+        "history": lambda: ovm.plot_optimization_history(study, **first),
+        "importances": lambda: ovm.plot_param_importances(study, **first),
+        "parallel_coordinate": lambda: ovm.plot_parallel_coordinate(study, **first),
+        "slice": lambda: ovm.plot_slice(study, **first),
+        "intermediate_values": lambda: ovm.plot_intermediate_values(study),
+    }
+    if len(study.directions) > 1:
+        makers["pareto_front"] = lambda: ovm.plot_pareto_front(study)
+    return makers
 
 
 def _png_of(figure: Any) -> Callable[[BinaryIO], object]:
@@ -366,9 +383,12 @@ def _sections(
         f"Trials: {len(trials)} - complete {counts['complete']}, pruned {counts['pruned']}, "
         f"failed {counts['fail']}, running {counts['running']}, waiting {counts['waiting']}."
     )
+    board = leaderboard(study, trials)
     if best is not None:
         summary += f"\n\nBest trial as an experiment config: `{best.name}`."
-    board = leaderboard(study, trials)
+    ties = tie_line(board) if len(study.directions) == 1 else ""
+    if ties:
+        summary += f" {ties[0].upper()}{ties[1:]}."
     others = [t for t in trials if t not in board]
     ordered = board + sorted(others, key=lambda t: t.number)
     rows = [_trial_row(t, problems) for t in ordered]

@@ -46,7 +46,9 @@ def optimization_results(study: optuna.Study) -> dict[str, Any] | None:
     if len(study.directions) > 1:
         front = [{"params": t.params, "values": t.values} for t in study.best_trials]
         return {"name": "optuna", "solutions": front}
-    best = study.best_trial
+    from cnnlab.sweep.objective import ranked_trials
+
+    best = ranked_trials(study)[0]  # ties broken by the validation loss at the best epoch
     return {"name": "optuna", "best_params": best.params, "best_value": best.value}
 
 

@@ -123,10 +123,12 @@ def _best(study: optuna.Study, names: list[str]) -> dict[str, Any]:
     """The best trial (single objective) or the Pareto front's trial numbers."""
     if len(study.directions) > 1:
         return {"best/trials": sorted(t.number for t in study.best_trials)}
-    try:
-        best = study.best_trial
-    except ValueError:  # no trial completed
+    from cnnlab.sweep.objective import ranked_trials
+
+    ranked = ranked_trials(study)  # ties broken as in best.yaml and the report
+    if not ranked:  # no trial completed
         return {}
+    best = ranked[0]
     return {
         "best/trial": best.number,
         f"best/{names[0]}": best.value,

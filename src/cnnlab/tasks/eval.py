@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict[str, float]:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.split`` of the configured (or the checkpoint's) data."""
     from cnnlab.lit.callbacks import progress_bar
+    from cnnlab.records.outcome import print_train_summary
     from cnnlab.records.recorder import recorded_run
     from cnnlab.tracking import finish_trackers
     from cnnlab.tracking.loggers import log_hyperparameters
@@ -36,6 +37,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         metrics = {k: float(v) for k, v in results[0].items()}
         log.info("metrics: %s", metrics)
         recorder.write_metrics(metrics)
+    print_train_summary(recorder, metrics)  # where metrics.json went, and what it holds
     return metrics
 
 

@@ -3,7 +3,8 @@
 Hand tuning is run, look, change a value, run again. ``cnnlab runs`` shows what was run:
 one line per run folder (``runs/`` and ``multiruns/`` alike) with its time, task, status,
 the overrides that differ between the listed runs, its key metrics and its folder.
-``cnnlab runs compare A B`` shows how two runs' configs and metrics differ.
+``cnnlab runs compare A B`` shows how two runs' configs and metrics differ; ``cnnlab runs
+sweeps`` lists the sweeps, each with its study, trials and best trial.
 
 Run folders are read as data (:mod:`cnnlab.records.listing`): a folder that cannot be read is
 skipped with one warning line, and every string that came from a folder (its name, run.json
@@ -46,11 +47,14 @@ def main(argv: list[str]) -> int:
     """
     if argv[:1] == ["compare"]:
         return _compare_main(argv[1:])
+    if argv[:1] == ["sweeps"]:
+        return _sweeps_main(argv[1:])
     parser = OneLineParser(
         exit_status=1,
         prog="cnnlab runs",
         description="List the runs under FOLDER (default: $CNNLAB_OUTPUTS or ./outputs). "
-        "`cnnlab runs compare A B` compares two run folders.",
+        "`cnnlab runs compare A B` compares two run folders; `cnnlab runs sweeps` lists the "
+        "sweeps.",
     )
     parser.add_argument(
         "folder", nargs="?", type=Path, metavar="FOLDER", help="searched for run.json files"
@@ -69,11 +73,24 @@ def main(argv: list[str]) -> int:
         default=[],
         help="keep runs whose config key, group, status or task has VALUE (repeatable)",
     )
-    parser.add_argument("--last", type=int, metavar="N", help="keep the N most recent runs")
+    parser.add_argument(
+        "--last",
+        type=int,
+        metavar="N",
+        help="keep the last N rows after sorting (by time, the default: the N most recent)",
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        metavar="N",
+        help="keep the N runs with the highest --sort value, highest first (with -r: lowest)",
+    )
     parser.add_argument("--json", action="store_true", help="print the runs as JSON")
     args = parser.parse_args(argv)
-    if args.last is not None and args.last < 1:
-        parser.error(f"--last: must be at least 1, got {args.last}")
+    for option in ("last", "top"):
+        count = getattr(args, option)
+        if count is not None and count < 1:
+            parser.error(f"--{option}: must be at least 1, got {count}")
     root = args.folder if args.folder is not None else outputs_root()
     try:
         return _list(root, args)
@@ -104,12 +121,16 @@ def _list(root: Path, args: argparse.Namespace) -> int:
         if runs and not any(key in v for v in values.values()):
             raise ConfigError("--filter", f"no run has the key {key!r}")
         runs = [run for run in runs if _matches(values[run.dir].get(key, _ABSENT), wanted)]
-    if args.last is not None:
-        runs = runs[-args.last :]  # runs are oldest first
     sort = args.sort or "time"
     if runs and not any(sort in v for v in values.values()):
         raise ConfigError("--sort", f"no run has the key {sort!r}")
-    runs = _sorted(runs, [values[run.dir].get(sort, _ABSENT) for run in runs], args.reverse)
+    # --top: the highest first; runs without the key stay last either way.
+    reverse = args.reverse != (args.top is not None)
+    runs = _sorted(runs, [values[run.dir].get(sort, _ABSENT) for run in runs], reverse)
+    if args.top is not None:
+        runs = runs[: args.top]
+    if args.last is not None:
+        runs = runs[-args.last :]  # after sorting: by time, the most recent
     if args.json:
         print(json.dumps([_as_json(run, runs) for run in runs], indent=2, default=str))
     elif not runs:
@@ -197,8 +218,8 @@ def _console() -> Console:
     # Folders, overrides and metric names come from files: brackets in them are text, not
     # rich markup (a stray "[/]" would raise), and ":name:" is not an emoji.
     console = Console(markup=False, emoji=False, highlight=False)
-    if console.is_terminal:
-        return console
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console  # the terminal's width, or the one COLUMNS asks for
     # Piped into a file or a test: no terminal width to respect, and rich would default to 80.
     return Console(markup=False, emoji=False, highlight=False, width=PIPED_WIDTH)
 
@@ -226,11 +247,14 @@ def _table(runs: list[RunInfo], root: Path) -> Any:
     metrics = key_metrics(runs)
     p = printable  # every cell and header below may come from a run folder
     table = Table(title=p(f"{len(runs)} run{'s' * (len(runs) != 1)} in {root}"))
-    for name in ("time", "task", "status", "overrides"):
-        table.add_column(name)
+    # Short columns keep their width; overrides and folder wrap (long words fold) to fit
+    # the terminal, instead of every other column being cut to "…".
+    for name in ("time", "task", "status"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("overrides", overflow="fold")
     for name in metrics:
-        table.add_column(p(name), justify="right")
-    table.add_column("folder", no_wrap=True)
+        table.add_column(p(name), justify="right", no_wrap=True)
+    table.add_column("folder", overflow="fold")
     for run in runs:
         pairs = override_pairs(run.overrides)
         overrides = " ".join(f"{k}={pairs[k]}" for k in keys if k in pairs)
@@ -364,3 +388,109 @@ def _comparison_json(a: RunInfo, b: RunInfo) -> dict[str, Any]:
         "config": config,
         "metrics": metrics,
     }
+
+
+def _sweeps_main(argv: list[str]) -> int:
+    """``cnnlab runs sweeps [FOLDER]``: one line per sweep folder, its study and best trial."""
+    parser = OneLineParser(
+        exit_status=1,
+        prog="cnnlab runs sweeps",
+        description="List the sweeps under FOLDER (default: $CNNLAB_OUTPUTS or ./outputs): "
+        "study, trials by state, best value and its trial.",
+    )
+    parser.add_argument(
+        "folder", nargs="?", type=Path, metavar="FOLDER", help="searched for sweep.json files"
+    )
+    parser.add_argument("--json", action="store_true", help="print the sweeps as JSON")
+    args = parser.parse_args(argv)
+    root = args.folder if args.folder is not None else outputs_root()
+    if not root.is_dir():
+        print(f"cnnlab runs sweeps: error: {printable(root)}: no such folder", file=sys.stderr)
+        return 1
+    sweeps = []
+    for folder in _sweep_folders(root):
+        try:
+            sweeps.append(_sweep_summary(folder))
+        except CnnlabError as exc:
+            _warn(f"skipped {exc}")
+    if args.json:
+        print(json.dumps(sweeps, indent=2, default=str))
+    elif not sweeps:
+        print(f"no sweeps in {printable(root)}")
+    else:
+        _console().print(_sweeps_table(sweeps, root))
+    return 0
+
+
+def _sweep_folders(root: Path) -> list[Path]:
+    """Folders under ``root`` (itself included) holding a sweep's ``sweep.json``, oldest first.
+
+    Links are not followed (``os.walk``); a sweep folder holds no other sweep.
+    """
+    from cnnlab.sweeper.report import SWEEP_INFO
+
+    found = []
+    for current, dirs, files in os.walk(root):
+        if SWEEP_INFO in files:
+            dirs.clear()
+            found.append(Path(current))
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return sorted(found, key=lambda folder: (folder.name, str(folder)))
+
+
+def _sweep_summary(folder: Path) -> dict[str, Any]:
+    """What ``cnnlab runs sweeps`` shows of one sweep: read from its study, opened read-only.
+
+    Raises:
+        DataError: ``sweep.json`` cannot be read or its study is not where it says.
+    """
+    from optuna.trial import TrialState
+
+    from cnnlab.sweep.objective import ranked_trials, tied_best
+    from cnnlab.sweeper.report import load_sweep_study, visible_trials
+
+    study, info = load_sweep_study(folder)
+    trials = visible_trials(study)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    ranked = ranked_trials(study, trials)
+    best = ranked[0] if ranked else None
+    return {
+        "folder": str(folder.resolve()),
+        "study": study.study_name,
+        "storage": info.get("storage"),
+        "directions": [d.name.lower() for d in study.directions],
+        "trials": {state: n for state, n in counts.items() if n},
+        "best_trial": best.number if best else None,
+        "best_values": list(best.values) if best else None,
+        "tied": tied_best(ranked),
+        "best_params": best.params if best else None,
+    }
+
+
+def _sweeps_table(sweeps: list[dict[str, Any]], root: Path) -> Any:
+    from rich.table import Table
+
+    from cnnlab.records.listing import format_value
+
+    p = printable  # study names, folders and parameters come from files
+    table = Table(title=p(f"{len(sweeps)} sweep{'s' * (len(sweeps) != 1)} in {root}"))
+    table.add_column("study", overflow="fold")
+    table.add_column("trials", overflow="fold")
+    table.add_column("best", justify="right", no_wrap=True)
+    table.add_column("best trial", overflow="fold")
+    table.add_column("folder", overflow="fold")
+    for sweep in sweeps:
+        values = sweep["best_values"]
+        best = ", ".join(format_value(v) for v in values) if values else ""
+        tied = f" ({sweep['tied']} tie)" if sweep["tied"] > 1 else ""
+        params = " ".join(f"{k}={format_value(v)}" for k, v in (sweep["best_params"] or {}).items())
+        number = sweep["best_trial"]
+        table.add_row(
+            p(sweep["study"]),
+            " ".join(f"{n} {state}" for state, n in sweep["trials"].items()),
+            best + tied,
+            p(f"#{number} {params}" if number is not None else ""),
+            p(_shown(Path(sweep["folder"]), root.resolve())),
+        )
+    return table

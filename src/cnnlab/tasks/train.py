@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,6 +26,7 @@ from cnnlab.lit.metrics import PARAMS_KEY, Stage
 from cnnlab.sweep import sweep_callbacks
 
 if TYPE_CHECKING:
+    import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from cnnlab.data.datamodule import ImageDataModule
@@ -90,7 +93,8 @@ def _fit_and_test(
     log_hyperparameters(trainer.loggers, to_dict(cfg))
 
     tic = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with _ctrl_c_is_no_failure(trainer):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     timings["fit_s"] = round(time.perf_counter() - tic, 3)
     timings["train_samples"] = module.train_samples
     timings["samples_per_s"] = round(module.train_samples / max(timings["fit_s"], 1e-9), 1)
@@ -105,9 +109,14 @@ def _fit_and_test(
         checkpoint = cast("ModelCheckpoint | None", trainer.checkpoint_callback)
         best = checkpoint.best_model_path if checkpoint else ""
         tic = time.perf_counter()
-        results = trainer.test(
-            module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
-        )
+        with _ctrl_c_is_no_failure(trainer):
+            results = trainer.test(
+                module,
+                datamodule=datamodule,
+                ckpt_path=best or None,
+                weights_only=True,
+                verbose=False,
+            )
         timings["test_s"] = round(time.perf_counter() - tic, 3)
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
     for logger in trainer.loggers:
@@ -117,6 +126,21 @@ def _fit_and_test(
             logger.experiment.summary.update(metrics)
     log.info("metrics: %s", json.dumps(metrics, sort_keys=True))
     return dict(sorted(metrics.items()))
+
+
+@contextmanager
+def _ctrl_c_is_no_failure(trainer: pl.Trainer) -> Iterator[None]:
+    """Turn Lightning's answer to Ctrl-C (``sys.exit(1)`` inside fit) back into Ctrl-C.
+
+    Lightning catches the KeyboardInterrupt, tears down and exits with status 1; the run
+    would be recorded ``failed`` with ``SystemExit: 1``. Its trainer says it was interrupted.
+    """
+    try:
+        yield
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _resume_path(wanted: Any, run_dir: Path, model_cfg: dict[str, Any]) -> str | None:

@@ -45,7 +45,13 @@ from cnnlab.errors import CnnlabError, ConfigError, DataError, find_user_error, 
 from cnnlab.secrets.mask import scrub_secrets, scrub_text
 from cnnlab.sweep import space as search_space
 from cnnlab.sweep import storage as shared
-from cnnlab.sweep.objective import metric_directions, optimized_metrics
+from cnnlab.sweep.objective import (
+    metric_directions,
+    optimized_metrics,
+    ranked_trials,
+    record_tie_break,
+    tie_line,
+)
 from cnnlab.sweep.parallel import parallel_override
 
 # hydra-optuna-sweeper's helpers under their names there, for code written against its _impl.
@@ -222,6 +228,7 @@ class OptunaSweeperImpl(Sweeper):
                 load_if_exists=True,
             )
         _check_directions(study, self.directions)
+        _name_metrics(study, self.metric_names)
         self._write_info(study_name, n_trials, space, pruner_cfg)
         recovered = shared.recover_abandoned(study, storage, self.grace_period)
         log.info(
@@ -239,6 +246,9 @@ class OptunaSweeperImpl(Sweeper):
             tell_outcome = True
         except TooManyFailedTrials:
             tell_outcome = True
+            raise
+        except KeyboardInterrupt:
+            _interrupt_own_trials(run)
             raise
         except Exception as exc:
             if shared.storage_cause(exc) is not None:
@@ -487,6 +497,7 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
         # The user's mistake, not the wrapper Hydra's instantiate or Lightning put around it.
         shown = find_user_error(exc) or exc
         return _fail(run, trial, f"{type(shown).__name__}: {shown}", exc, log_path)
+    record_tie_break(trial, log_path.parent)  # the job's run folder
     study.tell(trial, values=values, skip_if_finished=True)
     return None
 
@@ -537,6 +548,24 @@ def _fail_own_trials(run: _Run) -> None:
             "sweep on this study re-queues them",
             left,
         )
+
+
+def _interrupt_own_trials(run: _Run) -> None:
+    """After Ctrl-C, end this process's running trials and queue each again.
+
+    Optuna has no INTERRUPTED state: a trial is FAIL with the user attribute ``interrupted``
+    (no ``error``: its settings did not fail) and a copy of it is queued, so that re-running
+    the sweep's command trains the same point again and the interrupted one does not count
+    toward ``n_trials``.
+    """
+    running = run.heartbeat.running()
+    for trial_id in running:
+        if run.storage.get_trial(trial_id).state != TrialState.RUNNING:
+            continue
+        run.storage.set_trial_user_attr(trial_id, "interrupted", True)
+        shared.fail_trials(run.storage, [trial_id])
+        shared.requeue(run.study, run.storage.get_trial(trial_id))
+    run.heartbeat.discard(running)
 
 
 def _is_running(run: _Run, trial: Trial) -> bool:
@@ -631,6 +660,17 @@ def _directions(direction: Any) -> tuple[str, ...]:
     return names
 
 
+def _name_metrics(study: optuna.Study, names: list[str]) -> None:
+    """Store the objectives' names in the study: plots and dataframes then name the metric
+    (``val/acc_best``), not "Objective 0"."""
+    import warnings
+
+    if names and len(names) == len(study.directions) and study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+
+
 def _check_directions(study: optuna.Study, directions: tuple[str, ...]) -> None:
     existing = tuple(d.name.lower() for d in study.directions)
     if existing != directions:
@@ -705,10 +745,13 @@ def outcome_lines(study: optuna.Study, metric_names: list[str]) -> list[str]:
             values = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, trial.values, strict=False))
             lines.append(f"trial {trial.number}: {values}; run folder: {_run_dir_of(trial)}")
         return lines
-    best = study.best_trial
+    # Trials tied on the objective: the one with the lowest validation loss at its best epoch.
+    ranked = ranked_trials(study, complete)
+    best = ranked[0]
+    ties = tie_line(ranked)
     return [
         f"best {names[0]}: {best.value:.6g} (trial {best.number} of study "
-        f"{study.study_name}; {counts})",
+        f"{study.study_name}; {counts}{'; ' + ties if ties else ''})",
         f"best run folder: {_run_dir_of(best)}",
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,31 @@ def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
 def test_unsupported_channels(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^data\.in_channels"):
         ImageFolderSource(tmp_path, in_channels=2)
+
+
+def test_train_counts_the_class_folders_itself(tmp_path: Path, run_subprocess) -> None:
+    # No data.num_classes on the command line: the config counts train/'s class folders.
+    root = _tree(tmp_path / "pets", {"train": {"cat": 8, "dog": 8, "owl": 8}, "test": {"cat": 2}})
+    proc = run_subprocess(
+        "train",
+        "data=imagefolder",
+        f"data.source.root={root}",
+        "data.image_size=28",
+        "data.num_workers=0",
+        "data.val_fraction=0.25",
+        "debug=limit",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["config"]["data"]["num_classes"] == 3
+    assert record["config"]["model"]["num_classes"] == 3
+
+
+def test_a_missing_train_folder_is_one_line_naming_it(tmp_path: Path, run_subprocess) -> None:
+    proc = run_subprocess("train", "data=imagefolder", f"data.source.root={tmp_path / 'none'}")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert str(tmp_path / "none" / "train") in last and "folder not found" in last, last

@@ -133,3 +133,14 @@ def test_incomplete_checksums_are_a_config_error(tmp_path: Path) -> None:
 def test_bad_image_size_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^data\.image_size"):
         MnistSource(tmp_path, image_size=0)
+
+
+def test_offline_train_names_every_missing_file(dead_url: str, run_subprocess) -> None:
+    # No network (a mirror where nothing listens): one line naming all four files to copy.
+    proc = run_subprocess("train", "data=mnist", f"data.source.mirrors=[{dead_url}]", "debug=limit")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "lacks 4 of the 4 files" in last, last
+    for name in MnistSource.train_files + MnistSource.test_files:
+        assert name in last, last

@@ -172,20 +172,30 @@ class IdxSource(DownloadableSource):
             return
         for name in self.filenames:
             if self._find(name) is None:
-                download_from_mirrors(
-                    name, self.mirrors, self.raw_dir, self.checksums[name], self.timeout
-                )
+                try:
+                    download_from_mirrors(
+                        name, self.mirrors, self.raw_dir, self.checksums[name], self.timeout
+                    )
+                except DataError as exc:
+                    # Offline, every file fails alike: name all that a manual copy needs.
+                    missing = [n for n in self.filenames if self._find(n) is None]
+                    raise DataError(
+                        exc.path,
+                        f"{exc.message}. {self.raw_dir} lacks {len(missing)} of the "
+                        f"{len(self.filenames)} files: {', '.join(missing)} (each plain or .gz)",
+                    ) from None
 
     def _require(self, filename: str) -> Path:
         found = self._find(filename)
         if found is not None:
             return found
         mirror = self.mirrors[0].rstrip("/") if self.mirrors else "the data set's website"
+        missing = [n for n in self.filenames if self._find(n) is None]
         raise DataError(
             self.raw_dir / filename,
-            f"not found. Set data.source.download=true to fetch it, or download "
-            f"{', '.join(self.filenames)} from {mirror}/ and place them (plain or .gz) "
-            f"in {self.raw_dir}",
+            f"not found ({len(missing)} of the {len(self.filenames)} files are missing: "
+            f"{', '.join(missing)}). Set data.source.download=true to fetch them, or download "
+            f"them from {mirror}/ and place them (plain or .gz) in {self.raw_dir}",
         )
 
     def _read_split(self, images_file: str, labels_file: str) -> tuple[torch.Tensor, torch.Tensor]:
