@@ -159,6 +159,7 @@ class OptunaSweeperImpl(Sweeper):
         """Keep the config and build the launcher that runs the trials."""
         self.config = config
         self.hydra_context = hydra_context
+        _fit_slurm_launcher(config)  # before the launcher is built from it
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
@@ -537,6 +538,21 @@ def _fail_own_trials(run: _Run) -> None:
             "sweep on this study re-queues them",
             left,
         )
+
+
+def _fit_slurm_launcher(config: DictConfig) -> None:
+    """With ``hydra/launcher=slurm``: settings that fit the cluster, checked before any trial.
+
+    A job the cluster rejects or can never start would cost its trial (or hang the sweep);
+    :mod:`cnnlab.sweeper.slurm` says which setting does not fit, in one line.
+    """
+    if not str(config.hydra.launcher.get("_target_", "")).endswith(".SlurmLauncher"):
+        return  # submitit (the cluster extra) is imported only for SLURM
+    from cnnlab.sweeper import slurm
+
+    with read_write(config.hydra), open_dict(config.hydra):
+        slurm.fit_launcher(config.hydra.launcher, config, slurm.read_nodes())
+    slurm.install_job_states()
 
 
 def _is_running(run: _Run, trial: Trial) -> bool:
