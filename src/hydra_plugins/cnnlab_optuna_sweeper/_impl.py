@@ -473,7 +473,9 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
         # joblib says which signal ended the process on a later line: keep every line.
         error = f"the job's process was lost: {type(exc).__name__}: {_one_line(exc)}"
         _mark_run_lost(log_path.parent, error)
-        return _fail(run, trial, error, exc, log_path)
+        failure = _fail(run, trial, error, exc, log_path)
+        # A point queued again has not failed yet: only its copy's end counts.
+        return None if _queue_lost_point(run, trial) else failure
     try:
         values = _values(_job_value(ret), len(study.directions))
     except optuna.TrialPruned:
@@ -490,6 +492,24 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
         return _fail(run, trial, f"{type(shown).__name__}: {shown}", exc, log_path)
     study.tell(trial, values=values, skip_if_finished=True)
     return None
+
+
+def _queue_lost_point(run: _Run, trial: Trial) -> bool:
+    """Queue the point of a trial whose job was lost (cancelled, killed) to be run again.
+
+    The job's end says nothing about the point, so it is tried once more: the copy replaces
+    the failed trial in the study's count (:func:`cnnlab.sweep.storage.requeue`). A copy
+    that is lost in turn stays FAIL, so a point that always kills its job ends.
+
+    Returns:
+        Whether the point was queued.
+    """
+    stored = run.stored(trial)
+    if shared.RETRY_ATTR in stored.system_attrs:
+        return False
+    shared.requeue(run.study, stored)
+    log.warning("trial %d: its point is queued to run again", trial.number)
+    return True
 
 
 def _job_value(ret: Any) -> Any:
