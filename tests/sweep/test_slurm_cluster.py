@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -212,3 +213,51 @@ def test_without_accounting_one_warning_and_a_bounded_wait(tmp_path: Path) -> No
     _assert_cancelled_point_ran_again(tmp_path / "sweep", output, cancelled)
     assert output.count("sacct fails (sacct: error: Slurm accounting storage is disabled)") == 1
     assert "Bypassing sacct error" not in output
+
+
+def test_an_sbatch_array_of_workers_shares_one_postgres_study(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The README's recipe for short trials: each array task is one `cnnlab train -m` worker
+    # that runs many trials in one process, all on one PostgreSQL study (pgserver).
+    n_trials = 4
+    worker = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        "-m",
+        *TRIAL,
+        f"hydra.sweeper.n_trials={n_trials}",
+        "hydra.sweeper.report=false",
+        "hydra.sweeper.study_name=workers",
+        f'hydra.sweeper.storage="{postgres_url}"',
+    ]
+    proc = subprocess.run(
+        [
+            "sbatch",
+            "--wait",
+            "--parsable",
+            "--array=0-1",
+            "--cpus-per-task=1",
+            f"--output={tmp_path}/worker-%a.log",
+            f"--wrap={shlex.join(worker)}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "CNNLAB_OUTPUTS": str(tmp_path / "outputs")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    logs = "\n".join(p.read_text()[-2000:] for p in sorted(tmp_path.glob("worker-*.log")))
+    assert proc.returncode == 0, proc.stderr + logs
+    array = proc.stdout.strip().split(";")[0]
+    assert job_states([f"{array}_0", f"{array}_1"]) == {
+        f"{array}_0": "COMPLETED",
+        f"{array}_1": "COMPLETED",
+    }
+    study = optuna.load_study(study_name="workers", storage=postgres_url)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(study.trials) == len(done) == n_trials  # none lost, none beyond the total
+    assert len({tuple(sorted(t.params.items())) for t in done}) == n_trials  # distinct
+    assert "Traceback" not in logs
