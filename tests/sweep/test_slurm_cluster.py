@@ -261,3 +261,38 @@ def test_an_sbatch_array_of_workers_shares_one_postgres_study(
     assert len(study.trials) == len(done) == n_trials  # none lost, none beyond the total
     assert len({tuple(sorted(t.params.items())) for t in done}) == n_trials  # distinct
     assert "Traceback" not in logs
+
+
+def test_ddp_launched_by_slurm_matches_lightnings_own_ddp(tmp_path: Path) -> None:
+    # One run over the 2 tasks of one srun step (Lightning's SLURM environment gives the
+    # ranks), beside the same run whose second rank Lightning starts itself (trainer=ddp_cpu).
+    run = ["train", "trainer=ddp_cpu", "debug=limit", "logger=none", "seed=3"]
+    env = {**os.environ, "CNNLAB_OUTPUTS": str(tmp_path / "outputs")}
+    srun = ["srun", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1", "--kill-on-bad-exit=1"]
+    ranks = subprocess.Popen(
+        [*srun, sys.executable, "-m", "cnnlab", *run],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    local = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *run],
+        cwd=tmp_path,
+        env={**env, "CNNLAB_OUTPUTS": str(tmp_path / "local")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = ranks.communicate(timeout=300)[0]
+    assert ranks.returncode == 0, output[-3000:]
+    assert local.returncode == 0, local.stderr[-3000:]
+    (folder,) = (tmp_path / "outputs" / "runs" / "train").iterdir()  # one folder for both ranks
+    assert folder.name.startswith("slurm-")
+    (reference,) = (tmp_path / "local" / "runs" / "train").iterdir()
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["config"]["trainer"]["devices"] == 2
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics == json.loads((reference / "metrics.json").read_text())
