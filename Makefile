@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Every extra `make install` installs (and `make lock` pins).
 EXTRAS := dev,interpret,tensorboard,postgres,cluster,dashboard,mlflow
 
-.PHONY: install lock train sweep experiments test test-all bench bench-gpu lint format typecheck clean
+.PHONY: install lock train sweep experiments test test-all test-cluster cluster-up cluster-down bench bench-launchers bench-gpu lint format typecheck clean
 
 # Create the virtual environment and install cnnlab with the exact tested versions
 # (postgres: the PostgreSQL driver, which the storage tests use on a pgserver database).
@@ -58,8 +58,27 @@ test: install
 test-all: install
 	$(VENV)/bin/pytest -q -m ''
 
+# The tests that need a SLURM cluster (marker `cluster`): sweeps with hydra/launcher=slurm,
+# scancel, a cluster without accounting, an sbatch array of workers. `make cluster-up` first;
+# they skip where no cluster answers, and fail under CI=true.
+test-cluster: install
+	$(VENV)/bin/pytest -q -m cluster
+
+# A one-node SLURM cluster on this machine (as root on Debian: installs slurm-wlm, munge,
+# slurmdbd and mariadb-server if missing; tools/slurm/README.md), and its stop.
+cluster-up:
+	tools/slurm/slurm-up.sh
+
+cluster-down:
+	tools/slurm/slurm-down.sh
+
 bench: install
 	$(PY) benchmarks/run.py
+
+# Section 8 of BENCHMARKS.md: per launcher (basic, joblib, submitit_local, slurm), seconds from
+# a trial's submission to its first training step; the slurm row needs `make cluster-up`.
+bench-launchers: install
+	$(PY) benchmarks/launchers.py
 
 # The GPU section of BENCHMARKS.md (cnnlab vs a plain GPU loop, the CIFAR-10 speed run);
 # says so and exits 0 without CUDA. `python benchmarks/gpu.py --device cpu --quick` checks it on a CPU.

@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import REPO, Table, machine
 from benchmarks.epochs import bench_epochs
 from benchmarks.gpu import read_section, write_section
+from benchmarks.launchers import read_section as read_launchers
+from benchmarks.launchers import write_section as write_launchers
 from benchmarks.processes import bench_memory, bench_parallel, bench_startup, bench_sweep
 from benchmarks.throughput import Budget, bench_vs_plain, bench_vs_recipe
 
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(benchmarks[name]())
             print(tables[-1].markdown(), flush=True)
     gpu = read_section(args.output)  # written by `make bench-gpu` on a GPU machine: kept
+    launchers = read_launchers(args.output)  # written by `make bench-launchers`: kept
     seconds = time.perf_counter() - tic
     if args.update and args.output.is_file():
         text = updated(args.output.read_text(), tables, command.strip(), seconds)
@@ -169,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(args.output, text)
     if gpu is not None:
         write_section(args.output, gpu)
+    if launchers is not None:
+        write_launchers(args.output, launchers)
     print(f"[bench] wrote {args.output}")
     return 0
 

@@ -101,3 +101,19 @@ def test_paths_resolve_outside_a_hydra_job(tmp_path: Path, monkeypatch: pytest.M
     assert cfg.paths.output_root == f"{tmp_path}/outputs"
     assert cfg.paths.data_dir == f"{tmp_path}/data"
     assert str(cfg.hydra.sweep.dir).startswith(f"{tmp_path}/outputs/multiruns/train/")
+
+
+def test_the_tasks_of_one_slurm_step_share_a_run_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnlab.config import run_stamp
+
+    for key in ("SLURM_STEP_NUM_TASKS", "SLURM_STEP_ID", "SLURM_JOB_ID"):
+        monkeypatch.delenv(key, raising=False)
+    assert len(run_stamp("%Y-%m-%d_%H-%M-%S_%f")) == len("2026-01-01_00-00-00_000000")
+    # One task (a trial's job, a worker of an array): its own time-stamped folder.
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")
+    assert run_stamp("%Y").isdigit()
+    # Every task of `srun --ntasks-per-node=2 cnnlab train ...`: one folder.
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    assert run_stamp("%Y") == "slurm-41.0"

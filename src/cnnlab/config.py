@@ -20,6 +20,8 @@ from omegaconf import OmegaConf
 CWD_RESOLVER = "cnnlab.cwd"
 # `${cnnlab.class_folders:ROOT}` in conf/data/imagefolder.yaml: the classes under ROOT/train.
 CLASS_FOLDERS_RESOLVER = "cnnlab.class_folders"
+# `${cnnlab.run_stamp:FORMAT}` in conf/hydra/default.yaml: the run folder's name.
+STAMP_RESOLVER = "cnnlab.run_stamp"
 
 
 def config_dir() -> Path:
@@ -89,12 +91,31 @@ def class_folders(root: str) -> int:
     return sum(1 for p in train.iterdir() if p.is_dir())
 
 
+def run_stamp(pattern: str) -> str:
+    """The run folder's name: the start time in ``pattern``; one name for a SLURM step's tasks.
+
+    ``srun`` starts every task of a multi-task step (DDP launched by SLURM) at once, and each
+    composes its own config: start times would give each task its own folder. Those tasks
+    share ``slurm-<job id>.<step id>`` instead (Lightning's own DDP launcher passes its ranks
+    the run folder instead).
+    """
+    from datetime import datetime
+
+    tasks = os.environ.get("SLURM_STEP_NUM_TASKS", "1")
+    if tasks.isdigit() and int(tasks) > 1 and "SLURM_STEP_ID" in os.environ:
+        return f"slurm-{os.environ.get('SLURM_JOB_ID', 'job')}.{os.environ['SLURM_STEP_ID']}"
+    return datetime.now().strftime(pattern)
+
+
 def register_resolvers() -> None:
     """Register cnnlab's resolvers with OmegaConf, once per process."""
     if not OmegaConf.has_resolver(CWD_RESOLVER):
         OmegaConf.register_new_resolver(CWD_RESOLVER, launch_folder)
     if not OmegaConf.has_resolver(CLASS_FOLDERS_RESOLVER):
         OmegaConf.register_new_resolver(CLASS_FOLDERS_RESOLVER, class_folders)
+    if not OmegaConf.has_resolver(STAMP_RESOLVER):
+        # Cached, as Hydra's ${now:}: one name however often the run folder is resolved.
+        OmegaConf.register_new_resolver(STAMP_RESOLVER, run_stamp, use_cache=True)
 
 
 register_resolvers()

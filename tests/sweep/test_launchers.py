@@ -68,7 +68,9 @@ def test_slurm_config_extends_the_plugins_own_node() -> None:
     launcher = _compose("hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
     assert launcher._target_ == f"{SUBMITIT}.SlurmLauncher"
     assert launcher.partition == "gpu"
-    assert launcher.gpus_per_node == 1 and launcher.timeout_min == 120
+    # null: fitted to the trainer and the cluster before the first trial (test_slurm.py).
+    assert launcher.gpus_per_node is None and launcher.cpus_per_task is None
+    assert launcher.timeout_min == 120
     assert launcher.array_parallelism == 8
     # The plugin's own options stay reachable under their names.
     assert _compose("hydra/launcher=submitit_slurm").hydra.launcher.partition is None

@@ -165,6 +165,7 @@ class OptunaSweeperImpl(Sweeper):
         """Keep the config and build the launcher that runs the trials."""
         self.config = config
         self.hydra_context = hydra_context
+        _fit_slurm_launcher(config)  # before the launcher is built from it
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
@@ -482,7 +483,9 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
         # joblib says which signal ended the process on a later line: keep every line.
         error = f"the job's process was lost: {type(exc).__name__}: {_one_line(exc)}"
         _mark_run_lost(log_path.parent, error)
-        return _fail(run, trial, error, exc, log_path)
+        failure = _fail(run, trial, error, exc, log_path)
+        # A point queued again has not failed yet: only its copy's end counts.
+        return None if _queue_lost_point(run, trial) else failure
     try:
         values = _values(_job_value(ret), len(study.directions))
     except optuna.TrialPruned:
@@ -500,6 +503,24 @@ def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
     record_tie_break(trial, log_path.parent)  # the job's run folder
     study.tell(trial, values=values, skip_if_finished=True)
     return None
+
+
+def _queue_lost_point(run: _Run, trial: Trial) -> bool:
+    """Queue the point of a trial whose job was lost (cancelled, killed) to be run again.
+
+    The job's end says nothing about the point, so it is tried once more: the copy replaces
+    the failed trial in the study's count (:func:`cnnlab.sweep.storage.requeue`). A copy
+    that is lost in turn stays FAIL, so a point that always kills its job ends.
+
+    Returns:
+        Whether the point was queued.
+    """
+    stored = run.stored(trial)
+    if shared.RETRY_ATTR in stored.system_attrs:
+        return False
+    shared.requeue(run.study, stored)
+    log.warning("trial %d: its point is queued to run again", trial.number)
+    return True
 
 
 def _job_value(ret: Any) -> Any:
@@ -566,6 +587,21 @@ def _interrupt_own_trials(run: _Run) -> None:
         shared.fail_trials(run.storage, [trial_id])
         shared.requeue(run.study, run.storage.get_trial(trial_id))
     run.heartbeat.discard(running)
+
+
+def _fit_slurm_launcher(config: DictConfig) -> None:
+    """With ``hydra/launcher=slurm``: settings that fit the cluster, checked before any trial.
+
+    A job the cluster rejects or can never start would cost its trial (or hang the sweep);
+    :mod:`cnnlab.sweeper.slurm` says which setting does not fit, in one line.
+    """
+    if not str(config.hydra.launcher.get("_target_", "")).endswith(".SlurmLauncher"):
+        return  # submitit (the cluster extra) is imported only for SLURM
+    from cnnlab.sweeper import slurm
+
+    with read_write(config.hydra), open_dict(config.hydra):
+        slurm.fit_launcher(config.hydra.launcher, config, slurm.read_nodes())
+    slurm.install_job_states()
 
 
 def _is_running(run: _Run, trial: Trial) -> bool:
