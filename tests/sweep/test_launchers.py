@@ -158,3 +158,49 @@ def test_a_worker_freed_by_a_short_trial_takes_the_next_at_once(app: Path, run_a
     # One job folder per trial, numbered as the trials.
     assert sorted(t.user_attrs["job_num"] for t in trials.values()) == [0, 1, 2, 3]
     assert len({t.user_attrs["run_dir"] for t in trials.values()}) == 4
+
+
+JOBLIB_TWO = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2")
+
+
+def test_two_workers_attribute_each_failure_to_its_trial(app: Path, run_app) -> None:
+    run_app(
+        *JOBLIB_TWO,
+        "hydra/sweeper/sampler=grid",
+        "x=choice(0.1,0.2,0.3,0.4)",
+        "crash_x=0.2",
+        "nan_x=0.3",
+        "hydra.sweeper.max_failure_rate=0.5",
+        timeout=180,
+    )
+    trials = {t.params["x"]: t for t in load_study(app).trials}
+    assert {x: t.state for x, t in trials.items()} == {
+        0.1: TrialState.COMPLETE,
+        0.2: TrialState.FAIL,
+        0.3: TrialState.FAIL,
+        0.4: TrialState.COMPLETE,
+    }
+    assert trials[0.2].user_attrs["error"] == "RuntimeError: boom at x=0.2"
+    assert "non-finite" in trials[0.3].user_attrs["error"]
+    crashed = trials[0.2].user_attrs
+    assert "boom at x=0.2" in (Path(crashed["run_dir"]) / "app.log").read_text()
+
+
+def test_two_workers_stop_on_too_many_failures_once_their_trials_are_told(
+    app: Path, run_app
+) -> None:
+    proc = run_app(
+        *JOBLIB_TWO,
+        "hydra/sweeper/sampler=grid",
+        "x=choice(0.1,0.2,0.3,0.4)",
+        "crash_x=0.1",
+        "nan_x=0.2",
+        "hydra.sweeper.max_failure_rate=0.25",
+        check=False,
+        timeout=180,
+    )
+    assert proc.returncode != 0
+    assert "2 of the 4 planned trials failed (max_failure_rate=0.25)" in proc.stderr
+    states = [t.state for t in load_study(app).trials]
+    assert states.count(TrialState.FAIL) == 2
+    assert TrialState.RUNNING not in states  # the other worker's trial was told first
