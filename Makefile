@@ -75,7 +75,7 @@ cluster-down:
 bench: install
 	$(PY) benchmarks/run.py
 
-# Section 8 of BENCHMARKS.md: per launcher (basic, joblib, submitit_local, slurm), seconds from
+# Section 9 of BENCHMARKS.md: per launcher (basic, joblib, submitit_local, slurm), seconds from
 # a trial's submission to its first training step; the slurm row needs `make cluster-up`.
 bench-launchers: install
 	$(PY) benchmarks/launchers.py

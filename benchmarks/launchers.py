@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import REPO, Table, median
 
-SECTION = "## 8. Launchers: from a trial's submission to its first training step"
+SECTION = "## 9. Launchers: from a trial's submission to its first training step"
 LAUNCHERS = {
     "basic": [],
     "joblib": ["hydra/launcher=joblib"],

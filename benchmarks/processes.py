@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks._common import Table, interleaved, median, verdict
 
@@ -99,20 +100,24 @@ def _env(workdir: Path) -> dict[str, str]:
 # ------------------------------------------------------------------------------ 4. start-up
 
 STARTUP = [
-    # (what, cnnlab arguments, baseline label, baseline code, target seconds)
+    # (what, cnnlab arguments, baseline label, baseline code, target seconds, target kind):
+    # "wall": the command's own wall time under the target; "over": its time over the
+    # baseline's under the target.
     (
         "`cnnlab train --cfg job`",
         ["train", "--cfg", "job"],
         "import hydra, omegaconf",
         "import hydra, omegaconf",
         2.0,
+        "wall",
     ),
     (
         "one-step `fast_dev_run`",
         ["train", "debug=fast_dev_run", "logger=none"],
         IMPORTS,
         IMPORTS,
-        5.0,
+        0.5,
+        "over",
     ),
 ]
 
@@ -125,11 +130,19 @@ def bench_startup(repeats: int, workdir: Path) -> Table:
             "Wall time of the whole process, start to exit, median of "
             f"{repeats} interleaved repeats. The baseline is a bare `python -c` importing what "
             "the command cannot do without; the ratio shows what cnnlab adds on top. Targets: "
-            "`--cfg job` < 2 s, one-step `fast_dev_run` < 5 s."
+            "`--cfg job` < 2 s; one-step `fast_dev_run` within 0.5 s of its baseline."
         ),
-        columns=["command", "seconds", "baseline", "baseline s", "ratio", "target"],
+        columns=[
+            "command",
+            "seconds",
+            "baseline",
+            "baseline s",
+            "ratio",
+            "over baseline s",
+            "target",
+        ],
     )
-    for what, args, label, code, target in STARTUP:
+    for what, args, label, code, target, kind in STARTUP:
         results = interleaved(
             {
                 "ours": lambda a=args: run_child(_cnnlab(*a), workdir, _env(workdir)).seconds,
@@ -138,6 +151,8 @@ def bench_startup(repeats: int, workdir: Path) -> Table:
             repeats,
         )
         ours, base = median(results["ours"]), median(results["base"])
+        judged = ours if kind == "wall" else ours - base
+        goal = f"< {target:g} s" if kind == "wall" else f"<= {target:g} s over"
         table.rows.append(
             [
                 what,
@@ -145,20 +160,28 @@ def bench_startup(repeats: int, workdir: Path) -> Table:
                 f"`{label}`",
                 f"{base:.2f}",
                 f"{ours / base:.2f}",
-                f"{verdict(ours < target)} (< {target:g} s)",
+                f"{ours - base:.2f}",
+                f"{verdict(judged <= target)} ({goal})",
             ]
         )
         table.commands.append("python -m cnnlab " + " ".join(args))
-        if ours >= target:
+        if judged > target and kind == "wall":
             table.notes.append(
-                f"{what}: {ours:.2f} s, over the {target:g} s target by {ours - target:.2f} s. "
-                f"Importing the libraries alone takes {base:.2f} s on this machine; cnnlab adds "
-                f"{ours - base:.2f} s: composing and checking the config, loading the digits, "
-                "building the network and the Trainer, one step of each loop and the run "
-                "manifest. Importing cnnlab's own modules takes under 0.1 s "
-                "(`python -X importtime`); the libraries' imports include `torch._dynamo` "
-                "(through `lightning_fabric`) and matplotlib (through torchmetrics). "
-                "The target needs a machine whose bare imports take well under 4 s."
+                f"{what}: {ours:.2f} s, over the {target:g} s target; its baseline alone takes "
+                f"{base:.2f} s here."
+            )
+        elif judged > target:
+            table.notes.append(
+                f"{what}: {ours - base:.2f} s over the bare imports ({base:.2f} s), against "
+                f"{target:g} s. What a run adds: Hydra composes the config twice (once to read "
+                "`hydra.mode`, once for the run); the config check builds the data module, "
+                "optimizer and Trainer before the run folder exists; the run builds them, loads "
+                "the digits, runs one step of each loop and writes the run manifest (its git and "
+                "package facts once per process). The first torch optimizer imports "
+                "`torch._dynamo` (kornia, in the baseline, already has). A default run imports "
+                "no package it does not use (wandb, mlflow, captum, optuna, sqlalchemy: "
+                "`tests/tasks/test_fast_dev_run.py`); matplotlib and scipy come with Lightning "
+                "(through torchmetrics)."
             )
     return table
 
@@ -425,10 +448,11 @@ def bench_memory(repeats: int, workdir: Path) -> Table:
 
 # ------------------------------------------------------------------ 6. parallel trials
 
-# One trial: LeNet-5 on the digits, a fixed number of steps, no test, no logger.
-# A whole default digits run per trial (up to 30 epochs, early stopping): trials long enough
+# One trial: the default digits run (LeNet-5, early stopping on val/acc) cut to 12 epochs,
+# no test, no logger: trials of uneven length (early stopping ends some sooner), long enough
 # that the joblib workers' own start-up (importing torch and Lightning) is not all there is.
 _TRIAL = [
+    "trainer.max_epochs=12",
     "test=false",
     "logger=none",
     "hydra.sweeper.report=false",
@@ -439,6 +463,7 @@ _PARALLEL = [
     ("`n_jobs=1` (basic launcher)", ["hydra.sweeper.n_jobs=1"]),
     ("`n_jobs=2` (`hydra/launcher=joblib`)", ["hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"]),
 ]
+PARALLEL_TARGET = 0.60  # of the sequential wall time, for two jobs on two cores
 
 
 def _parallel_sweep(n_trials: int, launcher: list[str], study: str) -> list[str]:
@@ -459,15 +484,16 @@ def bench_parallel(n_trials: int, repeats: int, workdir: Path) -> Table:
         title="6. Parallel trials on one machine",
         intro=(
             f"Wall time of a whole {n_trials}-trial random sweep of `cnnlab train` (LeNet-5 "
-            "on the digits, the default run of up to 30 epochs per trial) with one trial at a "
-            "time against "
-            "two at a time through the joblib launcher, where each trial sets torch to its "
-            f"share of the cores (`sweep.parallel_jobs`). Median of {repeats} interleaved "
-            "repeats; ratio = the n_jobs=1 time / the row's time (the speed-up). The torch "
-            "threads are those the trials' run.json recorded. Target: two jobs take <= 0.75 "
-            "of the sequential wall time (speed-up >= 1.33)."
+            "on the digits, the default run cut to 12 epochs, early stopping on: trials of "
+            "uneven length) with one trial at a time against two at a time through the joblib "
+            "launcher, where each trial sets torch to its share of the cores "
+            "(`sweep.parallel_jobs`) and each worker takes the next trial as soon as its last "
+            f"one ends. Median of {repeats} interleaved repeats; ratio = the row's time / the "
+            "n_jobs=1 time. The torch threads are those the trials' run.json recorded. Target: "
+            f"two jobs take <= {PARALLEL_TARGET:.2f} of the sequential wall time (the ideal on "
+            "2 cores is 0.50)."
         ),
-        columns=["sweep", "seconds", "torch threads per trial", "ratio"],
+        columns=["sweep", "seconds", "torch threads per trial", "ratio", "target"],
     )
     threads: dict[str, set[int]] = {label: set() for label, _ in _PARALLEL}
     counter = iter(range(10**6))
@@ -487,12 +513,129 @@ def bench_parallel(n_trials: int, repeats: int, workdir: Path) -> Table:
     }
     results = interleaved(measures, repeats)
     baseline = median(results[_PARALLEL[0][0]])
-    for label, _ in _PARALLEL:
+    for index, (label, _) in enumerate(_PARALLEL):
         seconds = median(results[label])
         recorded = ", ".join(str(n) for n in sorted(threads[label]))
-        table.rows.append([label, f"{seconds:.1f}", recorded, f"{baseline / seconds:.2f}"])
+        ratio = seconds / baseline
+        target = "baseline" if index == 0 else f"{verdict(ratio <= PARALLEL_TARGET)} (<= 0.60)"
+        table.rows.append([label, f"{seconds:.1f}", recorded, f"{ratio:.2f}", target])
     table.commands += [
         " ".join(["cnnlab", *_parallel_sweep(n_trials, launcher, "NAME")[2:]])
         for _, launcher in _PARALLEL
     ]
     return table
+
+
+# ------------------------------------------------------------ 8. a real sweep vs by hand
+
+SEARCH_TARGET = 1.10  # cnnlab's wall time / the hand-written loop's, on a quiet machine
+
+
+def _search_sweep(n_trials: int, study: str) -> list[str]:
+    return _cnnlab(
+        "train",
+        "-m",
+        "experiment=search_lr_wd",
+        f"hydra.sweeper.n_trials={n_trials}",
+        f"hydra.sweeper.study_name={study}",
+    )
+
+
+def bench_search(n_trials: int, repeats: int, workdir: Path) -> Table:
+    """Benchmark 8: a 12-trial sweep through ``cnnlab train -m`` vs the same trials by hand."""
+    table = Table(
+        title="8. A real sweep: `cnnlab train -m` vs a hand-written Optuna loop",
+        intro=(
+            f"Whole wall time (start to exit, imports included) of a {n_trials}-trial random "
+            "sweep of 4-epoch LeNet-5 trials on the digits through the real command, against "
+            "`benchmarks/sweep_loop.py`: one process with an Optuna study on SQLite and a "
+            "plain PyTorch loop over the same network (cnnlab's builder, the experiment's "
+            "model config), data splits, epochs, batch size and learning-rate and "
+            "weight-decay draws, validating every epoch. A fresh study each repeat; median "
+            f"of {repeats} interleaved repeats; ratio = cnnlab / loop. Target: <= "
+            f"{SEARCH_TARGET:.2f} on a quiet machine."
+        ),
+        columns=[
+            "trials",
+            "cnnlab s",
+            "loop s",
+            "ratio",
+            "cnnlab s/trial",
+            "loop s/trial",
+            "target",
+        ],
+    )
+    counter = iter(range(10**6))
+    loop_script = str(Path(__file__).resolve().with_name("sweep_loop.py"))
+
+    splits: list[dict[str, float]] = []
+
+    def cnnlab() -> float:
+        study = f"search-{next(counter)}"
+        outputs = workdir / "search" / study
+        env = {**_env(workdir), "CNNLAB_OUTPUTS": str(outputs)}
+        start = time.time()
+        seconds = run_child(_search_sweep(n_trials, study), workdir, env).seconds
+        runs = [json.loads(p.read_text()) for p in outputs.glob("multiruns/train/*/*/run.json")]
+        splits.append(_sweep_split(runs, start, start + seconds))
+        return seconds
+
+    def loop() -> float:
+        study = f"loop-{next(counter)}"
+        storage = f"sqlite:///{workdir / 'search-loop.db'}"
+        return run_child(
+            [loop_script, storage, study, str(n_trials)], workdir, _env(workdir)
+        ).seconds
+
+    results = interleaved({"cnnlab": cnnlab, "loop": loop}, repeats)
+    ours, base = median(results["cnnlab"]), median(results["loop"])
+    table.rows.append(
+        [
+            str(n_trials),
+            f"{ours:.1f}",
+            f"{base:.1f}",
+            f"{ours / base:.2f}",
+            f"{ours / n_trials:.2f}",
+            f"{base / n_trials:.2f}",
+            f"{verdict(ours / base <= SEARCH_TARGET)} (<= {SEARCH_TARGET:.2f})",
+        ]
+    )
+    if splits:
+        split = {key: median([s[key] for s in splits]) for key in splits[0]}
+        table.notes.append(
+            "Where cnnlab's sweep spends its time (from the trials' run.json, median): "
+            + "; ".join(f"{key} {value:.1f} s" for key, value in split.items())
+            + ". Inside a trial's record but outside fitting: building the data, network, "
+            "callbacks (the study opened for its pruning reports) and Trainer, and writing "
+            "run.json and metrics.json. Between trials: the sweeper's tell and ask, and the "
+            "job's start (Hydra composes the job's config and writes its `.hydra` files, whose "
+            "secrets are masked; the config check). Before the first trial: the imports, the "
+            "check of the base config and of each swept bound, opening the study. After the "
+            "last: the report and its plots, optimization_results.yaml."
+        )
+    table.commands += [
+        " ".join(["cnnlab", *_search_sweep(n_trials, "NAME")[2:]]),
+        f"python benchmarks/sweep_loop.py sqlite:///DIR/search-loop.db NAME {n_trials}",
+    ]
+    return table
+
+
+def _sweep_split(runs: list[dict[str, Any]], start: float, end: float) -> dict[str, float]:
+    """Split a sweep's wall time by its trials' run.json records (start and end in seconds)."""
+    from datetime import datetime
+
+    def seconds(stamp: str) -> float:
+        return datetime.fromisoformat(stamp).timestamp()
+
+    stamps = [(seconds(r["start"]), seconds(r["end"])) for r in runs if r.get("end")]
+    fit = sum(float(r["timings"].get("fit_s") or 0.0) for r in runs)
+    inside = sum(b - a for a, b in stamps)
+    first = min((a for a, _ in stamps), default=end)
+    last = max((b for _, b in stamps), default=end)
+    return {
+        "fitting": fit,
+        "trials outside fitting": inside - fit,
+        "between trials": (last - first) - inside,
+        "before the first trial": first - start,
+        "after the last trial": end - last,
+    }

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/run.py                  # the full run (tens of minutes on a laptop CPU)
     python benchmarks/run.py --quick          # a smoke run: tiny budgets, one repeat
     python benchmarks/run.py --only startup,memory --output /tmp/BENCH.md
+    python benchmarks/run.py --only parallel --repeats 1 --trials 4 --update  # busy machine
 
 Every figure is a ratio against a baseline measured in the same invocation, interleaved
 with it, as the median of several repeats. The file is written to a temporary name and
@@ -30,29 +31,43 @@ from benchmarks.epochs import bench_epochs
 from benchmarks.gpu import read_section, write_section
 from benchmarks.launchers import read_section as read_launchers
 from benchmarks.launchers import write_section as write_launchers
-from benchmarks.processes import bench_memory, bench_parallel, bench_startup, bench_sweep
+from benchmarks.processes import (
+    bench_memory,
+    bench_parallel,
+    bench_search,
+    bench_startup,
+    bench_sweep,
+)
 from benchmarks.throughput import Budget, bench_vs_plain, bench_vs_recipe
 
-NAMES = ("plain", "recipe", "sweep", "startup", "memory", "parallel", "epochs")
+NAMES = ("plain", "recipe", "sweep", "startup", "memory", "parallel", "epochs", "search")
 
 
-def _benchmarks(quick: bool, workdir: Path) -> dict[str, Callable[[], Table]]:
+def _benchmarks(
+    quick: bool, workdir: Path, most: int | None = None, sweep_trials: int | None = None
+) -> dict[str, Callable[[], Table]]:
     if quick:
         lenet, resnet = Budget(warmup=2, steps=8, repeats=1), None
-        repeats, trials = 1, 3
+        repeats, trials, trials_parallel, trials_search = 1, 3, 2, 2
     else:
         # ResNet-18 steps cost ~100x LeNet-5's on a CPU; the ratio settles in fewer of them.
         lenet, resnet = Budget(warmup=10, steps=200, repeats=5), Budget(3, 15, 3)
-        repeats, trials = 5, 20
+        repeats, trials, trials_parallel, trials_search = 5, 20, 8, 12
+    if most is not None:  # --repeats: fewer interleaved repeats of the whole-process benches
+        repeats = min(repeats, most)
+    if sweep_trials is not None:  # --trials: shorter real sweeps, for a busy machine
+        trials_parallel = trials_search = sweep_trials
     return {
         "plain": lambda: bench_vs_plain(lenet, resnet, workdir),
         "recipe": lambda: bench_vs_recipe(lenet, workdir),
         "sweep": lambda: bench_sweep(trials, repeats, workdir),
         "startup": lambda: bench_startup(repeats, workdir),
         "memory": lambda: bench_memory(repeats, workdir),
-        # Each repeat is two whole sweeps of 6 real trials: three repeats are plenty.
-        "parallel": lambda: bench_parallel(6, min(repeats, 3), workdir),
+        # Each repeat is two whole sweeps of 8 real trials: three repeats are plenty.
+        "parallel": lambda: bench_parallel(trials_parallel, min(repeats, 3), workdir),
         "epochs": lambda: bench_epochs(repeats, workdir, quick=quick),
+        # Each repeat is two whole 12-trial sweeps (minutes): two repeats, interleaved.
+        "search": lambda: bench_search(trials_search, min(repeats, 2), workdir),
     }
 
 
@@ -137,6 +152,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="torch intra-op threads (default: torch's choice; 1 helps on a busy machine)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="at most this many interleaved repeats of the whole-process benchmarks "
+        "(sweep, startup, memory, parallel, epochs, search), for a busy machine",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="trials of each real sweep in the parallel and search sections "
+        "(default 8 and 12; --quick 2)",
+    )
     args = parser.parse_args(argv)
     # Captured now: in-process `cnnlab train` runs rewrite sys.argv.
     command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -156,11 +185,16 @@ def main(argv: list[str] | None = None) -> int:
         # In-process `cnnlab train` runs write their folders here, not into outputs/.
         os.environ["CNNLAB_OUTPUTS"] = str(workdir / "outputs")
         os.environ.setdefault("WANDB_MODE", "offline")
-        benchmarks = _benchmarks(args.quick, workdir)
+        benchmarks = _benchmarks(args.quick, workdir, args.repeats, args.trials)
         tables = []
         for name in selected:
             print(f"[bench] {name} ...", flush=True)
             tables.append(benchmarks[name]())
+            # Whole-process timings stretch with the machine's load; say how busy it was.
+            tables[-1].notes.append(
+                f"1-minute load average when this section ended: {os.getloadavg()[0]:.1f} "
+                f"on {os.cpu_count()} cores."
+            )
             print(tables[-1].markdown(), flush=True)
     gpu = read_section(args.output)  # written by `make bench-gpu` on a GPU machine: kept
     launchers = read_launchers(args.output)  # written by `make bench-launchers`: kept

@@ -39,6 +39,22 @@ def test_quick_sweep_bench_writes_its_table_and_the_machine(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+def test_quick_search_bench_times_the_real_sweep_against_the_hand_written_loop(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "BENCH.md"
+    proc = _bench(tmp_path, "--only", "search", "--output", str(out))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    text = out.read_text()
+    assert "## 8. A real sweep" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| 2 |")]
+    cnnlab_s, loop_s, ratio = (float(cell) for cell in row.split(" | ")[1:4])
+    assert cnnlab_s > 0 and loop_s > 0 and ratio == pytest.approx(cnnlab_s / loop_s, abs=0.06)
+    assert "cnnlab train -m experiment=search_lr_wd hydra.sweeper.n_trials=2" in text
+    assert "python benchmarks/sweep_loop.py" in text
+
+
+@pytest.mark.slow
 def test_unknown_benchmark_is_refused_by_name(tmp_path: Path) -> None:
     proc = _bench(tmp_path, "--only", "speed", "--output", str(tmp_path / "B.md"))
     assert proc.returncode == 2
@@ -52,7 +68,7 @@ def test_quick_run_of_every_benchmark_writes_every_table(tmp_path: Path) -> None
     proc = _bench(tmp_path, "--output", str(out))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = out.read_text()
-    for title in ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ", "## 7. "):
+    for title in ("## 1. ", "## 2. ", "## 3. ", "## 4. ", "## 5. ", "## 6. ", "## 7. ", "## 8. "):
         assert title in text
     rows = [line for line in text.splitlines() if line.startswith("| LeNet-5")]
     assert len(rows) == 4  # two rows vs the plain loop, two vs the Lightning recipe

@@ -15,7 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "launchers.py"
 def test_basic_launcher_row_replaces_the_section_and_keeps_the_rest(tmp_path: Path) -> None:
     output = tmp_path / "BENCHMARKS.md"
     output.write_text(
-        "# Benchmarks\n\n## 8. Launchers: from a trial's submission to its first "
+        "# Benchmarks\n\n## 9. Launchers: from a trial's submission to its first "
         "training step\n\nold figures\n\n## 9. Later\n\nkept\n"
     )
     proc = subprocess.run(

@@ -186,3 +186,16 @@ def test_written_file_mode_follows_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_own_code_facts_are_gathered_once_per_process() -> None:
+    """Every record of a process (a run's start and end, a sweep's trials) shares them."""
+    from cnnlab.records import manifest
+
+    manifest._facts_once.cache_clear()
+    first = _manifest()
+    first["packages"]["torch"] = "edited"  # a record's copy, not the process's facts
+    second = _manifest()
+    assert manifest._facts_once.cache_info().misses == 1
+    assert second["packages"]["torch"] == _manifest()["packages"]["torch"] != "edited"
+    assert second["git"] == _manifest()["git"]

@@ -1,7 +1,7 @@
 """A tiny real Hydra app whose objective is a known function, for sweeper tests.
 
 The objective is the material's f(x, y) = g(x) + h(y): x matters, y barely.
-Switches in its config make a trial crash, return NaN, sleep, or report
+Switches in its config make a trial crash, return NaN, sleep (all, or one by number), or report
 intermediate values to its trial (so the pruner can stop it). At the end: a real
 PostgreSQL server (pgserver) and a fresh database per test.
 """
@@ -45,6 +45,8 @@ def main(cfg):
     if cfg.nan_x is not None and x == cfg.nan_x:
         return float("nan")
     time.sleep(float(cfg.sleep))
+    if cfg.slow.trial is not None and cfg.get("sweep", {}).get("trial_number") == cfg.slow.trial:
+        time.sleep(float(cfg.slow.sleep))
     if cfg.steps:
         from cnnlab.sweep.pruning import TrialReporter
 
@@ -69,6 +71,9 @@ y: 0.0
 crash_x: null
 nan_x: null
 sleep: 0
+slow:  # one trial (by number) that sleeps longer than the others
+  trial: null
+  sleep: 0
 steps: 0
 two: false
 marks: ${oc.env:APP_ROOT}/marks

@@ -23,6 +23,7 @@ from cnnlab.config import config_dir
 from cnnlab.machine import usable_cores
 from cnnlab.sweep.parallel import jobs_at_once, share_cores
 from tests.conftest import QUICK
+from tests.sweep.conftest import load_study
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher"
@@ -130,3 +131,78 @@ def test_submitit_local_runs_a_two_trial_sweep(tmp_path: Path, run_subprocess) -
     assert _overlap(runs)
     # submitit keeps each job's own logs and pickles in the sweep folder.
     assert list((tmp_path / "outputs").glob("multiruns/train/*/.submitit/*"))
+
+
+def test_a_worker_freed_by_a_short_trial_takes_the_next_at_once(app: Path, run_app) -> None:
+    """Two joblib workers, trial 0 long: the other worker runs trials 1, 2, 3 meanwhile.
+
+    A sweep that launched its trials in batches of ``n_jobs`` would wait for trial 0
+    before asking for trial 2.
+    """
+    run_app(
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=4",
+        "x=interval(0,1)",
+        "slow.trial=0",
+        "slow.sleep=8",
+        timeout=180,
+    )
+    trials = {t.number: t for t in load_study(app).trials}
+    assert sorted(trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials.values())
+    long_end = trials[0].datetime_complete
+    assert long_end is not None
+    for number in (2, 3):
+        start = trials[number].datetime_start
+        assert start is not None and start < long_end, (number, start, long_end)
+    # One job folder per trial, numbered as the trials.
+    assert sorted(t.user_attrs["job_num"] for t in trials.values()) == [0, 1, 2, 3]
+    assert len({t.user_attrs["run_dir"] for t in trials.values()}) == 4
+
+
+JOBLIB_TWO = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2")
+
+
+def test_two_workers_attribute_each_failure_to_its_trial(app: Path, run_app) -> None:
+    run_app(
+        *JOBLIB_TWO,
+        "hydra/sweeper/sampler=grid",
+        "x=choice(0.1,0.2,0.3,0.4)",
+        "crash_x=0.2",
+        "nan_x=0.3",
+        "hydra.sweeper.max_failure_rate=0.5",
+        timeout=180,
+    )
+    trials = {t.params["x"]: t for t in load_study(app).trials}
+    assert {x: t.state for x, t in trials.items()} == {
+        0.1: TrialState.COMPLETE,
+        0.2: TrialState.FAIL,
+        0.3: TrialState.FAIL,
+        0.4: TrialState.COMPLETE,
+    }
+    assert trials[0.2].user_attrs["error"] == "RuntimeError: boom at x=0.2"
+    assert "non-finite" in trials[0.3].user_attrs["error"]
+    crashed = trials[0.2].user_attrs
+    assert "boom at x=0.2" in (Path(crashed["run_dir"]) / "app.log").read_text()
+
+
+def test_two_workers_stop_on_too_many_failures_once_their_trials_are_told(
+    app: Path, run_app
+) -> None:
+    proc = run_app(
+        *JOBLIB_TWO,
+        "hydra/sweeper/sampler=grid",
+        "x=choice(0.1,0.2,0.3,0.4)",
+        "crash_x=0.1",
+        "nan_x=0.2",
+        "hydra.sweeper.max_failure_rate=0.25",
+        check=False,
+        timeout=180,
+    )
+    assert proc.returncode != 0
+    assert "2 of the 4 planned trials failed (max_failure_rate=0.25)" in proc.stderr
+    states = [t.state for t in load_study(app).trials]
+    assert states.count(TrialState.FAIL) == 2
+    assert TrialState.RUNNING not in states  # the other worker's trial was told first

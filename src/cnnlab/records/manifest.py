@@ -7,6 +7,8 @@ record) and with the final status at the end. Secrets are masked before anything
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.metadata
 import os
 import platform
@@ -117,13 +119,29 @@ def build_manifest(
         "overrides": list(overrides),
         "config_resolved": resolved,
         "config": config,
-        "packages": package_versions(),
+        "packages": _process_facts()[0],
         "platform": platform_info(),
         "hardware": hardware_info(),
-        "git": git_state(source_dir),
+        "git": git_state(source_dir) if source_dir is not None else _process_facts()[1],
         "starts": [dict(entry) for entry in starts or []],
     }
     return scrub_secrets(manifest)
+
+
+def _process_facts() -> tuple[dict[str, str | None], dict[str, Any] | None]:
+    """The package versions and the git state of cnnlab's own code, as this process sees them.
+
+    Gathered once per process (copies returned): the code and packages a process runs are
+    those it loaded, so the run records written at a run's start and end, and those of every
+    trial of a sweep run in the sweep's process or in a joblib worker, share them. Asking git
+    (five subprocesses) and the package metadata again for each record only cost time.
+    """
+    return copy.deepcopy(_facts_once())
+
+
+@functools.cache
+def _facts_once() -> tuple[dict[str, str | None], dict[str, Any] | None]:
+    return package_versions(), git_state()
 
 
 def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:

@@ -14,7 +14,11 @@ submitit_local             the batch
 submitit_slurm             1 (each job has its own allocation)
 =========================  ============================================
 
-The batch is the sweeper's ``n_jobs`` (fewer for the study's last trials).
+The batch is the sweeper's ``n_jobs`` (fewer when the sweep plans fewer trials).
+
+The sweeper keeps ``n_jobs`` trials in flight with one launch per trial
+(:func:`concurrent_launches`), except through a launcher that runs its jobs inside the
+sweep's own process (basic): those launch one at a time.
 """
 
 from __future__ import annotations
@@ -48,6 +52,23 @@ def jobs_at_once(launcher: Mapping[str, Any], batch: int) -> int:
         workers = n_jobs if n_jobs > 0 else usable_cores() + 1 + n_jobs
         return max(1, min(batch, workers))
     return max(1, batch)  # submitit's local launcher, and any other, start the batch at once
+
+
+def concurrent_launches(launcher: Mapping[str, Any], n_jobs: int) -> int:
+    """How many one-trial launches the sweeper keeps in flight at once.
+
+    Each runs in its own thread, so that a worker freed by a short trial takes the next
+    one at once instead of waiting for the slowest trial of a batch. Hydra's basic
+    launcher runs a job inside the sweep's process (its working folder, logging and
+    Hydra's global config): two at once would share them, so it gets one.
+
+    Args:
+        launcher: The ``hydra.launcher`` config node.
+        n_jobs: The sweeper's ``n_jobs``.
+    """
+    if str(launcher.get("_target_", "")).endswith("BasicLauncher"):
+        return 1
+    return max(1, n_jobs)
 
 
 def parallel_override(launcher: Mapping[str, Any], batch: int) -> str:

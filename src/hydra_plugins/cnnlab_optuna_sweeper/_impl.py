@@ -1,9 +1,9 @@
 """The sweeper's Optuna logic: ask, launch through Hydra, tell; resume; recover.
 
-One loop per sweep process: recover abandoned trials, then repeatedly ask for
-as many trials as ``n_jobs`` and the study's remaining total allow, launch
-them as one Hydra batch, and tell each result (value, FAIL with the error, or
-PRUNED). Every count is read from the storage, so resumed sweeps and several
+One loop per sweep process: recover abandoned trials, then keep up to ``n_jobs``
+trials in flight, each worker asking for one trial, launching it through Hydra's
+launcher and telling its result (value, FAIL with the error, or PRUNED) before it
+asks for the next. Every count is read from the storage, so resumed sweeps and several
 workers on one study share one ``n_trials`` total.
 
 Optuna and Hydra through their public APIs only: the sweeper opens the study's storage
@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ from cnnlab.sweep.objective import (
     record_tie_break,
     tie_line,
 )
-from cnnlab.sweep.parallel import parallel_override
+from cnnlab.sweep.parallel import concurrent_launches, parallel_override
 
 # hydra-optuna-sweeper's helpers under their names there, for code written against its _impl.
 from cnnlab.sweep.space import (  # noqa: F401
@@ -266,35 +267,84 @@ class OptunaSweeperImpl(Sweeper):
         return run.trials
 
     def _loop(self, run: _Run) -> None:
-        planned: int | None = None
-        while True:
-            with shared.ask_lock(self.storage_url):
+        """Keep up to ``n_jobs`` trials in flight until the study holds ``n_trials``.
+
+        Each worker (a thread) asks for one trial, launches it alone and tells its result,
+        then asks for the next: a worker freed by a short trial never waits for a long one.
+        The first error of a worker (too many failures, a storage error) stops the others
+        from asking; the trials they run are told before it is raised.
+        """
+        workers = concurrent_launches(self.config.hydra.launcher, self.n_jobs)
+        if workers == 1:
+            self._work(run)  # in this thread: Ctrl-C and tracebacks as without workers
+            return
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self._work(run)
+            except BaseException as exc:
+                errors.append(exc)
+                run.stop.set()
+
+        threads = [
+            threading.Thread(target=work, name=f"cnnlab-trials-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():  # a timed join lets Ctrl-C through
+                    thread.join(0.5)
+        except BaseException:
+            run.stop.set()
+            raise
+        if errors:
+            raise errors[0]
+
+    def _work(self, run: _Run) -> None:
+        """One worker: ask, launch, tell, until the study is full or the sweep stops."""
+        while not run.stop.is_set():
+            trial = self._next_trial(run)
+            if trial is None:
+                return
+            self._launch(run, trial)
+            self._check_failures(run)
+
+    def _next_trial(self, run: _Run) -> Trial | None:
+        """Ask the study for this worker's next trial; None once it holds ``n_trials``."""
+        while not run.stop.is_set():
+            with run.lock, shared.ask_lock(self.storage_url):
                 # A worker killed meanwhile: fail its trial and queue it again, now.
                 shared.recover_abandoned(run.study, run.storage, self.grace_period)
                 counted = shared.counted_trials(run.study.get_trials(deepcopy=False))
                 remaining = run.n_trials - len(counted)
-                if planned is None:
-                    planned = max(remaining, 0)
+                if run.planned is None:
+                    run.planned = max(remaining, 0)
                 if remaining <= 0:
-                    break
-                trials = [
-                    run.study.ask(dict(run.space.distributions))
-                    for _ in range(min(self.n_jobs, remaining))
-                ]
-                for trial in trials:
-                    samplers.record_seed(trial)
-            trials = self._drop_surplus(run, trials)
-            if not trials:
-                continue
-            self._launch(run, trials)
-            limit = self.max_failure_rate * max(planned, 1)
-            if len(run.failures) > limit:
-                logs = ", ".join(str(f.log_path) for f in run.failures)
-                raise TooManyFailedTrials(
-                    f"{len(run.failures)} of the {planned} planned trials failed "
-                    f"(max_failure_rate={self.max_failure_rate}); last error: "
-                    f"{run.failures[-1].error}; their logs: {logs}"
-                )
+                    return None
+                trial = run.study.ask(dict(run.space.distributions))
+                samplers.record_seed(trial)
+                # Numbered in the order asked: trial N's folder is job N on a fresh study.
+                run.job_nums[trial.number] = max(self.job_idx, trial.number)
+                self.job_idx = run.job_nums[trial.number] + 1
+            if self._drop_surplus(run, [trial]):
+                return trial
+        return None
+
+    def _check_failures(self, run: _Run) -> None:
+        """Stop the sweep once more trials failed than ``max_failure_rate`` allows."""
+        planned = run.planned or 0
+        limit = self.max_failure_rate * max(planned, 1)
+        failures = list(run.failures)
+        if len(failures) > limit:
+            logs = ", ".join(str(f.log_path) for f in failures)
+            raise TooManyFailedTrials(
+                f"{len(failures)} of the {planned} planned trials failed "
+                f"(max_failure_rate={self.max_failure_rate}); last error: "
+                f"{failures[-1].error}; their logs: {logs}"
+            )
 
     def _drop_surplus(self, run: _Run, trials: list[Trial]) -> list[Trial]:
         """Without a shared lock (server databases) workers may ask beyond the total."""
@@ -312,40 +362,37 @@ class OptunaSweeperImpl(Sweeper):
             run.heartbeat.discard([run.trial_id(trial)])
         return kept
 
-    def _launch(self, run: _Run, trials: list[Trial]) -> None:
-        job_idx = max(self.job_idx, min(t.number for t in trials))
-        batch = []
-        # Trials side by side on one machine split its cores (cnnlab.sweep.parallel).
-        parallel = parallel_override(self.config.hydra.launcher, len(trials))
-        for offset, trial in enumerate(trials):
-            if self.custom_search_space is not None:
-                self.custom_search_space(self.config, trial)
-            overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
-            overrides.append(parallel)
-            trial.set_user_attr("overrides", scrub_secrets(overrides))  # stored in the study
-            trial.set_user_attr("job_num", job_idx + offset)
-            trial.set_user_attr("sweep_dir", str(self.sweep_dir))
-            # Set now: a job that prunes its trial finishes it, and then it is read-only.
-            trial.set_user_attr("run_dir", str(self._job_dir(None, job_idx + offset)))
-            run.set_system_attr(trial, shared.PRUNER_ATTR, run.pruner_cfg)
-            batch.append(tuple(overrides))
+    def _launch(self, run: _Run, trial: Trial) -> None:
+        """Launch ``trial`` alone through Hydra's launcher, as its job, and tell its outcome."""
+        job_num = run.job_nums.pop(trial.number)
+        # Trials side by side on one machine split its cores (cnnlab.sweep.parallel): as
+        # many as the workers keep in flight.
+        at_once = min(self.n_jobs, max(run.planned or 1, 1))
+        if self.custom_search_space is not None:
+            self.custom_search_space(self.config, trial)
+        overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
+        overrides.append(parallel_override(self.config.hydra.launcher, at_once))
+        trial.set_user_attr("overrides", scrub_secrets(overrides))  # stored in the study
+        trial.set_user_attr("job_num", job_num)
+        trial.set_user_attr("sweep_dir", str(self.sweep_dir))
+        # Set now: a job that prunes its trial finishes it, and then it is read-only.
+        trial.set_user_attr("run_dir", str(self._job_dir(None, job_num)))
+        run.set_system_attr(trial, shared.PRUNER_ATTR, run.pruner_cfg)
         try:
-            returns: list[Any] = list(self.launcher.launch(batch, initial_job_idx=job_idx))
+            (ret,) = self.launcher.launch([tuple(overrides)], initial_job_idx=job_num)
         except Exception as exc:
-            # A job process that died (SIGKILL, out of memory) takes the launcher's whole
-            # batch with it (joblib: TerminatedWorkerError); the sweep goes on without it.
-            log.warning("the launcher lost trials %s: %s", [t.number for t in trials], exc)
-            returns = [LostJob(exc)] * len(trials)
-        self.job_idx = job_idx + len(returns)
-        for offset, (trial, ret) in enumerate(zip(trials, returns, strict=True)):
-            run_dir = self._job_dir(ret, job_idx + offset)
-            if str(run_dir) != trial.user_attrs["run_dir"] and _is_running(run, trial):
-                trial.set_user_attr("run_dir", str(run_dir))
-            failure = _tell(run, trial, ret, run_dir / f"{self.job_name}.log")
-            if failure is not None:
-                run.failures.append(failure)
-            run.heartbeat.discard([run.trial_id(trial)])
-            run.trials.append(run.stored(trial))
+            # A job process that died (SIGKILL, out of memory); joblib's executor then
+            # loses the jobs running beside it too. The sweep goes on without them.
+            log.warning("the launcher lost trial %d: %s", trial.number, exc)
+            ret = LostJob(exc)
+        run_dir = self._job_dir(ret, job_num)
+        if str(run_dir) != trial.user_attrs["run_dir"] and _is_running(run, trial):
+            trial.set_user_attr("run_dir", str(run_dir))
+        failure = _tell(run, trial, ret, run_dir / f"{self.job_name}.log")
+        if failure is not None:
+            run.failures.append(failure)
+        run.heartbeat.discard([run.trial_id(trial)])
+        run.trials.append(run.stored(trial))
 
     def _job_dir(self, ret: Any, job_num: int) -> Path:
         """The job's folder: from its own config, or as Hydra would name it (a lost job)."""
@@ -437,6 +484,11 @@ class _Run:
         self.failures: list[Failure] = []
         self.trials: list[FrozenTrial] = []
         self._ids: dict[int, int] = {}
+        # Shared by the workers of _loop: asking is one at a time, in this process too.
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.planned: int | None = None  # trials left to run when the first worker asked
+        self.job_nums: dict[int, int] = {}  # trial number -> Hydra job number
 
     def trial_id(self, trial: Trial) -> int:
         """The storage's id of ``trial`` (looked up once, from its number)."""
