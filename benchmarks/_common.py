@@ -177,3 +177,37 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RuntimeError(f"{path} was not written: the run ended before the timed steps")
     return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def _section_bounds(lines: list[str], heading: str) -> tuple[int, int] | None:
+    """First and past-last line of the section titled ``heading`` in ``lines``, or None."""
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return start, end
+
+
+def read_section(path: Path, heading: str) -> str | None:
+    """The section of ``path`` titled ``heading``, or None.
+
+    ``make bench`` rewrites BENCHMARKS.md whole; the sections other targets write (the GPU
+    section, the launchers) are read first and put back.
+    """
+    lines = path.read_text().splitlines() if path.is_file() else []
+    bounds = _section_bounds(lines, heading)
+    return None if bounds is None else "\n".join(lines[bounds[0] : bounds[1]]) + "\n"
+
+
+def write_section(path: Path, heading: str, section: str) -> None:
+    """Put ``section`` in place of the one titled ``heading`` (or append it), atomically."""
+    from cnnlab.files.atomic import write_text_atomic
+
+    text = path.read_text() if path.is_file() else ""
+    lines = text.splitlines()
+    bounds = _section_bounds(lines, heading)
+    if bounds is None:
+        new = text.rstrip("\n") + ("\n\n" if text else "") + section
+    else:
+        new = "\n".join([*lines[: bounds[0]], section.rstrip("\n"), *lines[bounds[1] :]])
+    write_text_atomic(path, new.rstrip("\n") + "\n")

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("bench-gpu: no CUDA device here; nothing measured, BENCHMARKS.md unchanged")
         return 0
-    from benchmarks._common import REPO
+    from benchmarks._common import REPO, write_section
 
     command = "python benchmarks/gpu.py " + " ".join(sys.argv[1:] if argv is None else argv)
     data_dir = args.data_dir or Path(os.environ.get("CNNLAB_DATA", Path.cwd() / "data"))
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         section = gpu_section(args.device, args.quick, data_dir.resolve(), workdir, command)
     print(section)
     output = args.output or REPO / "BENCHMARKS.md"
-    write_section(output, section)
+    write_section(output, SECTION, section)
     print(f"written: {output}")
     return 0
 
@@ -231,36 +231,6 @@ def _speedrun_result(run_dir: Path, total: float) -> list[str]:
         f"(airbench's clock), {result['seconds']:.2f} s wall time with validation; "
         f"test/acc {metrics.get('test/acc', float('nan')):.4f}; whole command {total:.1f} s.",
     ]
-
-
-def _bounds(lines: list[str]) -> tuple[int, int] | None:
-    """First and past-last line of the ``## GPU`` section in ``lines``, or None."""
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        return None
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return start, end
-
-
-def read_section(path: Path) -> str | None:
-    """The file's ``## GPU`` section, or None (``make bench`` keeps it when it rewrites)."""
-    lines = path.read_text().splitlines() if path.is_file() else []
-    bounds = _bounds(lines)
-    return None if bounds is None else "\n".join(lines[bounds[0] : bounds[1]]) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put ``section`` in place of the file's ``## GPU`` section (or append it), atomically."""
-    from cnnlab.files.atomic import write_text_atomic
-
-    text = path.read_text() if path.is_file() else ""
-    lines = text.splitlines()
-    bounds = _bounds(lines)
-    if bounds is None:
-        new = text.rstrip("\n") + ("\n\n" if text else "") + section
-    else:
-        new = "\n".join([*lines[: bounds[0]], section.rstrip("\n"), *lines[bounds[1] :]])
-    write_text_atomic(path, new.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import pytorch_lightning as pl
 # `python benchmarks/launchers.py` puts benchmarks/ on the path; the package lives one level up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import REPO, Table, median
+from benchmarks._common import REPO, Table, median, write_section
 
 SECTION = "## 9. Launchers: from a trial's submission to its first training step"
 LAUNCHERS = {
@@ -144,36 +144,6 @@ def table(names: list[str], n_trials: int, workdir: Path) -> Table:
     return result
 
 
-def _bounds(lines: list[str]) -> tuple[int, int] | None:
-    """First and past-last line of this section in ``lines``, or None."""
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        return None
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return start, end
-
-
-def read_section(path: Path) -> str | None:
-    """The file's launcher section, or None (``make bench`` keeps it when it rewrites)."""
-    lines = path.read_text().splitlines() if path.is_file() else []
-    bounds = _bounds(lines)
-    return None if bounds is None else "\n".join(lines[bounds[0] : bounds[1]]) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put ``section`` in place of the file's launcher section (or append it), atomically."""
-    from cnnlab.files.atomic import write_text_atomic
-
-    text = path.read_text() if path.is_file() else ""
-    lines = text.splitlines()
-    bounds = _bounds(lines)
-    if bounds is None:
-        new = text.rstrip("\n") + ("\n\n" if text else "") + section
-    else:
-        new = "\n".join([*lines[: bounds[0]], section.rstrip("\n"), *lines[bounds[1] :]])
-    write_text_atomic(path, new.rstrip("\n") + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--launchers", default=",".join(LAUNCHERS))
@@ -186,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown launchers {unknown}; known: {', '.join(LAUNCHERS)}")
     with tempfile.TemporaryDirectory() as tmp:
         section = table(names, args.trials, Path(tmp)).markdown()
-    write_section(args.output, section)
+    write_section(args.output, SECTION, section)
     print(section)
     return 0
 

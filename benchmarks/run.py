@@ -26,11 +26,9 @@ from pathlib import Path
 # `python benchmarks/run.py` puts benchmarks/ on the path; the package lives one level up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import REPO, Table, machine
+from benchmarks import gpu, launchers
+from benchmarks._common import REPO, Table, machine, read_section, write_section
 from benchmarks.epochs import bench_epochs
-from benchmarks.gpu import read_section, write_section
-from benchmarks.launchers import read_section as read_launchers
-from benchmarks.launchers import write_section as write_launchers
 from benchmarks.processes import (
     bench_memory,
     bench_parallel,
@@ -196,18 +194,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"on {os.cpu_count()} cores."
             )
             print(tables[-1].markdown(), flush=True)
-    gpu = read_section(args.output)  # written by `make bench-gpu` on a GPU machine: kept
-    launchers = read_launchers(args.output)  # written by `make bench-launchers`: kept
+    # Written by `make bench-gpu` (on a GPU machine) and `make bench-launchers`: kept.
+    kept = {h: read_section(args.output, h) for h in (gpu.SECTION, launchers.SECTION)}
     seconds = time.perf_counter() - tic
     if args.update and args.output.is_file():
         text = updated(args.output.read_text(), tables, command.strip(), seconds)
     else:
         text = render(tables, info, command.strip(), seconds)
     write_atomic(args.output, text)
-    if gpu is not None:
-        write_section(args.output, gpu)
-    if launchers is not None:
-        write_launchers(args.output, launchers)
+    for heading, section in kept.items():
+        if section is not None:
+            write_section(args.output, heading, section)
     print(f"[bench] wrote {args.output}")
     return 0
 

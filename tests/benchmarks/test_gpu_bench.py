@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from benchmarks._common import REPO
-from benchmarks.gpu import write_section
+from benchmarks._common import REPO, write_section
+from benchmarks.gpu import SECTION
 
 GPU = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
 
@@ -41,10 +41,10 @@ def test_without_cuda_says_so_in_one_line_and_writes_nothing(tmp_path: Path) -> 
 def test_section_replaces_its_old_self_and_keeps_the_rest(tmp_path: Path) -> None:
     path = tmp_path / "BENCH.md"
     path.write_text("# BENCHMARKS\n\n## 1. CPU\n\ntext\n")
-    write_section(path, "## GPU\n\nfirst\n")
+    write_section(path, SECTION, "## GPU\n\nfirst\n")
     assert path.read_text() == "# BENCHMARKS\n\n## 1. CPU\n\ntext\n\n## GPU\n\nfirst\n"
     path.write_text(path.read_text() + "\n## 9. Later\n\nkept\n")
-    write_section(path, "## GPU\n\nsecond\n")
+    write_section(path, SECTION, "## GPU\n\nsecond\n")
     text = path.read_text()
     assert "first" not in text and "second" in text
     assert text.index("## 1. CPU") < text.index("## GPU") < text.index("## 9. Later")
