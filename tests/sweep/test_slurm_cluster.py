@@ -296,3 +296,76 @@ def test_ddp_launched_by_slurm_matches_lightnings_own_ddp(tmp_path: Path) -> Non
     assert record["config"]["trainer"]["devices"] == 2
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics == json.loads((reference / "metrics.json").read_text())
+
+
+def test_a_cancelled_worker_leaves_its_trial_to_the_other(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # Two array tasks are workers of one PostgreSQL study; one is cancelled (scancel) while
+    # both train. Its trial is FAIL and queued again, and the other worker runs the copy:
+    # n_trials points complete, none lost, none left RUNNING.
+    n_trials = 6
+    worker = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "train",
+        "-m",
+        *TRIAL,
+        f"hydra.sweeper.n_trials={n_trials}",
+        "hydra.sweeper.report=false",
+        "hydra.sweeper.study_name=workers",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=5",
+        f'hydra.sweeper.storage="{postgres_url}"',
+    ]
+    array = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--array=0-1",
+            "--cpus-per-task=1",
+            f"--output={tmp_path}/worker-%a.log",
+            f"--wrap={shlex.join(worker)}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "CNNLAB_OUTPUTS": str(tmp_path / "outputs")},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+
+    def running_trials() -> int:
+        try:
+            study = optuna.load_study(study_name="workers", storage=postgres_url)
+        except KeyError:  # not created yet
+            return 0
+        return sum(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False))
+
+    deadline = time.monotonic() + 180
+    while running_trials() < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert running_trials() == 2, "the two workers never trained at once"
+    subprocess.run(["scancel", f"{array}_0"], check=True, timeout=30)
+    while time.monotonic() < deadline + 240:  # the other worker finishes the study
+        queued = subprocess.run(
+            ["squeue", "--noheader", f"--jobs={array}", "--format=%i"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if not queued:
+            break
+        time.sleep(1)
+    logs = "\n".join(p.read_text()[-2000:] for p in sorted(tmp_path.glob("worker-*.log")))
+    states = job_states([f"{array}_0", f"{array}_1"])
+    assert states[f"{array}_0"].startswith("CANCELLED"), (states, logs)  # "CANCELLED by 0"
+    assert states[f"{array}_1"] == "COMPLETED", (states, logs)
+    trials_ = optuna.load_study(study_name="workers", storage=postgres_url).trials
+    done = [t for t in trials_ if t.state == TrialState.COMPLETE]
+    failed = [t for t in trials_ if t.state == TrialState.FAIL]
+    assert not [t for t in trials_ if t.state == TrialState.RUNNING], logs
+    assert len(done) == n_trials and len(failed) == 1, logs
+    points = {tuple(sorted(t.params.items())) for t in done}
+    assert len(points) == n_trials  # distinct
+    assert tuple(sorted(failed[0].params.items())) in points  # the cancelled point ran again
