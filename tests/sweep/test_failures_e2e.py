@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -18,6 +19,8 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
+
+from cnnlab.sweep.storage import RETRY_ATTR
 
 # One epoch of a few batches; no logger files. Each trial trains in about a second.
 SHORT = ["debug=limit", "trainer.max_epochs=1", "logger=none"]
@@ -41,6 +44,18 @@ class FailAtStep(pl.Callback):
             if self.kill:
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"user callback failed at step {trainer.global_step}")
+
+
+# SIGKILLs its own process when `epoch` (0-based) starts, the first time only.
+class KillOnceAtEpoch(pl.Callback):
+
+    def __init__(self, epoch: int, marker: str) -> None:
+        self.epoch, self.marker = epoch, marker
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
@@ -261,7 +276,9 @@ def _user_module(tmp_path: Path) -> dict[str, str]:
     folder = tmp_path / "user"
     folder.mkdir()
     (folder / "user_callbacks.py").write_text(textwrap.dedent(USER_CALLBACKS))
-    return {"PYTHONPATH": str(folder)}
+    # In front of the caller's PYTHONPATH, which may name the cnnlab under test.
+    paths = [str(folder), os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
 @pytest.mark.slow
@@ -338,6 +355,37 @@ def test_trial_killed_under_joblib_is_recorded(tmp_path: Path, run_subprocess) -
     _assert_recorded_failure(trials[(1e8, 1000)], "TrainingDiverged: training loss became ")
     assert trials[(0.001, 1000)].state == TrialState.COMPLETE
     _assert_ends_with_outcome(proc, sweep_dir)
+
+
+def test_requeued_trial_continues_from_the_killed_trials_last_checkpoint(
+    tmp_path: Path, run_subprocess
+) -> None:
+    # The job is killed as its second epoch starts, after epoch 1 saved last.ckpt; its
+    # point is queued again, and the copy trains epoch 2 only.
+    proc = run_subprocess(
+        "train",
+        "-m",
+        *GRID,
+        "optimizer.lr=choice(0.01)",
+        "hydra/launcher=joblib",
+        "+callbacks.kill._target_=user_callbacks.KillOnceAtEpoch",
+        "+callbacks.kill.epoch=1",
+        f"+callbacks.kill.marker={tmp_path / 'killed'}",
+        "hydra.sweeper.max_failure_rate=0.9",
+        "debug=limit",
+        "logger=none",
+        env=_user_module(tmp_path),
+    )
+    assert proc.returncode == 0, _output(proc)[-3000:]
+    killed, copy = _study(_sweep_dir(tmp_path)).trials
+    assert killed.state == TrialState.FAIL and copy.state == TrialState.COMPLETE
+    assert copy.system_attrs[RETRY_ATTR] == killed.number
+    last = Path(killed.user_attrs["run_dir"]) / "checkpoints" / "last.ckpt"
+    assert f"++ckpt_path={last}" in copy.user_attrs["overrides"]
+    log = (Path(copy.user_attrs["run_dir"]) / "train.log").read_text()
+    assert f"Restored all states from the checkpoint at {last}" in log
+    # Epoch 1 is not trained again (Lightning still ends it, with no metrics: an empty line).
+    assert "epoch 2/2  train/" in log and "epoch 1/2  train/" not in log, log
 
 
 @pytest.mark.slow

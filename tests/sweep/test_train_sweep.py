@@ -94,3 +94,37 @@ def test_tpe_hyperband_sweep_of_cnnlab_train(tmp_path: Path, run_subprocess) -> 
         else:
             assert len(trial.intermediate_values) < 3
     assert (sweep_dir / "report.md").exists() and (sweep_dir / "best.yaml").exists()
+
+
+@pytest.mark.slow
+def test_pruning_message_quotes_the_epoch_and_value_as_the_epoch_line(
+    tmp_path: Path, run_subprocess
+) -> None:
+    # bootstrap_count above the trials run: successive halving prunes at its first rung
+    # (step 1, the second epoch), so the one trial is pruned there.
+    proc = run_subprocess(
+        "train",
+        "-m",
+        "hparams_search=tpe",
+        "debug=limit",
+        "logger=none",
+        "test=false",
+        "trainer.max_epochs=3",
+        "callbacks.early_stopping=null",
+        "hydra.sweeper.n_trials=1",
+        "hydra/sweeper/pruner=successive_halving",
+        "hydra.sweeper.pruner.min_resource=1",
+        "hydra.sweeper.pruner.bootstrap_count=5",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "outputs" / "multiruns" / "train").iterdir()
+    info = json.loads((sweep_dir / "sweep.json").read_text())
+    (trial,) = optuna.load_study(study_name=info["study_name"], storage=info["storage"]).trials
+    assert trial.state == TrialState.PRUNED
+    step = max(trial.intermediate_values)
+    value = trial.intermediate_values[step]
+    # The epoch line's wording: "epoch 2/3  ... val/acc=0.1016 ..." (1-based, 4 digits).
+    shown = proc.stdout + proc.stderr
+    assert f"trial 0 pruned after epoch {step + 1}/3: val/acc={value:.4g}\n" in shown
+    earlier = [line for line in shown.splitlines() if f"epoch {step}/3  " in line]
+    assert earlier and f"val/acc={trial.intermediate_values[step - 1]:.4g}" in earlier[0]

@@ -53,8 +53,17 @@ class EpochLogProgress(ProgressBar):
             for k, v in trainer.callback_metrics.items()
             if v.numel() == 1 and not k.startswith("test/")
         }
-        shown = "  ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+        shown = "  ".join(metric_text(k, v) for k, v in sorted(metrics.items()))
         log.info("epoch %d/%d  %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
+
+
+def metric_text(name: str, value: float) -> str:
+    """``name=value`` as the epoch line shows it, for every message that quotes a metric.
+
+    One rounding for all: a message that quotes a value of an epoch line (the pruning one)
+    then reads the same number as the line does.
+    """
+    return f"{name}={value:.4g}"
 
 
 class ConfusionMatrixPlot(Callback):

@@ -66,8 +66,14 @@ class TrialReporter:
                 raise ConfigError(f"sweep.{key}", "is needed to report to the trial")
         return cls(str(sweep.storage), str(sweep.study_name), int(sweep.trial_number))
 
-    def report(self, value: float, step: int) -> None:
+    def report(self, value: float, step: int, shown: str | None = None) -> None:
         """Report ``value`` at ``step``; mark the trial PRUNED and raise if it should stop.
+
+        Args:
+            value: The intermediate value.
+            step: Its step (for Lightning, the 0-based epoch).
+            shown: How the pruning message names the step and value; the caller knows
+                what they mean on screen (an epoch line counts epochs from 1, rounds values).
 
         Raises:
             optuna.TrialPruned: The pruner stopped the trial (already PRUNED in storage).
@@ -81,8 +87,9 @@ class TrialReporter:
         if not self.trial.should_prune():
             return
         self.study.tell(self.trial, state=TrialState.PRUNED)
-        log.info("trial %d pruned at step %d (value %s)", self.trial.number, step, value)
-        raise optuna.TrialPruned(f"trial {self.trial.number} pruned at step {step}: {value}")
+        message = f"trial {self.trial.number} pruned {shown or f'at step {step}: {value}'}"
+        log.info("%s", message)
+        raise optuna.TrialPruned(message)
 
 
 def trial_pruning_callback(cfg: DictConfig) -> pl.Callback:
@@ -107,7 +114,20 @@ def trial_pruning_callback(cfg: DictConfig) -> pl.Callback:
                 )
             number = float(value)
             self.reporter.report(
-                number if math.isfinite(number) else math.nan, trainer.current_epoch
+                number if math.isfinite(number) else math.nan,
+                trainer.current_epoch,
+                _epoch_text(trainer, self.metric, number),
             )
 
     return TrialPruning(TrialReporter.from_config(cfg), str(cfg.monitor.metric))
+
+
+def _epoch_text(trainer: pl.Trainer, metric: str, value: float) -> str:
+    """``after epoch 2/5: val/acc=0.9141``: the epoch and value as the epoch line writes them.
+
+    A trial is pruned before its epoch line is written, so this stands in for that line.
+    """
+    from cnnlab.lit.callbacks import metric_text
+
+    epoch = f"{trainer.current_epoch + 1}/{trainer.max_epochs}"
+    return f"after epoch {epoch}: {metric_text(metric, value)}"

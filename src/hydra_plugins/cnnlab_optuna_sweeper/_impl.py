@@ -372,6 +372,7 @@ class OptunaSweeperImpl(Sweeper):
             self.custom_search_space(self.config, trial)
         overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
         overrides.append(parallel_override(self.config.hydra.launcher, at_once))
+        overrides += _continue_lost_run(run, trial)  # before run_dir names this job's folder
         trial.set_user_attr("overrides", scrub_secrets(overrides))  # stored in the study
         trial.set_user_attr("job_num", job_num)
         trial.set_user_attr("sweep_dir", str(self.sweep_dir))
@@ -573,6 +574,26 @@ def _queue_lost_point(run: _Run, trial: Trial) -> bool:
     shared.requeue(run.study, stored)
     log.warning("trial %d: its point is queued to run again", trial.number)
     return True
+
+
+def _continue_lost_run(run: _Run, trial: Trial) -> list[str]:
+    """``ckpt_path=`` the last checkpoint of the lost trial that ``trial`` runs again, if any.
+
+    A re-queued copy (:func:`_queue_lost_point`, :func:`cnnlab.sweep.storage.recover_abandoned`)
+    carries the lost trial's user attributes, its ``run_dir`` among them. Where that folder
+    has ``checkpoints/last.ckpt`` the copy continues from it (model, optimizer, epoch), in its
+    own job folder, instead of training again from epoch 1; otherwise it starts fresh.
+    """
+    from cnnlab.records.resume import LAST_CHECKPOINT
+
+    stored = run.stored(trial)
+    lost = stored.system_attrs.get(shared.RETRY_ATTR)
+    folder = stored.user_attrs.get("run_dir")
+    if lost is None or not folder or not (Path(folder) / LAST_CHECKPOINT).is_file():
+        return []
+    last = Path(folder) / LAST_CHECKPOINT
+    log.info("trial %d continues lost trial %d from %s", trial.number, lost, last)
+    return [f"++ckpt_path={search_space.format_value(str(last))}"]
 
 
 def _job_value(ret: Any) -> Any:
