@@ -90,11 +90,13 @@ def test_every_continuous_sampler_runs_a_sweep(app: Path, run_app, sampler: str)
 def test_resume_reaches_total_and_continues_job_numbers(app: Path, run_app) -> None:
     args = ["hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=1", "x=interval(0,1)"]
     run_app(*args, "hydra.sweeper.n_trials=3")
-    run_app(*args, "hydra.sweeper.n_trials=5")
+    resumed = run_app(*args, "hydra.sweeper.n_trials=5")
     study = load_study(app)
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    second = sorted((app / "multirun").iterdir())[-1]
+    first, second = sorted((app / "multirun").iterdir())
+    # The resumed sweep says where the study's earlier trials are.
+    assert f"earlier trials of study {study.study_name} are in: {first}" in resumed.stdout
     assert sorted(p.name for p in second.iterdir() if p.is_dir()) == ["3", "4"]
     info = json.loads((second / "sweep.json").read_text())
     assert info["study_name"] == study.study_name and info["n_trials"] == 5

@@ -240,6 +240,10 @@ class OptunaSweeperImpl(Sweeper):
             len(study.get_trials(deepcopy=False)),
             f", re-queued abandoned trials {recovered}" if recovered else "",
         )
+        earlier = _earlier_sweep_dirs(study, self.sweep_dir)
+        if earlier:
+            # A resumed study's folders: the report of this one ranks all of their trials.
+            log.info("earlier trials of study %s are in: %s", study_name, ", ".join(earlier))
         heartbeat = shared.Heartbeat(storage, self.heartbeat_interval).start()
         run = _Run(study, storage, space, n_trials, pruner_cfg, heartbeat)
         tell_outcome = False  # not after Ctrl-C or a bug: their traceback comes last
@@ -675,6 +679,12 @@ def _fit_slurm_launcher(config: DictConfig) -> None:
     with read_write(config.hydra), open_dict(config.hydra):
         slurm.fit_launcher(config.hydra.launcher, config, slurm.read_nodes())
     slurm.install_job_states()
+
+
+def _earlier_sweep_dirs(study: optuna.Study, sweep_dir: Path) -> list[str]:
+    """The sweep folders of the study's earlier trials (a resumed sweep gets a new one)."""
+    folders = {t.user_attrs.get("sweep_dir") for t in study.get_trials(deepcopy=False)}
+    return sorted(f for f in folders if isinstance(f, str) and f != str(sweep_dir))
 
 
 def _is_running(run: _Run, trial: Trial) -> bool:
