@@ -23,7 +23,7 @@ from cnnlab.lit.checkpoint import load_classifier
 def digits_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """best.ckpt of LeNet-5 trained for a few epochs on digits (about 10 s on a laptop CPU)."""
     run_dir = tmp_path_factory.mktemp("lenet5_digits")
-    args = ["train", "logger=none", "trainer.max_epochs=5", f"hydra.run.dir={run_dir}"]
+    args = ["train", "logger=none", "trainer.max_epochs=6", f"hydra.run.dir={run_dir}"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("sys.argv", ["cnnlab", *args])
         mp.delenv(cli.TASK_ENV, raising=False)
