@@ -16,6 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.sweep.test_failures_e2e import _user_module
 from tests.tasks.test_tracking import read_wandb_records
 
 # Four trials on a grid: two complete, two fail (4 groups do not divide LeNet-5's 6 maps).
@@ -25,8 +26,9 @@ SWEEP = [
     "hparams_search=grid",
     "data.batch_size=choice(32)",
     "optimizer.lr=choice(0.001,0.01)",
-    "norm=group",
-    "norm.groups=choice(2,4)",
+    # Half the grid fails mid-training (a user callback), after the config checks passed.
+    "+callbacks.flaky._target_=user_callbacks.FailAtStep",
+    "+callbacks.flaky.step=choice(2,1000)",
     "hydra.sweeper.max_failure_rate=0.9",
     "debug=limit",
     "trainer.max_epochs=1",
@@ -65,7 +67,7 @@ def _updates(records: list[Any], field: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_sweep_summary_run_and_trial_links(tmp_path: Path, run_subprocess) -> None:
-    proc = run_subprocess(*SWEEP, timeout=600)
+    proc = run_subprocess(*SWEEP, timeout=600, env=_user_module(tmp_path))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     (sweep_dir,) = (tmp_path / "outputs" / "multiruns" / "train").iterdir()
     info = json.loads((sweep_dir / "sweep.json").read_text())
