@@ -215,13 +215,9 @@ def test_without_accounting_one_warning_and_a_bounded_wait(tmp_path: Path) -> No
     assert "Bypassing sacct error" not in output
 
 
-def test_an_sbatch_array_of_workers_shares_one_postgres_study(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    # The README's recipe for short trials: each array task is one `cnnlab train -m` worker
-    # that runs many trials in one process, all on one PostgreSQL study (pgserver).
-    n_trials = 4
-    worker = [
+def _worker(n_trials: int, storage: str, *extra: str) -> list[str]:
+    """One worker of study ``workers`` on ``storage``: a `cnnlab train -m` array task runs."""
+    return [
         sys.executable,
         "-m",
         "cnnlab",
@@ -231,8 +227,18 @@ def test_an_sbatch_array_of_workers_shares_one_postgres_study(
         f"hydra.sweeper.n_trials={n_trials}",
         "hydra.sweeper.report=false",
         "hydra.sweeper.study_name=workers",
-        f'hydra.sweeper.storage="{postgres_url}"',
+        *extra,
+        f'hydra.sweeper.storage="{storage}"',
     ]
+
+
+def test_an_sbatch_array_of_workers_shares_one_postgres_study(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The README's recipe for short trials: each array task is one `cnnlab train -m` worker
+    # that runs many trials in one process, all on one PostgreSQL study (pgserver).
+    n_trials = 4
+    worker = _worker(n_trials, postgres_url)
     proc = subprocess.run(
         [
             "sbatch",
@@ -305,20 +311,9 @@ def test_a_cancelled_worker_leaves_its_trial_to_the_other(
     # both train. Its trial is FAIL and queued again, and the other worker runs the copy:
     # n_trials points complete, none lost, none left RUNNING.
     n_trials = 6
-    worker = [
-        sys.executable,
-        "-m",
-        "cnnlab",
-        "train",
-        "-m",
-        *TRIAL,
-        f"hydra.sweeper.n_trials={n_trials}",
-        "hydra.sweeper.report=false",
-        "hydra.sweeper.study_name=workers",
-        "hydra.sweeper.heartbeat_interval=1",
-        "hydra.sweeper.grace_period=5",
-        f'hydra.sweeper.storage="{postgres_url}"',
-    ]
+    worker = _worker(
+        n_trials, postgres_url, "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5"
+    )
     array = subprocess.run(
         [
             "sbatch",
@@ -344,9 +339,10 @@ def test_a_cancelled_worker_leaves_its_trial_to_the_other(
         return sum(t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False))
 
     deadline = time.monotonic() + 180
-    while running_trials() < 2 and time.monotonic() < deadline:
+    while (running := running_trials()) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert running_trials() == 2, "the two workers never trained at once"
+    # Read once: asked again, a worker may be between two trials.
+    assert running == 2, "the two workers never trained at once"
     subprocess.run(["scancel", f"{array}_0"], check=True, timeout=30)
     while time.monotonic() < deadline + 240:  # the other worker finishes the study
         queued = subprocess.run(
