@@ -38,7 +38,7 @@ def compose_experiment() -> Any:
 
 def load_splits(cfg: Any) -> dict[str, Any]:
     """The uint8 training and validation splits cnnlab's data module makes, with its stats."""
-    from cnnlab.tasks.common import build_datamodule
+    from cnnlab.lit.build import build_datamodule
 
     datamodule = build_datamodule(cfg.data)
     datamodule.setup("fit")
