@@ -91,3 +91,27 @@ def test_an_error_out_of_the_task_keeps_its_traceback(
     with pytest.raises(SystemExit) as composition:  # the same kind of error, from Hydra
         run_cli("summary", "model=resnet_nope")
     assert composition.value.code == 1
+
+
+@pytest.mark.parametrize("args", [["--help"], ["fly"]])
+def test_the_console_script_freezes_the_heap_before_the_interpreter_tears_it_down(
+    args: list[str],
+) -> None:
+    # What the console script leaves to exit is freeing torch's and Lightning's modules; with
+    # the objects frozen, the interpreter's last garbage collections skip them (seconds).
+    # atexit handlers run after console_main, also when it exits with an error.
+    result = _python(
+        "import atexit, gc, sys; from cnnlab import cli;"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0));"
+        f"sys.argv = ['cnnlab', *{args!r}]; sys.exit(cli.console_main())"
+    )
+    assert result.stdout.strip().endswith("frozen True"), result.stdout + result.stderr
+    assert result.returncode == (0 if args == ["--help"] else 2)
+
+
+def test_main_in_process_leaves_the_heap_to_the_collector() -> None:
+    # Tests call main() in one process again and again: nothing there may stay uncollected.
+    result = _python(
+        "import gc; from cnnlab import cli; cli.main(['--help']); print(gc.get_freeze_count())"
+    )
+    assert result.stdout.strip().endswith("\n0") or result.stdout.strip() == "0", result.stdout

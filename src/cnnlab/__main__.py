@@ -1,6 +1,8 @@
 """``python -m cnnlab <task> [overrides]`` works like the ``cnnlab`` console script."""
 
-from cnnlab.cli import main
+import sys
+
+from cnnlab.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(console_main())

@@ -7,6 +7,7 @@ itself, so ``cnnlab --help`` and ``cnnlab train --cfg job`` stay fast.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -77,6 +78,22 @@ def main(argv: Sequence[str] | None = None) -> Any:
         # Ctrl-C is no failure: one last line saying how to go on, no traceback.
         print(_interrupted_line(task, args[1:], exc), file=sys.stderr, flush=True)
         raise SystemExit(130) from None
+
+
+def console_main() -> Any:
+    """The ``cnnlab`` console script (and ``python -m cnnlab``): :func:`main`, then a quick exit.
+
+    When :func:`main` returns, every file is written and closed and every tracker finished;
+    what remains is the interpreter tearing down torch's, Lightning's and Hydra's modules,
+    where its garbage collections walk millions of objects: 1-5 s on 2 cores, after the last
+    line (BENCHMARKS.md, section 8). Freezing them first skips those collections; objects
+    are still freed and ``atexit`` handlers still run. Not in :func:`main` itself, which
+    tests call in-process, where frozen objects would never be collected.
+    """
+    try:
+        return main()
+    finally:
+        gc.freeze()
 
 
 def _interrupted_line(task: str, args: list[str], exc: KeyboardInterrupt) -> str:
