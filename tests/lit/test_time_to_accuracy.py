@@ -68,3 +68,15 @@ def test_unreached_target_records_nothing(run_cli, tmp_path: Path) -> None:
 def test_bad_target_names_its_key(target: object) -> None:
     with pytest.raises(ConfigError, match=r"callbacks\.time_to_accuracy\.target"):
         TimeToAccuracy(target=target)  # type: ignore[arg-type]
+
+
+def test_state_key_is_the_one_earlier_checkpoints_hold() -> None:
+    # Lightning looks a callback's state up by this string only: a checkpoint written with
+    # Lightning's Callback._generate_state_key(monitor=..., target=...) must still resume.
+    assert TimeToAccuracy(target=0.94).state_key == (
+        "TimeToAccuracy{'monitor': 'val/acc', 'target': 0.94}"
+    )
+    assert TimeToAccuracy(target=1, monitor="val/acc_top5").state_key == (
+        "TimeToAccuracy{'monitor': 'val/acc_top5', 'target': 1.0}"
+    )
+    assert TimeToAccuracy(target=0.9).state_key != TimeToAccuracy(target=0.94).state_key

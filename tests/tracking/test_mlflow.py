@@ -52,6 +52,19 @@ def test_a_run_logs_params_metrics_and_its_files(run_cli, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+def test_an_unused_logger_starts_no_run(run_cli, tmp_path: Path) -> None:
+    # fast_dev_run swaps the logger for Lightning's DummyLogger: the MLflow logger is never
+    # used, and ending the job must not start a run just to end it.
+    run_cli("train", "logger=mlflow", "debug=fast_dev_run")
+    outputs = tmp_path / "outputs"
+    manifest = json.loads((only_run_dir(outputs) / "run.json").read_text())
+    assert manifest["status"] == "completed"
+    if (outputs / "mlflow.db").exists():
+        experiment = _client(outputs).get_experiment_by_name("cnnlab")
+        assert experiment is None or _runs(outputs) == []
+
+
+@pytest.mark.slow
 def test_missing_extra_is_one_line_naming_it(tmp_path: Path) -> None:
     # The real CLI with mlflow made unimportable, as on a machine without the extra.
     code = (

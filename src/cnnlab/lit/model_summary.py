@@ -1,77 +1,101 @@
-"""Lightning's rich model summary without the FLOPs column when nothing was counted.
+"""The model summary at the start of fit: layers, parameters and modes, and no FLOPs.
 
-Lightning counts FLOPs only with an ``example_input_array``; without one it prints a
-column of zeros and "Total FLOPs: 0". ``cnnlab summary`` gives the real mult-adds.
+Lightning's own summaries (``ModelSummary``, ``RichModelSummary``) always print a FLOPs
+column and a FLOPs total, which Lightning counts only with an ``example_input_array``:
+without one, on every cnnlab run, a column of zeros and "Total FLOPs: 0". ``cnnlab summary``
+gives the real mult-adds. This callback prints its own table from the public attributes of
+Lightning's :func:`pytorch_lightning.utilities.model_summary.summarize`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pytorch_lightning.callbacks import RichModelSummary
-from pytorch_lightning.utilities.model_summary import get_formatted_model_size
-from pytorch_lightning.utilities.model_summary import get_human_readable_count as count
+from pytorch_lightning.callbacks import ModelSummary
+from pytorch_lightning.utilities.model_summary import (
+    get_formatted_model_size,
+    get_human_readable_count,
+    summarize,
+)
 from typing_extensions import override
 
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities.model_summary import ModelSummary as Summary
+    from rich.table import Table
 
-class ModelSummaryWithoutZeroFlops(RichModelSummary):
-    """:class:`RichModelSummary`, leaving out FLOPs when their total is 0."""
 
-    @staticmethod
+class ModelSummaryWithoutFlops(ModelSummary):
+    """Prints the LightningModule's layers and parameter totals when fit starts.
+
+    It is a Lightning ``ModelSummary`` so that Lightning adds no default summary of its own
+    (it adds one when ``enable_model_summary`` is true and the callbacks have none); it
+    overrides the public ``on_fit_start`` hook and renders the table itself.
+    """
+
+    def __init__(self, max_depth: int = 1) -> None:
+        super().__init__(max_depth=max_depth)
+        self.depth = max_depth
+
     @override
-    def summarize(
-        summary_data: list[tuple[str, list[str]]],
-        total_parameters: int,
-        trainable_parameters: int,
-        model_size: float,
-        total_training_modes: dict[str, int],
-        total_flops: int,
-        **summarize_kwargs: Any,
-    ) -> None:
-        if total_flops:
-            RichModelSummary.summarize(
-                summary_data,
-                total_parameters,
-                trainable_parameters,
-                model_size,
-                total_training_modes,
-                total_flops,
-                **summarize_kwargs,
-            )
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.depth or not trainer.is_global_zero:
             return
         from rich import get_console
-        from rich.table import Table
 
-        columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
-        table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
-        for name, _ in columns:
-            style = "dim" if name == " " else None
-            left = name in (" ", "Name", "Type", "Mode")
-            table.add_column(
-                name, justify="left" if left else "right", style=style, no_wrap=name == "Name"
-            )
-        for row in zip(*(values for _, values in columns), strict=True):
-            table.add_row(*row)
-        grid = Table.grid(expand=True)
-        grid.add_column()
-        for label, value in (
-            ("Trainable params", count(trainable_parameters)),
-            ("Non-trainable params", count(total_parameters - trainable_parameters)),
-            ("Total params", count(total_parameters)),
-            ("Total estimated model params size (MB)", get_formatted_model_size(model_size)),
-            ("Modules in train mode", total_training_modes["train"]),
-            ("Modules in eval mode", total_training_modes["eval"]),
-        ):
-            grid.add_row(f"[bold]{label}[/]: {value}")
+        summary = summarize(pl_module, max_depth=self.depth)
         console = get_console()
-        console.print(table)
-        console.print(grid)
+        console.print(layer_table(summary))
+        console.print(totals_grid(summary))
 
 
-def model_summary(enabled: bool = True, max_depth: int = 1) -> ModelSummaryWithoutZeroFlops:
+def layer_table(summary: Summary) -> Table:
+    """One row per summarised module: index, name, type, parameters and train/eval mode."""
+    from rich.table import Table
+
+    table = Table(header_style="bold magenta")
+    table.add_column(" ", style="dim")
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Type")
+    table.add_column("Params", justify="right")
+    table.add_column("Mode")
+    rows = zip(
+        summary.layer_names,
+        summary.layer_types,
+        summary.param_nums,
+        summary.training_modes,
+        strict=True,
+    )
+    for index, (name, kind, params, training) in enumerate(rows):
+        mode = "train" if training else "eval"
+        table.add_row(str(index), name, kind, get_human_readable_count(params), mode)
+    return table
+
+
+def totals_grid(summary: Summary) -> Table:
+    """The parameter counts, their size in MB and how many modules are in train/eval mode."""
+    from rich.table import Table
+
+    trainable = summary.trainable_parameters
+    modes = summary.total_training_modes
+    grid = Table.grid(expand=True)
+    grid.add_column()
+    for label, value in (
+        ("Trainable params", get_human_readable_count(trainable)),
+        ("Non-trainable params", get_human_readable_count(summary.total_parameters - trainable)),
+        ("Total params", get_human_readable_count(summary.total_parameters)),
+        ("Total estimated model params size (MB)", get_formatted_model_size(summary.model_size)),
+        ("Modules in train mode", modes["train"]),
+        ("Modules in eval mode", modes["eval"]),
+    ):
+        grid.add_row(f"[bold]{label}[/]: {value}")
+    return grid
+
+
+def model_summary(enabled: bool = True, max_depth: int = 1) -> ModelSummaryWithoutFlops:
     """The summary callback; ``enabled=False`` (``trainer.enable_model_summary``) prints none.
 
     A summary callback in the list makes Lightning ignore ``enable_model_summary``; depth 0
     is Lightning's own way to switch one off.
     """
-    return ModelSummaryWithoutZeroFlops(max_depth=max_depth if enabled else 0)
+    return ModelSummaryWithoutFlops(max_depth=max_depth if enabled else 0)

@@ -79,7 +79,15 @@ class TimeToAccuracy(Callback):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(monitor=self.monitor, target=self.target)
+        """The class name and the monitored metric and target, so two callbacks keep apart.
+
+        The string is the one Lightning's ``Callback._generate_state_key`` made for earlier
+        cnnlab releases (``TimeToAccuracy{'monitor': 'val/acc', 'target': 0.94}``): Lightning
+        finds a callback's state in a checkpoint by this key alone, and a run resumed from an
+        earlier checkpoint would otherwise restart both clocks without a word.
+        """
+        key = {"monitor": self.monitor, "target": self.target}
+        return f"{type(self).__qualname__}{key!r}"
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

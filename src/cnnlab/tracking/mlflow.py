@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytorch_lightning.loggers import MLFlowLogger
+from typing_extensions import override
+
 from cnnlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -26,8 +29,33 @@ ARTEFACTS = ("run.json", "metrics.json")
 # The job's status (run.json) -> MLflow's run status.
 STATUSES = {"completed": "FINISHED", "interrupted": "KILLED"}
 
+
+class MLFlowRunLogger(MLFlowLogger):
+    """Lightning's ``MLFlowLogger``, which knows whether it started its MLflow run.
+
+    The logger starts its run at the first use of ``experiment`` (``run_id`` and
+    ``experiment_id`` use it too, so asking them starts a run). One never used
+    (``fast_dev_run`` swaps it for a ``DummyLogger``) has no run to end: ``started`` stays
+    false, and :func:`finish_mlflow` leaves it alone.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = False
+
+    @property
+    @override
+    def experiment(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        client = super().experiment
+        # Ranks other than 0 get Lightning's dummy experiment, which starts no run.
+        self.started = self.started or isinstance(client, MlflowClient)
+        return client
+
+
 # Loggers made in this process and not finished yet (a multirun makes one per job).
-_open_loggers: list[Any] = []
+_open_loggers: list[MLFlowRunLogger] = []
 
 
 def mlflow_logger(
@@ -39,7 +67,7 @@ def mlflow_logger(
     study: str | None = None,
     trial: int | None = None,
     log_checkpoints: bool = False,
-) -> Any:
+) -> MLFlowRunLogger:
     """Create an ``MLFlowLogger`` for this job.
 
     Args:
@@ -59,14 +87,13 @@ def mlflow_logger(
         import mlflow  # noqa: F401
     except ImportError:
         raise ConfigError("logger.mlflow", MISSING_EXTRA) from None
-    from pytorch_lightning.loggers import MLFlowLogger
 
     run_tags: dict[str, Any] = {tag: "true" for tag in tags}
     if study is not None:
         run_tags["study"] = study
     if trial is not None:
         run_tags["trial"] = str(trial)
-    logger = MLFlowLogger(
+    logger = MLFlowRunLogger(
         experiment_name=experiment_name,
         run_name=run_name,
         tracking_uri=_absolute(tracking_uri),
@@ -87,9 +114,7 @@ def finish_mlflow(run_dir: Path, status: str) -> None:
     """
     while _open_loggers:
         logger = _open_loggers.pop()
-        # MLFlowLogger starts its run at the first use; an unused one (fast_dev_run swaps it
-        # for a DummyLogger) gets no run at all.
-        if not getattr(logger, "_initialized", True):
+        if not logger.started:  # never used: no run to end, and none to start now
             continue
         try:
             _finish(logger, run_dir, status)
@@ -97,7 +122,7 @@ def finish_mlflow(run_dir: Path, status: str) -> None:
             log.exception("could not finish the MLflow run of %s", run_dir)
 
 
-def _finish(logger: Any, run_dir: Path, status: str) -> None:
+def _finish(logger: MLFlowRunLogger, run_dir: Path, status: str) -> None:
     client, run_id = logger.experiment, logger.run_id
     for name in ARTEFACTS:
         if (run_dir / name).is_file():
