@@ -29,7 +29,6 @@ from cnnlab.data.sources.base import (
     check_fraction,
     check_positive_int,
     resize_uint8,
-    split_fraction_error,
     stratified_split,
 )
 from cnnlab.data.tensors import TensorImageDataset, passthrough_collate
@@ -252,12 +251,7 @@ class ImageDataModule(pl.LightningDataModule):
             val = self._as_dataset(data.val)
         else:
             labels = train.labels  # type: ignore[attr-defined]
-            try:
-                keep, held = stratified_split(labels, self.val_fraction, self.seed)
-            except ValueError:
-                raise split_fraction_error(
-                    "data.val_fraction", self.val_fraction, len(labels)
-                ) from None
+            keep, held = stratified_split(labels, self.val_fraction, self.seed, "data.val_fraction")
             val, train = train.subset(held), train.subset(keep)  # type: ignore[attr-defined]
         if self.mean is None:
             self.mean, self.std = self._compute_stats(train)

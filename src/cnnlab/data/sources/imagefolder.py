@@ -20,7 +20,6 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -130,11 +129,7 @@ class ImageFolderSource(Source):
                 "data.in_channels", f"image folders support 1 or 3 channels, got {in_channels!r}"
             )
         self.in_channels = int(in_channels)
-        self._settings: dict[str, Any] = {
-            "root": str(self.root),
-            "image_size": self.image_size,
-            "in_channels": self.in_channels,
-        }
+        self._remember("root", "image_size", "in_channels")
 
     def _index(self, split_dir: Path, classes: list[str]) -> ImageFileDataset:
         """List the images of one split; class folders must be among ``classes``."""
