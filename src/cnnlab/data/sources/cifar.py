@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from cnnlab.data.download import download_from_mirrors, extract_archive, md5_file
+from cnnlab.data.download import check_md5, download_from_mirrors, extract_archive, md5_file
 from cnnlab.data.sources.base import DownloadableSource, SourceData, resize_uint8
 from cnnlab.errors import DataError
 
@@ -151,11 +151,7 @@ class CifarSource(DownloadableSource):
         return [name for name in names if not (self.data_dir / name).is_file()]
 
     def _extract(self, archive: Path) -> None:
-        actual, expected = md5_file(archive), self.checksums[self.archive]
-        if actual != expected.lower():
-            raise DataError(
-                archive, f"checksum mismatch: expected md5 {expected}, got {actual}; delete it"
-            )
+        check_md5(archive, md5_file(archive), self.checksums[self.archive], "; delete it")
         extract_archive(archive, self.root)
         missing = self._missing()
         if missing:
