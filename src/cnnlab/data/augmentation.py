@@ -46,17 +46,7 @@ class BatchAugmentation(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        """Augment a batch.
-
-        Args:
-            x: Float tensor ``[B, C, H, W]`` with values in ``[0, 1]``.
-
-        Returns:
-            The augmented batch, same shape, dtype and device, clamped to ``[0, 1]``.
-
-        Raises:
-            ValueError: If ``x`` is not a 4-D floating-point tensor.
-        """
+        """Augment a float batch ``[B, C, H, W]`` in ``[0, 1]``; ValueError for anything else."""
         if x.ndim != 4 or not x.is_floating_point():
             raise ValueError(
                 f"augmentation expects a float batch [B, C, H, W], got {x.dtype} {tuple(x.shape)}"
@@ -280,12 +270,7 @@ class _Params:
         return self.number(key, default, 0.0, 1.0)
 
     def integer(self, key: str, default: int, lo: int, hi: int) -> int:
-        value = self._get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{_KEY}.{key}", f"must be an integer, got {value!r}")
-        if not lo <= value <= hi:
-            raise ConfigError(f"{_KEY}.{key}", f"must be in [{lo}, {hi}], got {value!r}")
-        return value
+        return int(_check_number(key, self._get(key, default), lo, hi, integer=True))
 
     def pair(
         self, key: str, default: tuple[float, float], lo: float, hi: float
@@ -313,9 +298,10 @@ class _Params:
             )
 
 
-def _check_number(key: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ConfigError(f"{_KEY}.{key}", f"must be a number, got {value!r}")
+def _check_number(key: str, value: Any, lo: float, hi: float, integer: bool = False) -> float:
+    types, noun = (int, "an integer") if integer else (int | float, "a number")
+    if isinstance(value, bool) or not isinstance(value, types) or math.isnan(value):
+        raise ConfigError(f"{_KEY}.{key}", f"must be {noun}, got {value!r}")
     if not lo <= value <= hi:
         raise ConfigError(f"{_KEY}.{key}", f"must be in [{lo}, {hi}], got {value!r}")
     return float(value)
