@@ -34,9 +34,7 @@ _PAD_MODES = ("constant", "reflect", "replicate")
 class BatchAugmentation(nn.Module):
     """Applies a kornia pipeline to a batch and keeps its shape, dtype, device and ``[0, 1]`` range.
 
-    Args:
-        name: Policy name, shown in ``repr`` and logs.
-        transform: Module mapping ``[B, C, H, W]`` to ``[B, C, H, W]``.
+    ``name`` (the policy's) is shown in ``repr`` and logs.
     """
 
     def __init__(self, name: str, transform: nn.Module) -> None:
@@ -123,10 +121,6 @@ class _ChannelAwareJitter(nn.Module):
 _Op = Callable[[Tensor, Tensor, float], Tensor]
 
 
-def _per_image(v: Tensor) -> Tensor:
-    return v.view(-1, 1, 1, 1)
-
-
 def _autocontrast(x: Tensor, sign: Tensor, f: float) -> Tensor:
     # Stretch each image's channels to the full [0, 1]; flat channels are left as they are.
     lo = x.amin(dim=(-2, -1), keepdim=True)
@@ -137,7 +131,7 @@ def _autocontrast(x: Tensor, sign: Tensor, f: float) -> Tensor:
 
 def _brightness(x: Tensor, sign: Tensor, f: float) -> Tensor:
     # PIL-style brightness: blend with black, i.e. scale by 1 +/- 0.9 f.
-    return (x * _per_image(1.0 + 0.9 * f * sign)).clamp(0.0, 1.0)
+    return (x * (1.0 + 0.9 * f * sign).view(-1, 1, 1, 1)).clamp(0.0, 1.0)
 
 
 def _contrast(x: Tensor, sign: Tensor, f: float) -> Tensor:

@@ -292,14 +292,7 @@ def extract_archive(path: Path, dest: Path) -> list[Path]:
     Members are unpacked into a temporary folder inside ``dest`` and the
     top-level entries are moved into place only once everything extracted, so a
     failure leaves no partial tree. An existing top-level entry of the same name
-    is replaced.
-
-    Args:
-        path: The archive.
-        dest: The folder to extract into; created if missing.
-
-    Returns:
-        The top-level paths created in ``dest``.
+    is replaced. ``dest`` is created if missing. Returns the top-level paths created.
 
     Raises:
         DataError: Naming the archive, when it is unreadable, of an unknown kind,
