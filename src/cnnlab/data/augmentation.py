@@ -34,9 +34,7 @@ _PAD_MODES = ("constant", "reflect", "replicate")
 class BatchAugmentation(nn.Module):
     """Applies a kornia pipeline to a batch and keeps its shape, dtype, device and ``[0, 1]`` range.
 
-    Args:
-        name: Policy name, shown in ``repr`` and logs.
-        transform: Module mapping ``[B, C, H, W]`` to ``[B, C, H, W]``.
+    ``name`` (the policy's) is shown in ``repr`` and logs.
     """
 
     def __init__(self, name: str, transform: nn.Module) -> None:
@@ -46,17 +44,7 @@ class BatchAugmentation(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        """Augment a batch.
-
-        Args:
-            x: Float tensor ``[B, C, H, W]`` with values in ``[0, 1]``.
-
-        Returns:
-            The augmented batch, same shape, dtype and device, clamped to ``[0, 1]``.
-
-        Raises:
-            ValueError: If ``x`` is not a 4-D floating-point tensor.
-        """
+        """Augment a float batch ``[B, C, H, W]`` in ``[0, 1]``; ValueError for anything else."""
         if x.ndim != 4 or not x.is_floating_point():
             raise ValueError(
                 f"augmentation expects a float batch [B, C, H, W], got {x.dtype} {tuple(x.shape)}"
@@ -133,10 +121,6 @@ class _ChannelAwareJitter(nn.Module):
 _Op = Callable[[Tensor, Tensor, float], Tensor]
 
 
-def _per_image(v: Tensor) -> Tensor:
-    return v.view(-1, 1, 1, 1)
-
-
 def _autocontrast(x: Tensor, sign: Tensor, f: float) -> Tensor:
     # Stretch each image's channels to the full [0, 1]; flat channels are left as they are.
     lo = x.amin(dim=(-2, -1), keepdim=True)
@@ -147,7 +131,7 @@ def _autocontrast(x: Tensor, sign: Tensor, f: float) -> Tensor:
 
 def _brightness(x: Tensor, sign: Tensor, f: float) -> Tensor:
     # PIL-style brightness: blend with black, i.e. scale by 1 +/- 0.9 f.
-    return (x * _per_image(1.0 + 0.9 * f * sign)).clamp(0.0, 1.0)
+    return (x * (1.0 + 0.9 * f * sign).view(-1, 1, 1, 1)).clamp(0.0, 1.0)
 
 
 def _contrast(x: Tensor, sign: Tensor, f: float) -> Tensor:
@@ -280,12 +264,7 @@ class _Params:
         return self.number(key, default, 0.0, 1.0)
 
     def integer(self, key: str, default: int, lo: int, hi: int) -> int:
-        value = self._get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{_KEY}.{key}", f"must be an integer, got {value!r}")
-        if not lo <= value <= hi:
-            raise ConfigError(f"{_KEY}.{key}", f"must be in [{lo}, {hi}], got {value!r}")
-        return value
+        return int(_check_number(key, self._get(key, default), lo, hi, integer=True))
 
     def pair(
         self, key: str, default: tuple[float, float], lo: float, hi: float
@@ -313,9 +292,10 @@ class _Params:
             )
 
 
-def _check_number(key: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ConfigError(f"{_KEY}.{key}", f"must be a number, got {value!r}")
+def _check_number(key: str, value: Any, lo: float, hi: float, integer: bool = False) -> float:
+    types, noun = (int, "an integer") if integer else (int | float, "a number")
+    if isinstance(value, bool) or not isinstance(value, types) or math.isnan(value):
+        raise ConfigError(f"{_KEY}.{key}", f"must be {noun}, got {value!r}")
     if not lo <= value <= hi:
         raise ConfigError(f"{_KEY}.{key}", f"must be in [{lo}, {hi}], got {value!r}")
     return float(value)

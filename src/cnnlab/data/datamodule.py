@@ -29,11 +29,11 @@ from cnnlab.data.sources.base import (
     check_fraction,
     check_positive_int,
     resize_uint8,
-    split_fraction_error,
     stratified_split,
 )
 from cnnlab.data.tensors import TensorImageDataset, passthrough_collate
 from cnnlab.errors import ConfigError
+from cnnlab.machine import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,6 @@ _STATS_CHUNK = 4096
 
 # data.num_workers=auto: enough decoding processes to keep a small GPU fed from disk.
 AUTO_WORKERS = 4
-
-
-def auto_workers() -> int:
-    """``min(AUTO_WORKERS, usable cores)``: more workers than cores only queue for them."""
-    from cnnlab.machine import usable_cores
-
-    return min(AUTO_WORKERS, usable_cores())
 
 
 def _check_stats(key: str, values: Any, in_channels: int) -> list[float] | None:
@@ -158,7 +151,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.batch_size = check_positive_int("data.batch_size", batch_size)
         self.val_fraction = check_fraction("data.val_fraction", val_fraction)
         if num_workers == "auto":
-            num_workers = auto_workers()
+            # More workers than cores would only queue for them.
+            num_workers = min(AUTO_WORKERS, usable_cores())
         self.num_workers = check_positive_int("data.num_workers", num_workers, minimum=0)
         self.seed = int(seed)
         self.pin_memory = bool(pin_memory)
@@ -252,12 +246,7 @@ class ImageDataModule(pl.LightningDataModule):
             val = self._as_dataset(data.val)
         else:
             labels = train.labels  # type: ignore[attr-defined]
-            try:
-                keep, held = stratified_split(labels, self.val_fraction, self.seed)
-            except ValueError:
-                raise split_fraction_error(
-                    "data.val_fraction", self.val_fraction, len(labels)
-                ) from None
+            keep, held = stratified_split(labels, self.val_fraction, self.seed, "data.val_fraction")
             val, train = train.subset(held), train.subset(keep)  # type: ignore[attr-defined]
         if self.mean is None:
             self.mean, self.std = self._compute_stats(train)
@@ -296,15 +285,10 @@ class ImageDataModule(pl.LightningDataModule):
     # ----------------------------------------------------------------- public helpers
 
     def preprocess(self, images: Tensor) -> Tensor:
-        """Turn uint8 images into normalised network input, without augmentation.
+        """Turn uint8 images ``[N, C, H, W]`` or ``[C, H, W]`` into normalised network input.
 
-        The eval/predict path: images of another size are resized bilinearly.
-
-        Args:
-            images: uint8 tensor ``[N, C, H, W]`` or ``[C, H, W]``.
-
-        Returns:
-            float tensor ``[N, C, image_size, image_size]`` on the input's device.
+        The eval/predict path, without augmentation: images of another size are resized
+        bilinearly to ``[N, C, image_size, image_size]``, on the input's device.
 
         Raises:
             ValueError: For a wrong dtype, rank or channel count.

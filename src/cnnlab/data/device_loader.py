@@ -34,10 +34,6 @@ class EpochShuffleSampler(torch.utils.data.Sampler[int]):
     a resumed run see the same batches as an uninterrupted one. Lightning calls
     :meth:`set_epoch` before each epoch; iterating without it advances the
     epoch by one per pass.
-
-    Args:
-        num_samples: Size of the dataset.
-        seed: Base seed of the permutations.
     """
 
     def __init__(self, num_samples: int, seed: int) -> None:

@@ -11,7 +11,7 @@ each member itself into a temporary folder, never following a link.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -20,12 +20,13 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from cnnlab.errors import DataError
+from cnnlab.files.atomic import replacing
 
 # Some mirrors refuse urllib's default agent string.
 _USER_AGENT = "cnnlab/0.1 (+https://github.com/)"
@@ -41,41 +42,26 @@ def md5_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def _temporary_sibling(dest: Path) -> Iterator[Path]:
-    """Yield a fresh temporary path in ``dest``'s folder, removed afterwards unless renamed."""
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
+def check_md5(where: object, actual: str, expected: str | None, advice: str = "") -> None:
+    """Raise DataError naming ``where`` unless ``actual`` is ``expected`` (None accepts any)."""
+    if expected is not None and actual != expected.lower():
+        raise DataError(where, f"checksum mismatch: expected md5 {expected}, got {actual}{advice}")
 
 
 def download_url(url: str, dest: Path, md5: str | None = None, timeout: float = 30.0) -> Path:
     """Download ``url`` to ``dest``, verifying its md5, atomically.
 
-    The body streams to a ``.part`` file in ``dest``'s folder and is renamed to
-    ``dest`` with ``os.replace`` only after the checksum matches; on any failure
-    the temporary file is removed and ``dest`` is left untouched.
-
-    Args:
-        url: The address to fetch (http, https or file).
-        dest: Where the finished file goes; its folder is created.
-        md5: Expected hex md5 of the body; ``None`` skips verification.
-        timeout: Seconds to wait for the connection and for each read.
-
-    Returns:
-        ``dest``.
+    The body streams to a temporary file in ``dest``'s folder (created if missing) that
+    replaces ``dest`` only after the checksum matches (``md5=None`` skips it); on any failure
+    the temporary file is removed and ``dest`` is left untouched. ``url`` may be http, https
+    or file; ``timeout`` bounds the connection and each read.
 
     Raises:
         DataError: Naming the URL, when the transfer fails or the checksum differs.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    with _temporary_sibling(dest) as tmp:
+    with replacing(dest) as tmp:
         digest = hashlib.md5(usedforsecurity=False)
         try:
             with (
@@ -88,10 +74,7 @@ def download_url(url: str, dest: Path, md5: str | None = None, timeout: float = 
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise DataError(url, f"download failed ({reason})") from exc
-        actual = digest.hexdigest()
-        if md5 is not None and actual != md5.lower():
-            raise DataError(url, f"checksum mismatch: expected md5 {md5}, got {actual}")
-        os.replace(tmp, dest)
+        check_md5(url, digest.hexdigest(), md5)
     return dest
 
 
@@ -102,17 +85,9 @@ def download_from_mirrors(
     md5: str | None = None,
     timeout: float = 30.0,
 ) -> Path:
-    """Download ``filename`` from the first mirror that delivers it intact.
+    """Download ``filename`` into ``folder`` from the first of ``mirrors`` that delivers it intact.
 
-    Args:
-        filename: Name of the file on the mirrors and on disk.
-        mirrors: Base URLs, tried in order; ``filename`` is appended to each.
-        folder: The folder that receives the file.
-        md5: Expected hex md5; a mirror serving other bytes counts as failed.
-        timeout: Seconds per connection and read.
-
-    Returns:
-        The path of the downloaded file.
+    A mirror serving bytes of another md5 counts as failed.
 
     Raises:
         DataError: Naming the destination, every URL tried and why each failed,
@@ -242,30 +217,40 @@ class _Tree:
                     )
 
 
-def _check_members(archive: Path, members: Sequence[_Member]) -> None:
-    """Refuse the archive unless every member, taken together, stays inside its folder."""
-    tree = _Tree(archive)
-    for member in members:
-        tree.add(member)
-    tree.check_links(members)
+# Tar member types written, by kind; anything else (devices, pipes) is refused.
+_TAR_KINDS = {
+    **dict.fromkeys(tarfile.REGULAR_TYPES, "file"),
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink",
+}
+
+# Opens a member's data, when a file member is written.
+_Opener = Callable[[], IO[bytes]]
 
 
-def _tar_members(path: Path, tar: tarfile.TarFile) -> list[tuple[_Member, tarfile.TarInfo]]:
-    found = []
-    for info in tar.getmembers():
-        parts = _member_parts(path, info.name)
-        if info.isdir():
-            kind = "dir"
-        elif info.isreg():
-            kind = "file"
-        elif info.issym():
-            kind = "symlink"
-        elif info.islnk():
-            kind = "hardlink"
-        else:
-            raise DataError(path, f"member {info.name!r} is a device or pipe; refusing")
-        found.append((_Member(info.name, parts, kind, info.linkname), info))
-    return found
+def _tar_member(path: Path, tar: tarfile.TarFile, info: tarfile.TarInfo) -> tuple[_Member, _Opener]:
+    parts = _member_parts(path, info.name)
+    kind = _TAR_KINDS.get(info.type)
+    if kind is None:
+        raise DataError(path, f"member {info.name!r} is a device or pipe; refusing")
+
+    def data() -> IO[bytes]:
+        stream = tar.extractfile(info)
+        if stream is None:
+            raise DataError(path, f"member {info.name!r} has no data")
+        return stream
+
+    return _Member(info.name, parts, kind, info.linkname), data
+
+
+def _zip_member(
+    path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> tuple[_Member, _Opener]:
+    # zipfile writes a stored Unix symlink as a plain file holding its target; so do we.
+    kind = "dir" if info.is_dir() else "file"
+    member = _Member(info.filename, _member_parts(path, info.filename), kind)
+    return member, functools.partial(archive.open, info)
 
 
 def _write_file(target: Path, source: IO[bytes]) -> None:
@@ -275,7 +260,7 @@ def _write_file(target: Path, source: IO[bytes]) -> None:
         shutil.copyfileobj(source, out, _CHUNK)
 
 
-def _materialise(staging: Path, member: _Member, open_data: Callable[[], IO[bytes]]) -> None:
+def _materialise(staging: Path, member: _Member, open_data: _Opener) -> None:
     """Write one checked member below ``staging``; its parents are real folders by now."""
     target = staging.joinpath(*member.parts)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -291,36 +276,14 @@ def _materialise(staging: Path, member: _Member, open_data: Callable[[], IO[byte
             _write_file(target, data)
 
 
-def _extract_tar(path: Path, staging: Path) -> None:
-    with tarfile.open(path, "r:*") as tar:
-        members = _tar_members(path, tar)
-        _check_members(path, [m for m, _ in members])
-        for member, info in members:
-
-            def data(info: tarfile.TarInfo = info) -> IO[bytes]:
-                stream = tar.extractfile(info)
-                if stream is None:
-                    raise DataError(path, f"member {info.name!r} has no data")
-                return stream
-
-            _materialise(staging, member, data)
-
-
-def _extract_zip(path: Path, staging: Path) -> None:
-    with zipfile.ZipFile(path) as archive:
-        # zipfile writes a stored Unix symlink as a plain file holding its target; so do we.
-        infos = archive.infolist()
-        members = [
-            _Member(i.filename, _member_parts(path, i.filename), "dir" if i.is_dir() else "file")
-            for i in infos
-        ]
-        _check_members(path, members)
-        for member, info in zip(members, infos, strict=True):
-
-            def data(info: zipfile.ZipInfo = info) -> IO[bytes]:
-                return archive.open(info)
-
-            _materialise(staging, member, data)
+def _extract_members(archive: Path, staging: Path, members: list[tuple[_Member, _Opener]]) -> None:
+    """Refuse the archive unless every member, taken together, stays inside; then write them."""
+    tree = _Tree(archive)
+    for member, _ in members:
+        tree.add(member)
+    tree.check_links([member for member, _ in members])
+    for member, open_data in members:
+        _materialise(staging, member, open_data)
 
 
 def extract_archive(path: Path, dest: Path) -> list[Path]:
@@ -329,14 +292,7 @@ def extract_archive(path: Path, dest: Path) -> list[Path]:
     Members are unpacked into a temporary folder inside ``dest`` and the
     top-level entries are moved into place only once everything extracted, so a
     failure leaves no partial tree. An existing top-level entry of the same name
-    is replaced.
-
-    Args:
-        path: The archive.
-        dest: The folder to extract into; created if missing.
-
-    Returns:
-        The top-level paths created in ``dest``.
+    is replaced. ``dest`` is created if missing. Returns the top-level paths created.
 
     Raises:
         DataError: Naming the archive, when it is unreadable, of an unknown kind,
@@ -348,9 +304,13 @@ def extract_archive(path: Path, dest: Path) -> list[Path]:
     try:
         try:
             if tarfile.is_tarfile(path):
-                _extract_tar(path, staging)
+                with tarfile.open(path, "r:*") as tar:
+                    members = [_tar_member(path, tar, info) for info in tar.getmembers()]
+                    _extract_members(path, staging, members)
             elif zipfile.is_zipfile(path):
-                _extract_zip(path, staging)
+                with zipfile.ZipFile(path) as archive:
+                    members = [_zip_member(path, archive, info) for info in archive.infolist()]
+                    _extract_members(path, staging, members)
             else:
                 raise DataError(path, "not a tar or zip archive")
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:

@@ -19,11 +19,7 @@ from torch.utils.data import Dataset
 
 
 class TensorImageDataset(Dataset[tuple[Tensor, Tensor]]):
-    """uint8 images and int64 labels held once as tensors.
-
-    Args:
-        images: uint8 tensor ``[N, C, H, W]``.
-        labels: int64 tensor ``[N]``.
+    """uint8 images ``[N, C, H, W]`` and int64 labels ``[N]`` held once as tensors.
 
     Raises:
         ValueError: When the shapes or dtypes do not match that layout.

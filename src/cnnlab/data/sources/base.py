@@ -53,6 +53,11 @@ class Source(ABC):
 
     _settings: dict[str, Any]
 
+    def _remember(self, *names: str) -> None:
+        """Set ``_settings`` from the named attributes, paths as text (plain values for YAML)."""
+        values = {name: getattr(self, name) for name in names}
+        self._settings = {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
     def prepare(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Fetch missing files when the source may download. Runs once, on rank 0.
 
@@ -64,11 +69,7 @@ class Source(ABC):
         """Read the data set into memory (or index its files) and return its splits."""
 
     def config(self) -> dict[str, Any]:
-        """Return the settings that rebuild this source, with its ``_target_``.
-
-        Returns:
-            A plain dict suitable for hyperparameter logging and checkpoints.
-        """
+        """The settings that rebuild this source, with its ``_target_``: hparams, checkpoints."""
         target = f"{type(self).__module__}.{type(self).__qualname__}"
         return {"_target_": target, **self._settings}
 
@@ -111,14 +112,7 @@ class DownloadableSource(Source):
         missing = [name for name in self.required_files if name not in self.checksums]
         if missing:
             raise ConfigError("data.source.checksums", f"no md5 given for {', '.join(missing)}")
-        self._settings = {
-            "root": str(self.root),
-            "download": self.download,
-            "image_size": self.image_size,
-            "mirrors": self.mirrors,
-            "checksums": self.checksums,
-            "timeout": self.timeout,
-        }
+        self._remember("root", "download", "image_size", "mirrors", "checksums", "timeout")
 
     @property
     @abstractmethod
@@ -127,16 +121,7 @@ class DownloadableSource(Source):
 
 
 def check_positive_int(key: str, value: object, minimum: int = 1) -> int:
-    """Return ``value`` as an int, or raise ConfigError naming ``key``.
-
-    Args:
-        key: The config key reported in the error, e.g. ``data.image_size``.
-        value: The received value.
-        minimum: The smallest accepted value.
-
-    Raises:
-        ConfigError: When ``value`` is not an integer or is below ``minimum``.
-    """
+    """Return ``value`` as an int >= ``minimum``, or raise ConfigError naming ``key``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
@@ -158,13 +143,6 @@ def resize_uint8(images: Tensor, size: int) -> Tensor:
 
     Downscaling uses antialiasing so thin strokes do not alias away. Returns the
     input unchanged when it already has the requested size.
-
-    Args:
-        images: uint8 tensor ``[N, C, H, W]``.
-        size: Side of the square output.
-
-    Returns:
-        uint8 tensor ``[N, C, size, size]``.
     """
     if images.shape[-2:] == (size, size):
         return images
@@ -181,7 +159,7 @@ def resize_uint8(images: Tensor, size: int) -> Tensor:
     return torch.cat(chunks)
 
 
-def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+def stratified_split(labels: Tensor, fraction: float, seed: int, key: str) -> tuple[Tensor, Tensor]:
     """Split indices so that ``fraction`` of each class goes to the second part.
 
     The total held-out count is ``round(fraction * N)``; per-class counts are
@@ -189,23 +167,18 @@ def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
     remainders, so class proportions match as closely as integers allow. The
     same labels, fraction and seed always give the same split.
 
-    Args:
-        labels: int64 labels ``[N]``.
-        fraction: Share of samples to hold out, in (0, 1).
-        seed: Seed of the shuffle within each class.
-
     Returns:
         ``(keep, held_out)``: sorted int64 index tensors, disjoint, covering ``0..N-1``.
 
     Raises:
-        ValueError: When either part would be empty.
+        ConfigError: Naming ``key`` (the fraction's), when either part would be empty.
     """
     y = labels.numpy()
     total = len(y)
     n_held = round(fraction * total)
     if n_held < 1 or n_held > total - 1:
-        raise ValueError(
-            f"holding out {fraction} of {total} samples leaves an empty split ({n_held} held out)"
+        raise ConfigError(
+            key, f"{fraction} of {total} samples holds out {n_held}, which leaves an empty split"
         )
     classes, counts = np.unique(y, return_counts=True)
     shares = counts * (n_held / total)
@@ -222,11 +195,3 @@ def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
     mask[held_idx] = False
     keep_idx = np.flatnonzero(mask)
     return torch.from_numpy(keep_idx).long(), torch.from_numpy(held_idx).long()
-
-
-def split_fraction_error(key: str, fraction: float, total: int) -> ConfigError:
-    """Build the ConfigError for a fraction that leaves an empty split of ``total`` samples."""
-    n_held = round(fraction * total)
-    return ConfigError(
-        key, f"{fraction} of {total} samples holds out {n_held}, which leaves an empty split"
-    )

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from cnnlab.data.download import download_from_mirrors, extract_archive, md5_file
+from cnnlab.data.download import check_md5, download_from_mirrors, extract_archive, md5_file
 from cnnlab.data.sources.base import DownloadableSource, SourceData, resize_uint8
 from cnnlab.errors import DataError
 
@@ -75,13 +75,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def load_pickle(path: Path) -> Any:
-    """Unpickle a CIFAR batch or meta file with the restricted unpickler.
-
-    Args:
-        path: The pickle file.
-
-    Returns:
-        The unpickled object (a dict for real CIFAR files).
+    """Unpickle a CIFAR batch or meta file (a dict) with the restricted unpickler.
 
     Raises:
         DataError: Naming the file, when it is missing, corrupt, or needs any
@@ -102,9 +96,7 @@ def load_pickle(path: Path) -> Any:
 def read_cifar_batch(path: Path, label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one CIFAR batch into uint8 images ``[N, 3, 32, 32]`` and int64 labels ``[N]``.
 
-    Args:
-        path: The batch file (``data_batch_1``, ``test_batch``, ``train``...).
-        label_key: ``labels`` for CIFAR-10, ``fine_labels`` or ``coarse_labels`` for CIFAR-100.
+    ``label_key`` is ``labels`` for CIFAR-10, ``fine_labels`` or ``coarse_labels`` for CIFAR-100.
 
     Raises:
         DataError: Naming the file, when it lacks the keys or has inconsistent sizes.
@@ -129,15 +121,8 @@ class CifarSource(DownloadableSource):
     """A CIFAR data set from its python-version archive. Subclasses set the class variables.
 
     The archive goes to ``<root>/<archive>`` and is extracted (safely) next to
-    it, giving ``<root>/<folder>/`` as torchvision lays it out.
-
-    Args:
-        root: Folder holding the data sets.
-        download: Fetch the archive from ``mirrors`` when it is missing.
-        image_size: Side of the images after a one-time bilinear resize (32 keeps them).
-        mirrors: Base URLs to try in order; ``None`` uses the upstream site.
-        checksums: ``{archive name: md5}``; ``None`` uses the upstream checksum.
-        timeout: Seconds per connection and read while downloading.
+    it, giving ``<root>/<folder>/`` as torchvision lays it out. Arguments are those of
+    :class:`~cnnlab.data.sources.base.DownloadableSource`; ``checksums`` are ``{archive: md5}``.
     """
 
     archive: ClassVar[str]
@@ -166,11 +151,7 @@ class CifarSource(DownloadableSource):
         return [name for name in names if not (self.data_dir / name).is_file()]
 
     def _extract(self, archive: Path) -> None:
-        actual, expected = md5_file(archive), self.checksums[self.archive]
-        if actual != expected.lower():
-            raise DataError(
-                archive, f"checksum mismatch: expected md5 {expected}, got {actual}; delete it"
-            )
+        check_md5(archive, md5_file(archive), self.checksums[self.archive], "; delete it")
         extract_archive(archive, self.root)
         missing = self._missing()
         if missing:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +21,6 @@ from cnnlab.data.sources.base import (
     check_fraction,
     check_positive_int,
     resize_uint8,
-    split_fraction_error,
     stratified_split,
 )
 
@@ -46,11 +44,7 @@ class DigitsSource(Source):
         self.image_size = check_positive_int("data.image_size", image_size)
         self.test_fraction = check_fraction("data.source.test_fraction", test_fraction)
         self.seed = int(seed)
-        self._settings: dict[str, Any] = {
-            "image_size": self.image_size,
-            "test_fraction": self.test_fraction,
-            "seed": self.seed,
-        }
+        self._remember("image_size", "test_fraction", "seed")
 
     def load(self) -> SourceData:
         """Load, scale, upsample and split the 1,797 digits."""
@@ -58,12 +52,8 @@ class DigitsSource(Source):
         scaled = np.rint(pixels * (255.0 / _MAX_LEVEL)).clip(0, 255).astype(np.uint8)
         images = resize_uint8(torch.from_numpy(scaled).reshape(-1, 1, 8, 8), self.image_size)
         labels = torch.from_numpy(targets.astype(np.int64))
-        try:
-            train_idx, test_idx = stratified_split(labels, self.test_fraction, self.seed)
-        except ValueError:
-            raise split_fraction_error(
-                "data.source.test_fraction", self.test_fraction, len(labels)
-            ) from None
+        key = "data.source.test_fraction"
+        train_idx, test_idx = stratified_split(labels, self.test_fraction, self.seed, key)
         return SourceData(
             train=(images[train_idx], labels[train_idx]),
             test=(images[test_idx], labels[test_idx]),

@@ -9,8 +9,6 @@ with the file's name instead of a reshape error deep in numpy.
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import ClassVar
@@ -21,6 +19,7 @@ import torch
 from cnnlab.data.download import download_from_mirrors
 from cnnlab.data.sources.base import DownloadableSource, SourceData, resize_uint8
 from cnnlab.errors import DataError
+from cnnlab.files.atomic import write_bytes_atomic
 
 # IDX type code -> numpy dtype; multi-byte values are big-endian.
 _IDX_TYPES: dict[int, np.dtype] = {
@@ -45,13 +44,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file, plain or gzip-compressed (``.gz`` suffix).
-
-    Args:
-        path: The file.
-
-    Returns:
-        The array with the file's dtype (native byte order) and dimensions.
+    """Read an IDX file, plain or gzip-compressed (``.gz`` suffix), in native byte order.
 
     Raises:
         DataError: Naming the file, when it is missing, unreadable, has a bad
@@ -82,18 +75,8 @@ def read_idx(path: Path) -> np.ndarray:
 def write_idx(path: Path, array: np.ndarray) -> Path:
     """Write ``array`` as an IDX file, gzip-compressed when ``path`` ends in ``.gz``.
 
-    The file appears atomically: it is written to a temporary name and renamed.
-
-    Args:
-        path: Destination.
-        array: An array of a dtype IDX supports (uint8, int8, int16, int32,
-            float32, float64) with at least one dimension.
-
-    Returns:
-        ``path``.
-
-    Raises:
-        ValueError: For an unsupported dtype or a 0-d array.
+    The file appears atomically. ``array`` needs at least one dimension and a dtype IDX
+    supports (uint8, int8, int16, int32, float32, float64); otherwise ValueError.
     """
     path = Path(path)
     big = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
@@ -105,14 +88,7 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
     if path.suffix == ".gz":
         # mtime=0 keeps the bytes (and so the md5) identical across runs.
         body = gzip.compress(body, mtime=0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return write_bytes_atomic(path, body)
 
 
 class IdxSource(DownloadableSource):
@@ -120,16 +96,8 @@ class IdxSource(DownloadableSource):
 
     Files live in ``<root>/<folder>/raw/`` (the layout torchvision uses, so an
     existing download is reused), either as downloaded (``.gz``) or
-    decompressed. Subclasses set the class variables.
-
-    Args:
-        root: Folder holding the data sets.
-        download: Fetch missing files from ``mirrors``.
-        image_size: Side of the images after a one-time bilinear resize (28 keeps them).
-        mirrors: Base URLs to try in order; ``None`` uses the upstream mirrors.
-        checksums: ``filename -> md5`` of the four ``.gz`` files; ``None`` uses
-            the upstream checksums.
-        timeout: Seconds per connection and read while downloading.
+    decompressed. Subclasses set the class variables. Arguments are those of
+    :class:`~cnnlab.data.sources.base.DownloadableSource`; ``checksums`` are of the ``.gz`` files.
     """
 
     folder: ClassVar[str]
@@ -147,11 +115,6 @@ class IdxSource(DownloadableSource):
     @property
     def required_files(self) -> tuple[str, ...]:
         """The four files, as named on the mirrors."""
-        return self.filenames
-
-    @property
-    def filenames(self) -> tuple[str, ...]:
-        """The four files, as named on the mirrors."""
         return self.train_files + self.test_files
 
     @property
@@ -166,11 +129,16 @@ class IdxSource(DownloadableSource):
                 return candidate
         return None
 
+    def _missing(self) -> tuple[str, str]:
+        """``("2 of the 4 files", "a, b")``: what a manual copy into :attr:`raw_dir` needs."""
+        missing = [n for n in self.required_files if self._find(n) is None]
+        return f"{len(missing)} of the {len(self.required_files)} files", ", ".join(missing)
+
     def prepare(self) -> None:
         """Download the files that are missing, when ``download`` is set."""
         if not self.download:
             return
-        for name in self.filenames:
+        for name in self.required_files:
             if self._find(name) is None:
                 try:
                     download_from_mirrors(
@@ -178,11 +146,10 @@ class IdxSource(DownloadableSource):
                     )
                 except DataError as exc:
                     # Offline, every file fails alike: name all that a manual copy needs.
-                    missing = [n for n in self.filenames if self._find(n) is None]
+                    count, names = self._missing()
                     raise DataError(
                         exc.path,
-                        f"{exc.message}. {self.raw_dir} lacks {len(missing)} of the "
-                        f"{len(self.filenames)} files: {', '.join(missing)} (each plain or .gz)",
+                        f"{exc.message}. {self.raw_dir} lacks {count}: {names} (each plain or .gz)",
                     ) from None
 
     def _require(self, filename: str) -> Path:
@@ -190,12 +157,12 @@ class IdxSource(DownloadableSource):
         if found is not None:
             return found
         mirror = self.mirrors[0].rstrip("/") if self.mirrors else "the data set's website"
-        missing = [n for n in self.filenames if self._find(n) is None]
+        count, names = self._missing()
         raise DataError(
             self.raw_dir / filename,
-            f"not found ({len(missing)} of the {len(self.filenames)} files are missing: "
-            f"{', '.join(missing)}). Set data.source.download=true to fetch them, or download "
-            f"them from {mirror}/ and place them (plain or .gz) in {self.raw_dir}",
+            f"not found ({count} are missing: {names}). Set data.source.download=true to "
+            f"fetch them, or download them from {mirror}/ and place them (plain or .gz) in "
+            f"{self.raw_dir}",
         )
 
     def _read_split(self, images_file: str, labels_file: str) -> tuple[torch.Tensor, torch.Tensor]:

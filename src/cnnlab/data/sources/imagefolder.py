@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -37,15 +36,9 @@ _MODES = {1: "L", 3: "RGB"}
 
 
 def decode_image(path: Path, in_channels: int, image_size: int) -> Tensor:
-    """Decode an image file into a uint8 tensor ``[C, H, W]`` of the configured shape.
+    """Decode an image file into uint8 ``[in_channels, image_size, image_size]``.
 
-    Args:
-        path: The image file.
-        in_channels: 1 (converted to greyscale) or 3 (converted to RGB).
-        image_size: Side of the square output; the image is resized bilinearly.
-
-    Returns:
-        uint8 tensor ``[in_channels, image_size, image_size]``.
+    One channel converts to greyscale, three to RGB; the image is resized bilinearly.
 
     Raises:
         DataError: Naming the file, when Pillow cannot read it or it has more pixels
@@ -73,23 +66,14 @@ def decode_image(path: Path, in_channels: int, image_size: int) -> Tensor:
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
 
+@dataclass(eq=False, repr=False)  # identity hash; no repr listing every file
 class ImageFileDataset(Dataset[tuple[Tensor, Tensor]]):
-    """Image files with labels, decoded one sample at a time.
+    """Image files with int64 ``labels`` ``[len(files)]``, decoded one sample at a time."""
 
-    Args:
-        files: Paths of the images.
-        labels: int64 labels ``[len(files)]``.
-        in_channels: Channels of the decoded images (1 or 3).
-        image_size: Side of the decoded images.
-    """
-
-    def __init__(
-        self, files: Sequence[Path], labels: Tensor, in_channels: int, image_size: int
-    ) -> None:
-        self.files = list(files)
-        self.labels = labels
-        self.in_channels = in_channels
-        self.image_size = image_size
+    files: list[Path]
+    labels: Tensor
+    in_channels: int
+    image_size: int
 
     def __len__(self) -> int:
         return len(self.files)
@@ -113,10 +97,7 @@ def _list_images(folder: Path) -> list[Path]:
 class ImageFolderSource(Source):
     """Images sorted into one folder per class, for ``train/`` and optionally ``val/``, ``test/``.
 
-    Args:
-        root: The folder holding ``train/`` (and ``val/`` or ``test/``).
-        image_size: Side images are resized to.
-        in_channels: 1 converts to greyscale, 3 to RGB.
+    ``in_channels`` 1 converts the images to greyscale, 3 to RGB.
 
     Raises:
         ConfigError: For an unsupported channel count or image size below 1.
@@ -130,11 +111,7 @@ class ImageFolderSource(Source):
                 "data.in_channels", f"image folders support 1 or 3 channels, got {in_channels!r}"
             )
         self.in_channels = int(in_channels)
-        self._settings: dict[str, Any] = {
-            "root": str(self.root),
-            "image_size": self.image_size,
-            "in_channels": self.in_channels,
-        }
+        self._remember("root", "image_size", "in_channels")
 
     def _index(self, split_dir: Path, classes: list[str]) -> ImageFileDataset:
         """List the images of one split; class folders must be among ``classes``."""

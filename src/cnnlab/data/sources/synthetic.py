@@ -8,8 +8,6 @@ the set a fast, offline check that a model and training loop actually learn.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch.nn import functional as F
 
@@ -77,15 +75,15 @@ class SyntheticSource(Source):
             raise ConfigError("data.source.noise", f"must be a number >= 0, got {noise!r}")
         self.noise = float(noise)
         self.seed = int(seed)
-        self._settings: dict[str, Any] = {
-            "num_samples": self.num_samples,
-            "image_size": self.image_size,
-            "in_channels": self.in_channels,
-            "num_classes": self.num_classes,
-            "test_fraction": self.test_fraction,
-            "noise": self.noise,
-            "seed": self.seed,
-        }
+        self._remember(
+            "num_samples",
+            "image_size",
+            "in_channels",
+            "num_classes",
+            "test_fraction",
+            "noise",
+            "seed",
+        )
 
     def load(self) -> SourceData:
         """Generate the images and split them, stratified, into train and test."""
@@ -99,7 +97,8 @@ class SyntheticSource(Source):
             self.noise
         )
         images = (prototypes[labels] + noise).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-        train_idx, test_idx = stratified_split(labels, self.test_fraction, self.seed)
+        key = "data.source.test_fraction"  # checked in __init__, so never raised here
+        train_idx, test_idx = stratified_split(labels, self.test_fraction, self.seed, key)
         return SourceData(
             train=(images[train_idx], labels[train_idx]),
             test=(images[test_idx], labels[test_idx]),
