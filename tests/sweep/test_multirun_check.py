@@ -35,6 +35,11 @@ CASES: dict[str, tuple[list[str], str]] = {
         ["hparams_search=random", "optimizer.weight_decay=interval(-1.0,0.1)"],
         "optimizer.weight_decay: must be a number >= 0, got -1.0",
     ),
+    # Checked on the first job's config with the number set (not composed again).
+    "an optuna interval's upper bound": (
+        ["hparams_search=random", "data.val_fraction=interval(0.1,1.5)"],
+        "data.val_fraction: must be a number in (0, 1), got 1.5",
+    ),
     "a network that refuses a grid point": (
         ["hparams_search=grid", "data.batch_size=choice(32)", "norm=group", "norm.groups=2,4"],
         "norm.groups: 4 does not divide the 6",
