@@ -192,14 +192,8 @@ def stem_layers(
 ) -> OrderedDict[str, nn.Module]:
     """The stem: ``imagenet`` is a kxk/2 conv and 3x3/2 max pooling, ``small`` one 3x3/1 conv.
 
-    Args:
-        kind: ``imagenet`` or ``small`` (see :func:`choose_stem`).
-        in_channels: Input channels.
-        width: Output channels.
-        layers: The norm and activation after the conv.
-        kernel: Kernel of the ImageNet stem's conv.
-        names: Names of the conv and the pooling layer.
-        pooled: False leaves the ImageNet stem's pooling out (MobileNet's stem).
+    ``kind`` comes from :func:`choose_stem`, ``names`` name the conv and the pooling,
+    and ``pooled`` false leaves the ImageNet stem's pooling out (MobileNet's stem).
     """
     small = kind == "small"
     stem: OrderedDict[str, nn.Module] = OrderedDict()
@@ -291,16 +285,8 @@ def check_bool(option: str, value: Any) -> bool:
 def check_scalar_or_list(
     option: str, value: Any, length: int, check: Callable[[str, Any], Any]
 ) -> list[Any]:
-    """Expand a per-stage option: one value for every stage, or a list with one per stage.
-
-    Args:
-        option: The option name (for ``model.<option>`` errors).
-        value: A scalar or a list.
-        length: The number of stages.
-        check: Validates one value, e.g. :func:`check_positive_int`.
-
-    Returns:
-        One checked value per stage.
+    """Expand a per-stage option: one value for every stage, or a list with one per stage
+    (``length`` stages); ``check`` validates each, e.g. :func:`check_positive_int`.
 
     Raises:
         ValueError: ``model.<option>: ...`` for a list of the wrong length or a bad value.

@@ -74,12 +74,8 @@ BRANCH5_KERNELS = (3, 5)
 class Inception(nn.Module):
     """Four parallel branches (1x1; 1x1-3x3; 1x1-5x5; pool-1x1), concatenated.
 
-    Args:
-        in_channels: Input channels.
-        widths: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
-        norm: Norm factory.
-        act: Activation factory.
-        branch5_kernel: Kernel of the "5x5" branch (5, or torchvision's 3).
+    ``widths`` is a row of :data:`LAYOUT`; ``branch5_kernel`` is the "5x5" branch's
+    kernel (5, or torchvision's 3).
     """
 
     def __init__(
@@ -110,15 +106,9 @@ class Inception(nn.Module):
 
 
 class InceptionAux(nn.Module):
-    """Auxiliary classifier: 4x4 average pooling, 1x1 conv, FC, dropout, FC.
+    """Auxiliary classifier: 4x4 average pooling, 1x1 conv (128), FC (1024), dropout, FC.
 
-    Args:
-        in_channels: Channels of the module it follows.
-        num_classes: Outputs.
-        norm: Norm factory (after the 1x1 conv).
-        act: Activation factory.
-        fc_dropout: Dropout factory before the last FC layer (the paper's rate is 0.7).
-        width_mult: Multiplies the conv (128) and FC (1024) widths.
+    ``width_mult`` scales the 128 and 1024; the paper's ``fc_dropout`` rate is 0.7.
     """
 
     def __init__(

@@ -96,16 +96,8 @@ class MobileNetV1(Classifier):
 
 
 class InvertedResidual(nn.Module):
-    """1x1 expansion (t > 1), depthwise 3x3, linear 1x1 projection; skip when shapes match.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        stride: Depthwise stride.
-        expansion: Expansion factor t.
-        norm: Norm factory.
-        act: Activation factory.
-    """
+    """1x1 expansion by t (if t > 1), depthwise 3x3 (strided), linear 1x1 projection; skip
+    when shapes match."""
 
     def __init__(
         self,

@@ -42,15 +42,8 @@ STAGE_WIDTHS = (64, 128, 256, 512)
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 conv-norm layers; the activation follows the addition.
-
-    Args:
-        in_channels: Input channels.
-        width: Channels of both convs (the block's output).
-        stride: Stride of the first conv (2 halves the maps).
-        norm: Norm factory.
-        act: Activation factory.
-    """
+    """Two 3x3 conv-norm layers of ``width`` channels (the first strided); the activation
+    follows the addition."""
 
     expansion = 1
 
@@ -69,12 +62,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (strided), 1x1 expand by :attr:`expansion`; activation after the add.
 
-    Args:
-        in_channels: Input channels.
-        width: Channels of the 1x1 and 3x3 convs; the block outputs ``4 * width``.
-        stride: Stride of the 3x3 conv.
-        norm: Norm factory.
-        act: Activation factory.
+    The 1x1 and 3x3 convs have ``width`` channels; the block outputs ``4 * width``.
     """
 
     expansion = 4
