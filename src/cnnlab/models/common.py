@@ -130,7 +130,8 @@ class Classifier(nn.Module):
     A family builds its parts and hands them over by name. The names start every
     state_dict key (``head.fc.weight``), so they are the checkpoint format: keep them
     when a family changes. The weights are initialised once, after every part exists,
-    with the ``init`` group's scheme (PyTorch's own when none is given).
+    with the ``init`` group's scheme (PyTorch's own when none is given). A family checks
+    its options: a bad value raises ``ValueError``/``TypeError('model.<option>: ...')``.
 
     Attributes:
         default_layers: The paper's norm and activation, the family's default; the

@@ -107,9 +107,6 @@ class DenseNet(Classifier):
         growth_rate: Maps each dense layer adds (k).
         init_features: Stem output channels; None means 2k.
         compression: Share of channels a transition keeps (the paper's theta).
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     default_layers = BATCH_NORM

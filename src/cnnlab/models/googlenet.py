@@ -151,9 +151,6 @@ class GoogLeNet(Classifier):
     Attributes:
         aux_scores: Scores of the auxiliary classifiers from the last forward in
             training mode (empty otherwise).
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     default_layers = BATCH_NORM

@@ -70,9 +70,6 @@ class MobileNetV1(Classifier):
         args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` (first conv stride 2) or ``small`` (stride 1).
         width_mult: Width multiplier alpha.
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     default_layers = BATCH_NORM
@@ -138,9 +135,6 @@ class MobileNetV2(Classifier):
         args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` or ``small`` (stride 1 in the stem and stage 2).
         width_mult: Width multiplier.
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     default_layers = V2_LAYERS

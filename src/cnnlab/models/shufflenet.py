@@ -105,9 +105,6 @@ class ShuffleNetV1(Classifier):
         stem: ``auto``, ``imagenet`` or ``small``.
         groups: Groups g of the pointwise convs: 1, 2, 3, 4 or 8.
         scale: Scale factor s of every width (the paper's 0.25x, 0.5x, 1x, ...).
-
-    Raises:
-        ValueError: ``model.groups``, ``model.scale`` or ``model.stem`` for bad values.
     """
 
     default_layers = BATCH_NORM
