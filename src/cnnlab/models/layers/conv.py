@@ -211,14 +211,11 @@ def conv(
         >>> block(torch.zeros(1, 16, 15, 15)).shape  # same padding: ceil(15 / 2)
         torch.Size([1, 32, 8, 8])
 
+    ``kernel_size``, ``stride`` and ``dilation`` are an int or (height, width).
+
     Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        kernel_size: Kernel size (int or (height, width)).
-        stride: Stride.
         padding: ``"same"`` (output = ceil(input / stride)), ``"valid"`` (none) or
             pixels per side.
-        dilation: Dilation.
         kind: One of :data:`CONV_KINDS` (see the module docstring).
         groups: Groups of a ``grouped`` or ``pointwise`` conv.
         norm: Norm spec or factory (see :func:`~cnnlab.models.layers.get_norm`);

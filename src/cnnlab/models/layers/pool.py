@@ -18,11 +18,9 @@ def pool(
     padding: int = 0,
     ceil_mode: bool = False,
 ) -> nn.Module:
-    """Make a max or average pooling layer.
+    """Make a max or average pooling layer (``kind`` ``max`` or ``avg``).
 
     Args:
-        kind: ``max`` or ``avg``.
-        kernel_size: Window size.
         stride: Step between windows; None means the window size (no overlap).
         padding: Padding on each side (ignored by max, zeros for avg, which does not
             count them in the mean).
