@@ -60,9 +60,6 @@ class AlexNet(Classifier):
         lrn: Local response normalisation after conv1 and conv2.
         width_mult: Multiplies the conv widths (rounded to a multiple of 4).
         fc_width: Units of the two hidden FC layers; None: 4096 (imagenet) or 1024 (small).
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     def __init__(

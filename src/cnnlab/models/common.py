@@ -37,7 +37,6 @@ __all__ = [
     "STEMS",
     "Classifier",
     "Factory",
-    "ImageSize",
     "Layers",
     "NetArgs",
     "NormAct",
@@ -46,7 +45,6 @@ __all__ = [
     "check_positive_float",
     "check_positive_int",
     "check_scalar_or_list",
-    "choose_stem",
     "image_hw",
     "make_divisible",
     "numbered",
@@ -57,7 +55,6 @@ __all__ = [
 
 # A layer factory made by the layer factory: norm(channels), act(), dropout().
 Factory = Callable[..., nn.Module]
-ImageSize = int | Sequence[int] | None
 #: What ``activation: relu`` resolves to (in place: saves memory).
 RELU: Factory = partial(nn.ReLU, inplace=True)
 
@@ -109,8 +106,13 @@ class NetArgs(NamedTuple):
     layers: Layers
 
     def stem(self, choice: str) -> str:
-        """Resolve ``model.stem`` for this input size (see :func:`choose_stem`)."""
-        return choose_stem(choice, self.image_size)
+        """Resolve ``model.stem`` (auto, imagenet, small) to imagenet or small for this input
+        (imagenet when its size is unknown)."""
+        check_choice("stem", choice, STEMS)
+        if choice != "auto":
+            return choice
+        small = self.image_size is not None and max(self.image_size) <= SMALL_MAX
+        return "small" if small else "imagenet"
 
     def head(self, channels: int) -> nn.Sequential:
         """The modern head: global average pooling, dropout, one linear layer.
@@ -128,7 +130,8 @@ class Classifier(nn.Module):
     A family builds its parts and hands them over by name. The names start every
     state_dict key (``head.fc.weight``), so they are the checkpoint format: keep them
     when a family changes. The weights are initialised once, after every part exists,
-    with the ``init`` group's scheme (PyTorch's own when none is given).
+    with the ``init`` group's scheme (PyTorch's own when none is given). A family checks
+    its options: a bad value raises ``ValueError``/``TypeError('model.<option>: ...')``.
 
     Attributes:
         default_layers: The paper's norm and activation, the family's default; the
@@ -171,16 +174,6 @@ def image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
     )
 
 
-def choose_stem(stem: str, image_size: ImageSize) -> str:
-    """Resolve ``model.stem`` (auto, imagenet, small; None size: ImageNet) to imagenet or small."""
-    check_choice("stem", stem, STEMS)
-    if stem != "auto":
-        return stem
-    if image_size is None:
-        return "imagenet"
-    return "small" if max(image_hw(image_size)) <= SMALL_MAX else "imagenet"
-
-
 def stem_layers(
     kind: str,
     in_channels: int,
@@ -192,14 +185,8 @@ def stem_layers(
 ) -> OrderedDict[str, nn.Module]:
     """The stem: ``imagenet`` is a kxk/2 conv and 3x3/2 max pooling, ``small`` one 3x3/1 conv.
 
-    Args:
-        kind: ``imagenet`` or ``small`` (see :func:`choose_stem`).
-        in_channels: Input channels.
-        width: Output channels.
-        layers: The norm and activation after the conv.
-        kernel: Kernel of the ImageNet stem's conv.
-        names: Names of the conv and the pooling layer.
-        pooled: False leaves the ImageNet stem's pooling out (MobileNet's stem).
+    ``kind`` comes from :meth:`NetArgs.stem`, ``names`` name the conv and the pooling,
+    and ``pooled`` false leaves the ImageNet stem's pooling out (MobileNet's stem).
     """
     small = kind == "small"
     stem: OrderedDict[str, nn.Module] = OrderedDict()
@@ -291,16 +278,8 @@ def check_bool(option: str, value: Any) -> bool:
 def check_scalar_or_list(
     option: str, value: Any, length: int, check: Callable[[str, Any], Any]
 ) -> list[Any]:
-    """Expand a per-stage option: one value for every stage, or a list with one per stage.
-
-    Args:
-        option: The option name (for ``model.<option>`` errors).
-        value: A scalar or a list.
-        length: The number of stages.
-        check: Validates one value, e.g. :func:`check_positive_int`.
-
-    Returns:
-        One checked value per stage.
+    """Expand a per-stage option: one value for every stage, or a list with one per stage
+    (``length`` stages); ``check`` validates each, e.g. :func:`check_positive_int`.
 
     Raises:
         ValueError: ``model.<option>: ...`` for a list of the wrong length or a bad value.
@@ -327,8 +306,8 @@ def check_widths(widths: Any) -> tuple[int, ...]:
     return tuple(widths)
 
 
-def check_min_side(image_size: ImageSize, minimum: int, why: str) -> None:
+def check_min_side(image_size: tuple[int, int] | None, minimum: int, why: str) -> None:
     """Raise ``ValueError('data.image_size: ...')`` if a side is below ``minimum``."""
-    if image_size is not None and min(image_hw(image_size)) < minimum:
+    if image_size is not None and min(image_size) < minimum:
         raise keyed("data.image_size", f"{why} needs at least {minimum} pixels per side, "
                     f"got {image_size!r}")  # fmt: skip

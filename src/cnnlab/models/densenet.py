@@ -60,14 +60,7 @@ def _preact(
 
 
 class DenseLayer(nn.Module):
-    """Bottleneck layer: norm-act-1x1 conv (4k maps), norm-act-3x3 conv (k maps).
-
-    Args:
-        in_channels: Channels of the concatenated inputs.
-        growth_rate: New maps (k).
-        norm: Norm factory.
-        act: Activation factory.
-    """
+    """Bottleneck layer: norm-act-1x1 conv (4k maps), norm-act-3x3 conv (k = growth_rate maps)."""
 
     def __init__(self, in_channels: int, growth_rate: int, norm: Factory, act: Factory) -> None:
         super().__init__()
@@ -80,15 +73,7 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Module):
-    """Layers that each read the block input and every earlier layer's maps.
-
-    Args:
-        in_channels: Block input channels.
-        layers: Number of dense layers.
-        growth_rate: Maps each layer adds.
-        norm: Norm factory.
-        act: Activation factory.
-    """
+    """``layers`` dense layers that each read the block input and every earlier layer's maps."""
 
     def __init__(
         self, in_channels: int, layers: int, growth_rate: int, norm: Factory, act: Factory
@@ -122,9 +107,6 @@ class DenseNet(Classifier):
         growth_rate: Maps each dense layer adds (k).
         init_features: Stem output channels; None means 2k.
         compression: Share of channels a transition keeps (the paper's theta).
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     default_layers = BATCH_NORM

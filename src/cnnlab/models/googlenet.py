@@ -24,8 +24,8 @@ first conv and no pooling (CIFAR-style), so inception 3a sees 32x32 maps.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ from cnnlab.models.common import (
     check_choice,
     check_positive_float,
     make_divisible,
+    stem_layers,
 )
 from cnnlab.models.layers import conv, pool
 from cnnlab.models.registry import register_model
@@ -74,12 +75,8 @@ BRANCH5_KERNELS = (3, 5)
 class Inception(nn.Module):
     """Four parallel branches (1x1; 1x1-3x3; 1x1-5x5; pool-1x1), concatenated.
 
-    Args:
-        in_channels: Input channels.
-        widths: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
-        norm: Norm factory.
-        act: Activation factory.
-        branch5_kernel: Kernel of the "5x5" branch (5, or torchvision's 3).
+    ``widths`` is a row of :data:`LAYOUT`; ``branch5_kernel`` is the "5x5" branch's
+    kernel (5, or torchvision's 3).
     """
 
     def __init__(
@@ -110,15 +107,9 @@ class Inception(nn.Module):
 
 
 class InceptionAux(nn.Module):
-    """Auxiliary classifier: 4x4 average pooling, 1x1 conv, FC, dropout, FC.
+    """Auxiliary classifier: 4x4 average pooling, 1x1 conv (128), FC (1024), dropout, FC.
 
-    Args:
-        in_channels: Channels of the module it follows.
-        num_classes: Outputs.
-        norm: Norm factory (after the 1x1 conv).
-        act: Activation factory.
-        fc_dropout: Dropout factory before the last FC layer (the paper's rate is 0.7).
-        width_mult: Multiplies the conv (128) and FC (1024) widths.
+    ``width_mult`` scales the 128 and 1024; the paper's ``fc_dropout`` rate is 0.7.
     """
 
     def __init__(
@@ -161,9 +152,6 @@ class GoogLeNet(Classifier):
     Attributes:
         aux_scores: Scores of the auxiliary classifiers from the last forward in
             training mode (empty otherwise).
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     default_layers = BATCH_NORM
@@ -191,24 +179,23 @@ class GoogLeNet(Classifier):
         def scaled(c: int) -> int:
             return make_divisible(c * width_mult, 4)
 
+        # Caffe's 3x3/2 max pooling, rounding up (not the common stem's padded one).
+        pool_3s2 = partial(pool, "max", 3, stride=2, ceil_mode=True)
         w1, w2, w3 = (scaled(c) for c in STEM_WIDTHS)
-        stem_layers: OrderedDict[str, nn.Module] = OrderedDict()
+        stem_part = stem_layers(
+            kind, args.in_channels, w1, layers, names=("conv1", "pool1"), pooled=False
+        )
         if kind == "imagenet":
-            stem_layers["conv1"] = conv(args.in_channels, w1, 7, stride=2, **unit)
-            stem_layers["pool1"] = pool("max", 3, stride=2, ceil_mode=True)
-        else:
-            stem_layers["conv1"] = conv(args.in_channels, w1, 3, **unit)
-        stem_layers["conv2"] = conv(w1, w2, 1, **unit)
-        stem_layers["conv3"] = conv(w2, w3, 3, **unit)
+            stem_part["pool1"] = pool_3s2()
+        stem_part["conv2"] = conv(w1, w2, 1, **unit)
+        stem_part["conv3"] = conv(w2, w3, 3, **unit)
         if kind == "imagenet":
-            stem_layers["pool2"] = pool("max", 3, stride=2, ceil_mode=True)
+            stem_part["pool2"] = pool_3s2()
         blocks, aux = nn.ModuleDict(), nn.ModuleDict()
         channels = w3
         for name, widths in LAYOUT:
             if not widths:
-                blocks[name] = nn.Sequential(
-                    pool("max", 3, stride=2, ceil_mode=True), layers.dropout.conv()
-                )
+                blocks[name] = nn.Sequential(pool_3s2(), layers.dropout.conv())
                 continue
             module = Inception(channels, [scaled(c) for c in widths], **unit,
                                branch5_kernel=branch5_kernel)  # fmt: skip
@@ -219,7 +206,7 @@ class GoogLeNet(Classifier):
                     channels, args.num_classes, **unit, fc_dropout=layers.dropout.fc,
                     width_mult=width_mult,
                 )  # fmt: skip
-        super().__init__(args, stem=nn.Sequential(stem_layers), blocks=blocks, aux=aux,
+        super().__init__(args, stem=nn.Sequential(stem_part), blocks=blocks, aux=aux,
                          head=args.head(channels))  # fmt: skip
         self.aux_scores: list[torch.Tensor] = []
         # The training loss adds aux_weight x each auxiliary loss (see ImageClassifier).

@@ -39,11 +39,7 @@ PAPER_SIZE = 32
 
 class TrainableSubsampling(nn.Module):
     """The paper's S2/S4: the mean of each 2x2 block times a trainable coefficient,
-    plus a trainable bias, per map (2 parameters per map).
-
-    Args:
-        channels: Number of maps.
-    """
+    plus a trainable bias, per map (2 parameters per map)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()

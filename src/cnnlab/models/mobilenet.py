@@ -70,9 +70,6 @@ class MobileNetV1(Classifier):
         args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` (first conv stride 2) or ``small`` (stride 1).
         width_mult: Width multiplier alpha.
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     default_layers = BATCH_NORM
@@ -96,16 +93,8 @@ class MobileNetV1(Classifier):
 
 
 class InvertedResidual(nn.Module):
-    """1x1 expansion (t > 1), depthwise 3x3, linear 1x1 projection; skip when shapes match.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        stride: Depthwise stride.
-        expansion: Expansion factor t.
-        norm: Norm factory.
-        act: Activation factory.
-    """
+    """1x1 expansion by t (if t > 1), depthwise 3x3 (strided), linear 1x1 projection; skip
+    when shapes match."""
 
     def __init__(
         self,
@@ -146,9 +135,6 @@ class MobileNetV2(Classifier):
         args: Input channels, classes, image size (it picks the stem) and layers.
         stem: ``auto``, ``imagenet`` or ``small`` (stride 1 in the stem and stage 2).
         width_mult: Width multiplier.
-
-    Raises:
-        ValueError: ``model.<option>`` for a bad option value.
     """
 
     default_layers = V2_LAYERS

@@ -26,7 +26,6 @@ from cnnlab.models.common import (
     Classifier,
     Factory,
     NetArgs,
-    check_choice,
     check_positive_int,
     numbered,
     shortcut,
@@ -40,19 +39,11 @@ __all__ = ["BasicBlock", "Bottleneck", "ResNet"]
 
 # Stage widths at base_width 64: the 3x3 convs' channels; bottleneck blocks output 4x as many.
 STAGE_WIDTHS = (64, 128, 256, 512)
-BLOCKS = ("basic", "bottleneck")
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 conv-norm layers; the activation follows the addition.
-
-    Args:
-        in_channels: Input channels.
-        width: Channels of both convs (the block's output).
-        stride: Stride of the first conv (2 halves the maps).
-        norm: Norm factory.
-        act: Activation factory.
-    """
+    """Two 3x3 conv-norm layers of ``width`` channels (the first strided); the activation
+    follows the addition."""
 
     expansion = 1
 
@@ -71,12 +62,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (strided), 1x1 expand by :attr:`expansion`; activation after the add.
 
-    Args:
-        in_channels: Input channels.
-        width: Channels of the 1x1 and 3x3 convs; the block outputs ``4 * width``.
-        stride: Stride of the 3x3 conv.
-        norm: Norm factory.
-        act: Activation factory.
+    The 1x1 and 3x3 convs have ``width`` channels; the block outputs ``4 * width``.
     """
 
     expansion = 4
@@ -105,7 +91,7 @@ class ResNet(Classifier):
 
     Args:
         args: Input channels, classes, image size (it picks the stem) and layers.
-        block: ``basic`` or ``bottleneck``.
+        block: :class:`BasicBlock` or :class:`Bottleneck` (the variant fixes it).
         depths: Blocks per stage.
         stem: ``auto``, ``imagenet`` (7x7/2 conv + 3x3/2 max pool) or ``small`` (3x3/1 conv).
         base_width: Width of stage 1 (64); the others scale with it.
@@ -121,13 +107,11 @@ class ResNet(Classifier):
         self,
         args: NetArgs,
         *,
-        block: str,
+        block: type[BasicBlock | Bottleneck],
         depths: Sequence[int],
         stem: str = "auto",
         base_width: int = 64,
     ) -> None:
-        check_choice("block", block, BLOCKS)
-        block_cls = BasicBlock if block == "basic" else Bottleneck
         check_positive_int("base_width", base_width)
         layers = args.layers
         stem_part = stem_layers(args.stem(stem), args.in_channels, base_width, layers,
@@ -136,8 +120,8 @@ class ResNet(Classifier):
         stages: OrderedDict[str, nn.Module] = OrderedDict()
         for index, (depth, width) in enumerate(zip(depths, STAGE_WIDTHS, strict=True)):
             width = width * base_width // 64
-            out = width * block_cls.expansion
-            block_at = partial(block_cls, width=width, norm=layers.norm, act=layers.act)
+            out = width * block.expansion
+            block_at = partial(block, width=width, norm=layers.norm, act=layers.act)
             blocks = stack(block_at, depth, channels, out, stride=2 if index else 1)
             stages[f"stage{index + 1}"] = numbered("block", blocks, drop=layers.dropout.conv())
             channels = out
@@ -149,6 +133,6 @@ class ResNet(Classifier):
 
 # He et al. 2015, "Deep Residual Learning for Image Recognition", arXiv:1512.03385, table 1.
 _PAPER = "He et al. 2015, arXiv:1512.03385"
-register_model(ResNet, "resnet18", _PAPER, block="basic", depths=(2, 2, 2, 2))
-register_model(ResNet, "resnet34", _PAPER, block="basic", depths=(3, 4, 6, 3))
-register_model(ResNet, "resnet50", _PAPER, block="bottleneck", depths=(3, 4, 6, 3))
+register_model(ResNet, "resnet18", _PAPER, block=BasicBlock, depths=(2, 2, 2, 2))
+register_model(ResNet, "resnet34", _PAPER, block=BasicBlock, depths=(3, 4, 6, 3))
+register_model(ResNet, "resnet50", _PAPER, block=Bottleneck, depths=(3, 4, 6, 3))

@@ -62,18 +62,8 @@ KERNEL_SIZES = (1, 3, 5, 7)
 
 
 class SearchableBlock(nn.Module):
-    """One conv-norm-act unit of a chosen kind, with an optional skip connection.
-
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        kernel_size: Kernel side.
-        conv_kind: ``plain``, ``separable`` or ``dilated``.
-        stride: 1, or 2 to halve the maps.
-        skip: Add the input (projected by a 1x1 conv where shapes differ).
-        norm: Norm factory.
-        act: Activation factory.
-    """
+    """One conv-norm-act unit of a kind of :data:`CONV_CHOICES`; with ``skip``, plus the
+    input (projected by a 1x1 conv where shapes differ)."""
 
     def __init__(
         self,

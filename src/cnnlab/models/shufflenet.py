@@ -56,14 +56,8 @@ class ShuffleUnit(nn.Module):
     """1x1 GConv-norm-act, channel shuffle, 3x3 depthwise (stride)-norm, 1x1 GConv-norm;
     then act(x + F(x)) (stride 1) or concat(avgpool(x), act(F(x))) (stride 2).
 
-    Args:
-        in_channels: Input channels.
-        out_channels: Output channels (the concatenation's, for stride 2).
-        stride: 1 or 2.
-        groups: Groups g of the 1x1 convs.
-        norm: Norm factory.
-        act: Activation factory.
-        group_first: Group the first 1x1 conv (false for stage 2's first unit).
+    ``out_channels`` is the concatenation's for stride 2; ``group_first`` false leaves
+    the first 1x1 conv ungrouped (stage 2's first unit).
     """
 
     def __init__(
@@ -111,9 +105,6 @@ class ShuffleNetV1(Classifier):
         stem: ``auto``, ``imagenet`` or ``small``.
         groups: Groups g of the pointwise convs: 1, 2, 3, 4 or 8.
         scale: Scale factor s of every width (the paper's 0.25x, 0.5x, 1x, ...).
-
-    Raises:
-        ValueError: ``model.groups``, ``model.scale`` or ``model.stem`` for bad values.
     """
 
     default_layers = BATCH_NORM

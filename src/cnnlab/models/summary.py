@@ -18,9 +18,10 @@ clipped to the image.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -116,27 +117,34 @@ def _shape(shape: Sequence[int]) -> str:
     return " x ".join(map(str, shape))
 
 
-def count_macs(model: nn.Module, inputs: torch.Tensor) -> int:
-    """Count the conv and linear mult-adds of one forward pass (no gradients, eval mode).
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    """The first tensor in a (nested) output, or None."""
+    return next((t for t in tree_leaves(value) if isinstance(t, torch.Tensor)), None)
 
-    Example:
-        >>> count_macs(nn.Linear(3, 2), torch.zeros(1, 3))
-        6
 
-    Args:
-        model: The network.
-        inputs: A batch; the count is for the whole batch.
-
-    Returns:
-        Multiply-adds (FlopCounterMode's FLOPs / 2).
-    """
+@contextmanager
+def _counting(model: nn.Module) -> Iterator[FlopCounterMode]:
+    """Count the FLOPs of passes of ``model`` in eval mode without gradients; the model's
+    mode comes back afterwards."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(inputs)
+            yield counter
     finally:
         model.train(was_training)
+
+
+def count_macs(model: nn.Module, inputs: torch.Tensor) -> int:
+    """Count the conv and linear mult-adds of one forward pass on the batch ``inputs``
+    (FlopCounterMode's FLOPs / 2; no gradients, eval mode).
+
+    Example:
+        >>> count_macs(nn.Linear(3, 2), torch.zeros(1, 3))
+        6
+    """
+    with _counting(model) as counter:
+        model(inputs)
     return counter.get_total_flops() // 2
 
 
@@ -200,7 +208,7 @@ def _grow(
 
 def _whole(f: Field, tensor: torch.Tensor) -> Field:
     """The field of a unit that sees every position of ``tensor``'s map."""
-    height, width = tensor.shape[-2], tensor.shape[-1]
+    height, width = tensor.shape[-2:]
     return _grow(f, (height, width), (height, width), (1, 1))
 
 
@@ -218,27 +226,18 @@ def _propagate(
         dilation = _pair(args[4] if packet != aten.avg_pool2d and len(args) > 4 else None, (1,))
         return _grow(f, kernel, stride, dilation)
     if packet in _ADAPTIVE:
-        size_in = tensor.shape[-2:]
-        size_out = _pair(args[1], (1,))
-        # Two spatial dims in, two out (strict zip): pairs.
-        kernel = cast(
-            "tuple[int, int]", tuple(-(-i // o) for i, o in zip(size_in, size_out, strict=True))
-        )
-        stride = cast(
-            "tuple[int, int]", tuple(max(1, i // o) for i, o in zip(size_in, size_out, strict=True))
-        )
+        (h_in, w_in), (h_out, w_out) = tensor.shape[-2:], _pair(args[1], (1,))
+        kernel = (-(-h_in // h_out), -(-w_in // w_out))  # the widest window: ceil(in / out)
+        stride = (max(1, h_in // h_out), max(1, w_in // w_out))
         return _grow(f, kernel, stride, (1, 1))
-    first_out = next((t for t in tree_leaves(out) if isinstance(t, torch.Tensor)), None)
-    if tensor.dim() >= 4 and first_out is not None and first_out.dim() < 4:
-        return _whole(f, tensor)  # flatten or global pooling: every position feeds each unit
+    first_out = _first_tensor(out)
+    # Flatten or global pooling (a mean to 1x1 keeps the dims): every position feeds each unit.
     if (
-        packet == aten.mean
-        and tensor.dim() >= 4
+        tensor.dim() >= 4
         and first_out is not None
-        and first_out.shape[-2:] == (1, 1)
-        and tensor.shape[-2:] != (1, 1)
+        and (first_out.dim() < 4 or (packet == aten.mean and first_out.shape[-2:] == (1, 1)))
     ):
-        return _whole(f, tensor)  # global average pooling that keeps the dims
+        return _whole(f, tensor)
     if len(known) > 1:  # add, cat, mul: a unit sees the union of its inputs' fields
         return tuple(max(values) for values in zip(*(g for _, g in known), strict=True))
     return f
@@ -275,7 +274,7 @@ def summarize(
 
     def hook(name: str) -> Any:
         def record(module: nn.Module, args: Any, output: Any) -> None:
-            first = next((t for t in tree_leaves(output) if isinstance(t, torch.Tensor)), None)
+            first = _first_tensor(output)
             if first is not None:
                 if name not in outputs:
                     order.append(name)
@@ -290,14 +289,11 @@ def summarize(
     ]
     tracker = _FieldTracker()
     inputs = torch.zeros(*input_shape)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter, tracker:
+        with _counting(model) as counter, tracker:
             tracker.track(inputs, (1, 1, 1, 1))
             output = model(inputs)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
 
@@ -316,10 +312,10 @@ def summarize(
                 receptive_field=None if f is None or len(shape) < 4 else [f[0], f[1]],
             )
         )
-    first_out = next(t for t in tree_leaves(output) if isinstance(t, torch.Tensor))
+    first_out = _first_tensor(output)
     return ModelSummary(
         input_shape=list(input_shape),
-        output_shape=list(first_out.shape),
+        output_shape=[] if first_out is None else list(first_out.shape),
         params=sum(p.numel() for p in model.parameters()),
         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
         macs=counter.get_total_flops() // 2,

@@ -66,9 +66,6 @@ class VGG(Classifier):
             (global average pooling, 512-wide FC).
         width: Channels of stage 1 (64); the others scale with it.
         fc_width: Units of the two hidden FC layers; None takes the head's default.
-
-    Raises:
-        ValueError: ``model.stem``, ``model.width`` or ``model.fc_width`` for bad values.
     """
 
     def __init__(

@@ -39,15 +39,11 @@ def canonical(name: str) -> str:
 
 
 def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str, Any]]:
-    """Split a spec into its canonical name and its parameters.
+    """Split a spec (a name, or a mapping with a ``name`` key and parameters) of config
+    ``group`` into its canonical name and its parameters.
 
-    Args:
-        spec: A name, or a mapping with a ``name`` key and parameters.
-        group: The config group, used in error keys (``norm``, ``activation``...).
-
-    Returns:
-        ``(name, params)``; parameters set to None are dropped so that the
-        factory's default applies (a YAML ``null`` means "use the default").
+    Parameters set to None are dropped so that the factory's default applies (a YAML
+    ``null`` means "use the default").
 
     Raises:
         ValueError: ``<group>.name`` when the name is missing or not a string,
@@ -73,15 +69,8 @@ def split_spec(spec: str | Mapping[str, Any], group: str) -> tuple[str, dict[str
 def read_spec(
     spec: str | Mapping[str, Any], group: str, choices: Mapping[str, Mapping[str, ParamTypes]]
 ) -> tuple[str, dict[str, Any]]:
-    """Read a spec whose name must be one of ``choices``, each with its own parameters.
-
-    Args:
-        spec: A name, or a mapping with a ``name`` key and parameters.
-        group: The config group, used in error keys (``norm``, ``activation``...).
-        choices: Name -> its parameters and their accepted types.
-
-    Returns:
-        ``(name, params)`` as :func:`split_spec` and :func:`check_params` return them.
+    """Read a spec whose name must be one of ``choices`` (name -> its parameters and their
+    accepted types): ``(name, params)`` as :func:`split_spec` and :func:`check_params` give.
 
     Raises:
         ValueError: ``<group>.name`` for an unknown name (the message lists the
@@ -97,16 +86,8 @@ def read_spec(
 def check_params(
     group: str, name: str, params: Mapping[str, Any], allowed: Mapping[str, ParamTypes]
 ) -> dict[str, Any]:
-    """Check that every parameter is known for this layer and has an accepted type.
-
-    Args:
-        group: The config group (for the error key).
-        name: The layer name (for the message).
-        params: The parameters read from the spec.
-        allowed: Parameter name -> accepted types (ints are accepted for floats).
-
-    Returns:
-        The parameters, with ints given for floats converted to float.
+    """Check that every parameter is in ``allowed`` (name -> accepted types) with an accepted
+    type; ints given for floats come back as floats.
 
     Raises:
         ValueError: ``<group>.<param>`` for an unknown parameter, a wrong type, or a number

@@ -70,15 +70,8 @@ def same_padding(k: int, d: int = 1) -> tuple[int, int]:
     """Padding (before, after) that makes a conv's output ceil(input / stride) long.
 
     The dilated kernel spans d(k - 1) + 1 pixels; padding its span minus one in
-    total gives ceil(i / s) for every stride. An even span needs one more pixel
-    after than before (TensorFlow's convention).
-
-    Args:
-        k: Kernel size.
-        d: Dilation.
-
-    Returns:
-        ``(before, after)`` padding.
+    total gives ceil(i / s) for every stride (kernel k, dilation d). An even span
+    needs one more pixel after than before (TensorFlow's convention).
     """
     total = d * (k - 1)
     return total // 2, total - total // 2
@@ -90,15 +83,7 @@ class TableConv2d(nn.Module):
     LeNet-5's C3 is the classic case: 16 maps that read 3, 4 or 6 of S2's 6 maps,
     which breaks symmetry and saves weights. Only the listed kernels are
     parameters (C3 has 1,516); forward scatters them into a dense kernel and runs
-    one convolution.
-
-    Args:
-        in_channels: Input maps.
-        table: For each output map, the input maps it reads.
-        kernel_size: Square kernel size.
-        stride: Stride.
-        padding: Zero padding on each side.
-        bias: Learn a bias per output map.
+    one convolution. ``table`` lists, for each output map, the input maps it reads.
 
     Raises:
         ValueError: If the table is empty or names an input map that does not exist.
@@ -163,12 +148,8 @@ class TableConv2d(nn.Module):
 
 class ConvBlock(nn.Sequential):
     """conv (+ norm) (+ activation) as made by :func:`conv`; children are named
-    ``pad``, ``conv`` (or ``depthwise`` and ``pointwise``), ``norm`` and ``act``.
-
-    Attributes:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        stride: The conv's stride (height, width).
+    ``pad``, ``conv`` (or ``depthwise`` and ``pointwise``), ``norm`` and ``act``; it
+    keeps the conv's ``in_channels``, ``out_channels`` and ``stride`` (height, width).
     """
 
     def __init__(
@@ -230,14 +211,11 @@ def conv(
         >>> block(torch.zeros(1, 16, 15, 15)).shape  # same padding: ceil(15 / 2)
         torch.Size([1, 32, 8, 8])
 
+    ``kernel_size``, ``stride`` and ``dilation`` are an int or (height, width).
+
     Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
-        kernel_size: Kernel size (int or (height, width)).
-        stride: Stride.
         padding: ``"same"`` (output = ceil(input / stride)), ``"valid"`` (none) or
             pixels per side.
-        dilation: Dilation.
         kind: One of :data:`CONV_KINDS` (see the module docstring).
         groups: Groups of a ``grouped`` or ``pointwise`` conv.
         norm: Norm spec or factory (see :func:`~cnnlab.models.layers.get_norm`);

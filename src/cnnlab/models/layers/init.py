@@ -52,11 +52,9 @@ def nonlinearity_of(activation: LayerSpec) -> tuple[str, float]:
     The Kaiming gains assume a rectifier; smooth rectifiers (ELU, GELU, SiLU,
     Hardswish, ReLU6) get the ReLU gain, the usual approximation.
 
-    Args:
-        activation: An activation spec, as for :func:`~cnnlab.models.layers.get_act`.
-
     Returns:
-        ``(nonlinearity, negative_slope)``; the slope matters only for leaky_relu.
+        ``(nonlinearity, negative_slope)`` for an activation spec (as for
+        :func:`~cnnlab.models.layers.get_act`); the slope matters only for leaky_relu.
     """
     layer = get_act(activation, inplace=False)()
     if isinstance(layer, nn.LeakyReLU):
@@ -149,15 +147,8 @@ def init_weights(module: nn.Module, spec: LayerSpec, *, activation: LayerSpec = 
     Conv and linear weights get the scheme and zero biases; norm layers get
     weight 1 and bias 0; layers implementing :class:`CustomInit` fill themselves.
     With the ``default`` scheme nothing changes: each layer keeps PyTorch's own
-    initialisation.
-
-    Args:
-        module: The model (all submodules are visited).
-        spec: The init spec, as for :func:`get_init`.
-        activation: The model's activation spec, for Kaiming's gain.
-
-    Raises:
-        ValueError: As for :func:`get_init`.
+    initialisation. ``spec``, ``activation`` (for Kaiming's gain) and the errors are as for
+    :func:`get_init`.
     """
     weight_init = get_init(spec, activation=activation)
     if weight_init is None:

@@ -30,13 +30,7 @@ DEFAULT_GROUPS = 2
 
 
 class LayerNorm2d(nn.GroupNorm):
-    """Layer norm for images: GroupNorm with one group (per sample, over C, H and W).
-
-    Args:
-        num_channels: Channels of the input.
-        eps: Added to the variance for numerical stability.
-        affine: Learn a per-channel scale and shift.
-    """
+    """Layer norm for images: GroupNorm with one group (per sample, over C, H and W)."""
 
     def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
         super().__init__(1, num_channels, eps=eps, affine=affine)
@@ -47,11 +41,6 @@ class InstanceNorm2d(nn.GroupNorm):
 
     Unlike :class:`torch.nn.InstanceNorm2d` it is affine by default and keeps no
     running statistics, so training and evaluation normalise the same way.
-
-    Args:
-        num_channels: Channels of the input.
-        eps: Added to the variance for numerical stability.
-        affine: Learn a per-channel scale and shift.
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True) -> None:
@@ -60,12 +49,6 @@ class InstanceNorm2d(nn.GroupNorm):
 
 class GroupNorm2d(nn.GroupNorm):
     """Group norm (Wu and He 2018) with the channel count first, like the other norm layers.
-
-    Args:
-        num_channels: Channels of the input.
-        groups: Number of groups; must divide ``num_channels``.
-        eps: Added to the variance for numerical stability.
-        affine: Learn a per-channel scale and shift.
 
     Raises:
         ValueError: ``norm.groups`` when ``groups`` does not divide ``num_channels``.
@@ -160,15 +143,7 @@ def get_norm1d(spec: LayerSpec) -> Callable[[int], nn.Module]:
 
     ``batch`` gives :class:`torch.nn.BatchNorm1d`; ``layer`` and ``group`` work on
     (N, C) as they are; ``instance`` gives :class:`torch.nn.Identity` (one value per
-    channel has no spread to normalise). Classes and partials are returned unchanged.
-
-    Args:
-        spec: As for :func:`get_norm`.
-
-    Returns:
-        ``factory(num_features) -> nn.Module``.
-
-    Raises:
-        ValueError: As for :func:`get_norm`.
+    channel has no spread to normalise). Classes and partials are returned unchanged;
+    ``spec`` and the errors are as for :func:`get_norm`.
     """
     return _resolve(spec, fc=True)

@@ -18,11 +18,9 @@ def pool(
     padding: int = 0,
     ceil_mode: bool = False,
 ) -> nn.Module:
-    """Make a max or average pooling layer.
+    """Make a max or average pooling layer (``kind`` ``max`` or ``avg``).
 
     Args:
-        kind: ``max`` or ``avg``.
-        kernel_size: Window size.
         stride: Step between windows; None means the window size (no overlap).
         padding: Padding on each side (ignored by max, zeros for avg, which does not
             count them in the mean).
@@ -43,11 +41,8 @@ def pool(
 
 
 class GlobalAvgPool(nn.Module):
-    """Average each feature map to one value: (N, C, H, W) -> (N, C), or (N, C, 1, 1).
-
-    Args:
-        flatten: Return (N, C) rather than (N, C, 1, 1).
-    """
+    """Average each feature map to one value: (N, C, H, W) -> (N, C), or (N, C, 1, 1)
+    with ``flatten`` false."""
 
     def __init__(self, flatten: bool = True) -> None:
         super().__init__()
@@ -66,9 +61,6 @@ class ChannelShuffle(nn.Module):
 
     With g groups of n channels, channel j of group i moves to position j * g + i
     (Zhang et al. 2017, ShuffleNet): reshape to (g, n), transpose, flatten.
-
-    Args:
-        groups: Number of groups; must divide the input's channel count.
 
     Raises:
         ValueError: If ``groups`` < 1, or (in forward) does not divide the channels.
