@@ -216,11 +216,7 @@ class ImageClassifier(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.hparams["optimizer"], self.parameters())
         total = int(self.trainer.estimated_stepping_batches)
-        epochs = (
-            self.trainer.max_epochs
-            if self.trainer.max_epochs and self.trainer.max_epochs > 0
-            else 1
-        )
+        epochs = max(self.trainer.max_epochs or 1, 1)  # -1: no limit
         schedule = build_scheduler(
             self.hparams["scheduler"],
             optimizer,
