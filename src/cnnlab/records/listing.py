@@ -130,23 +130,34 @@ def read_run(folder: str | os.PathLike[str]) -> RunInfo:
     """Read the run folder ``folder``.
 
     Raises:
-        DataError: Naming ``run.json`` when it is missing, a link, a fifo or device, too
-            large or deep, not JSON or not an object. A bad ``metrics.json`` is not an error:
-            the run has no metrics, and :attr:`RunInfo.problems` says why.
+        DataError: As :func:`read_manifest`. A bad ``metrics.json`` is not an error: the run
+            has no metrics, and :attr:`RunInfo.problems` says why.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(folder, "no such run folder")
+    manifest = read_manifest(folder)
     path = folder / RUN_FILE
-    if not os.path.lexists(path):
-        raise DataError(path, "missing; is this a cnnlab run folder?")
-    manifest = read_json_object(RUN_FILE, inside=folder)
     try:
         modified = datetime.fromtimestamp(os.stat(path, follow_symlinks=False).st_mtime)
     except (OSError, ValueError, OverflowError) as exc:  # removed since, or a date out of range
         raise DataError(path, f"cannot be read ({exc})") from None
     metrics, problem = read_metrics(folder)
     return RunInfo(folder, manifest, metrics, modified.astimezone(), (problem,) if problem else ())
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The run folder's ``run.json``, which must be a JSON object.
+
+    Raises:
+        DataError: Naming the folder (missing, not a folder) or ``run.json`` (missing, a link,
+            a fifo or device, too large or deep, not JSON or not an object).
+    """
+    if not folder.exists():
+        raise DataError(folder, "run folder does not exist")
+    if not folder.is_dir():
+        raise DataError(folder, f"not a folder; expected a run folder holding {RUN_FILE}")
+    if not os.path.lexists(folder / RUN_FILE):
+        raise DataError(folder / RUN_FILE, "missing; is this a cnnlab run folder?")
+    return read_json_object(RUN_FILE, inside=folder)
 
 
 def find_runs(root: str | os.PathLike[str]) -> tuple[list[RunInfo], list[str]]:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import DataError
-
-# Re-exported: cnnlab.records.listing reads run.json with it.
 from cnnlab.files.read import read_json_object, read_yaml
+from cnnlab.records.listing import METRICS_FILE, RUN_FILE, read_manifest
 
-__all__ = ["RunRecord", "compare_metrics", "load_run", "read_json_object"]
+__all__ = ["RunRecord", "compare_metrics", "load_run"]
 
 
 @dataclass(frozen=True)
@@ -43,33 +42,20 @@ class RunRecord:
 def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read a run folder written by ``cnnlab train``.
 
-    Args:
-        run_dir: The folder holding ``run.json`` and ``metrics.json``.
-
-    Returns:
-        The run's :class:`RunRecord`.
-
     Raises:
-        DataError: Naming the folder or file when the folder is missing or not a folder, or
-            ``run.json``, ``metrics.json`` or ``.hydra/overrides.yaml`` is missing, unreadable,
-            not valid JSON/YAML or of the wrong shape.
+        DataError: As :func:`~cnnlab.records.listing.read_manifest`, or naming
+            ``metrics.json`` or ``.hydra/overrides.yaml`` when missing, unreadable, not valid
+            JSON/YAML or of the wrong shape.
     """
     folder = Path(run_dir)
-    if not folder.exists():
-        raise DataError(folder, "run folder does not exist")
-    if not folder.is_dir():
-        raise DataError(folder, "not a folder; expected a run folder holding run.json")
-    manifest_path = folder / "run.json"
-    if not os.path.lexists(manifest_path):
-        raise DataError(manifest_path, "missing; is this a cnnlab run folder?")
-    manifest = read_json_object("run.json", inside=folder)
-    metrics_path = folder / "metrics.json"
+    manifest = read_manifest(folder)
+    metrics_path = folder / METRICS_FILE
     if not os.path.lexists(metrics_path):
         status = manifest.get("status")
         why = f"the run's status is {status!r}" if status != "completed" else "it was removed"
         raise DataError(metrics_path, f"missing, so there are no final metrics ({why})")
-    metrics = _metrics(metrics_path, read_json_object("metrics.json", inside=folder))
-    return RunRecord(folder, manifest, metrics, _overrides(folder, manifest, manifest_path))
+    metrics = _metrics(metrics_path, read_json_object(METRICS_FILE, inside=folder))
+    return RunRecord(folder, manifest, metrics, _overrides(folder, manifest))
 
 
 def compare_metrics(
@@ -142,12 +128,12 @@ def _kind(data: Any) -> str:
     return "null" if data is None else type(data).__name__
 
 
-def _overrides(folder: Path, manifest: dict[str, Any], manifest_path: Path) -> list[str]:
+def _overrides(folder: Path, manifest: dict[str, Any]) -> list[str]:
     name = Path(".hydra") / "overrides.yaml"
     if os.path.lexists(folder / name):
         data, source = read_yaml(name, inside=folder), folder / name
     else:
-        data, source = manifest.get("overrides", []), manifest_path
+        data, source = manifest.get("overrides", []), folder / RUN_FILE
     # Hydra writes an empty file as `[]`; an empty file read by hand gives None.
     data = [] if data is None else data
     if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
