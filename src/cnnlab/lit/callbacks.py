@@ -67,11 +67,8 @@ def metric_text(name: str, value: float) -> str:
 
 
 class ConfusionMatrixPlot(Callback):
-    """Save the test confusion matrix as a PNG in ``dirpath`` and send it to image loggers.
-
-    Args:
-        dirpath: Folder for ``confusion_matrix.png`` (the run folder by default).
-    """
+    """Save the test confusion matrix as ``confusion_matrix.png`` in ``dirpath`` (the run folder
+    by default) and send it to image loggers."""
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
@@ -110,10 +107,7 @@ class LearningCurves(Callback):
 
     Hand tuning looks at how a run learned (over- or under-fitting, a learning rate too high),
     not only where it ended. The values are kept per epoch, and in the checkpoint, so a
-    resumed run draws its whole history.
-
-    Args:
-        dirpath: Folder for ``learning_curves.png`` (the run folder by default).
+    resumed run draws its whole history. ``dirpath`` is the run folder by default.
     """
 
     KEYS = ("train/loss", "val/loss", "train/acc", "val/acc")

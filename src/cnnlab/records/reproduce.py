@@ -67,20 +67,15 @@ def compare_metrics(
 ) -> list[str]:
     """List how two sets of final metrics differ.
 
-    Values match when ``|actual - expected| <= atol + rtol * |expected|`` (the default
-    tolerances of zero ask for identical numbers). Two NaNs match, as do equal infinities.
+    ``expected`` are the original run's metrics, ``actual`` the new run's. Values match when
+    ``|actual - expected| <= atol + rtol * |expected|`` (the default tolerances of zero ask for
+    identical numbers). Two NaNs match, as do equal infinities.
 
     Example:
         >>> for line in compare_metrics({"acc": 0.97, "loss": 0.1}, {"acc": 0.96}):
         ...     print(line)
         acc: expected 0.97, got 0.96 (difference -0.01)
         loss: missing (expected 0.1)
-
-    Args:
-        expected: The original run's metrics.
-        actual: The new run's metrics.
-        rtol: Relative tolerance, ``>= 0``.
-        atol: Absolute tolerance, ``>= 0``.
 
     Returns:
         One line per difference, sorted by metric name: missing metrics, metrics the original
