@@ -30,7 +30,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError
-from cnnlab.records.run_config import CONFIG_FILE
+from cnnlab.files.read import read_yaml
+from cnnlab.records.recorder import previous_record
+from cnnlab.records.run_config import CONFIG_FILE, read_run_config, validate_run_config
 
 __all__ = ["SAFE_CHANGES", "Resume", "resume_arguments", "resume_run"]
 
@@ -170,10 +172,6 @@ def _refuse_links(folder: Path) -> None:
 
 def _read_folder(folder: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
     """The folder's checked config, original overrides and ``run.json``."""
-    from cnnlab.files.read import read_yaml
-    from cnnlab.records.recorder import previous_record
-    from cnnlab.records.run_config import read_run_config
-
     config = read_run_config(folder)
     original: Any = []
     if os.path.lexists(folder / OVERRIDES_FILE):
@@ -195,8 +193,6 @@ def resume_run(cfg: DictConfig) -> Resume | None:
         DataError: Naming the run folder's file (and key) that cannot be used.
     """
     from omegaconf.errors import OmegaConfBaseException
-
-    from cnnlab.records.run_config import validate_run_config
 
     if cfg.get(RESUME_KEY) is None:
         return None
