@@ -399,7 +399,7 @@ def check_checkpoint_matches(path: str | Path, checkpoint: Mapping[str, Any], mo
                 f"checkpoint is for {field}={have!r}, but this config has model.{field}={want!r}",
             )
     network = build_network(model)
-    _check_weights(path, checkpoint["state_dict"], network, prefix="net.", only_prefixed=True)
+    _check_weights(path, checkpoint["state_dict"], network, prefix="net.")
 
 
 def load_classifier(path: str | Path) -> ImageClassifier:
@@ -440,18 +440,13 @@ def data_config(hparams: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_weights(
-    path: str | Path,
-    state: Mapping[str, Any],
-    network: nn.Module,
-    *,
-    prefix: str = "",
-    only_prefixed: bool = False,
+    path: str | Path, state: Mapping[str, Any], network: nn.Module, *, prefix: str = ""
 ) -> None:
-    """Compare the checkpoint's tensors with ``network``'s, by name and shape."""
+    """Compare the checkpoint's tensors named ``prefix...`` with ``network``'s, by name, shape."""
     import torch
 
     expected = {prefix + k: v for k, v in network.state_dict().items()}
-    given = {k: v for k, v in state.items() if not only_prefixed or str(k).startswith(prefix)}
+    given = {k: v for k, v in state.items() if str(k).startswith(prefix)}
     missing = [k for k in expected if k not in given]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
