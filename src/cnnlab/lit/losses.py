@@ -18,12 +18,8 @@ from cnnlab.errors import ConfigError
 
 
 class OneHotMSELoss(nn.Module):
-    """Mean squared error between class scores and one-hot targets.
-
-    Args:
-        num_classes: Number of classes (the width of the one-hot vectors).
-        apply_softmax: Compare probabilities (True, the usual choice) or raw scores.
-    """
+    """Mean squared error between class scores and one-hot targets (``num_classes`` wide):
+    of probabilities with ``apply_softmax`` (the usual choice), else of raw scores."""
 
     def __init__(self, num_classes: int, apply_softmax: bool = True) -> None:
         super().__init__()
