@@ -18,7 +18,9 @@ from cnnlab.errors import DataError
 from cnnlab.files.read import read_json_object, read_yaml
 from cnnlab.records.listing import METRICS_FILE, RUN_FILE, read_manifest
 
-__all__ = ["RunRecord", "compare_metrics", "load_run"]
+__all__ = ["OVERRIDES_FILE", "RunRecord", "compare_metrics", "load_run", "read_overrides"]
+
+OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
         why = f"the run's status is {status!r}" if status != "completed" else "it was removed"
         raise DataError(metrics_path, f"missing, so there are no final metrics ({why})")
     metrics = _metrics(metrics_path, read_json_object(METRICS_FILE, inside=folder))
-    return RunRecord(folder, manifest, metrics, _overrides(folder, manifest))
+    return RunRecord(folder, manifest, metrics, read_overrides(folder, manifest))
 
 
 def compare_metrics(
@@ -123,12 +125,17 @@ def _kind(data: Any) -> str:
     return "null" if data is None else type(data).__name__
 
 
-def _overrides(folder: Path, manifest: dict[str, Any]) -> list[str]:
-    name = Path(".hydra") / "overrides.yaml"
-    if os.path.lexists(folder / name):
-        data, source = read_yaml(name, inside=folder), folder / name
+def read_overrides(folder: Path, manifest: dict[str, Any] | None = None) -> list[str]:
+    """The overrides that made the run: ``.hydra/overrides.yaml``, else (a folder without
+    ``.hydra/``) the ``manifest``'s, else none.
+
+    Raises:
+        DataError: Naming the file when it cannot be read or is not a list of strings.
+    """
+    if os.path.lexists(folder / OVERRIDES_FILE):
+        data, source = read_yaml(OVERRIDES_FILE, inside=folder), folder / OVERRIDES_FILE
     else:
-        data, source = manifest.get("overrides", []), folder / RUN_FILE
+        data, source = (manifest or {}).get("overrides", []), folder / RUN_FILE
     # Hydra writes an empty file as `[]`; an empty file read by hand gives None.
     data = [] if data is None else data
     if not isinstance(data, list) or not all(isinstance(item, str) for item in data):

@@ -30,14 +30,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError
-from cnnlab.files.read import read_yaml
 from cnnlab.records.recorder import previous_record
+from cnnlab.records.reproduce import read_overrides
 from cnnlab.records.run_config import CONFIG_FILE, read_run_config, validate_run_config
 
 __all__ = ["SAFE_CHANGES", "Resume", "resume_arguments", "resume_run"]
 
 RESUME_KEY = "resume"
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # Folders of a run whose entries a resumed start writes or appends to ("." is the run folder:
 # the job log, metrics.csv, run.json, hparams.yaml, plots).
@@ -172,14 +171,7 @@ def _refuse_links(folder: Path) -> None:
 
 def _read_folder(folder: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
     """The folder's checked config, original overrides and ``run.json``."""
-    config = read_run_config(folder)
-    original: Any = []
-    if os.path.lexists(folder / OVERRIDES_FILE):
-        original = read_yaml(OVERRIDES_FILE, inside=folder)
-    original = [] if original is None else original
-    if not isinstance(original, list) or not all(isinstance(o, str) for o in original):
-        raise DataError(folder / OVERRIDES_FILE, "resume: not a list of overrides")
-    return config, original, previous_record(folder)
+    return read_run_config(folder), read_overrides(folder), previous_record(folder)
 
 
 def resume_run(cfg: DictConfig) -> Resume | None:
