@@ -2,12 +2,9 @@
 
 A run folder is any folder holding a ``run.json`` (``outputs/runs/<task>/<stamp>`` and
 ``outputs/multiruns/<task>/<stamp>/<job>`` alike). Folders are read as hostile, every file
-through :mod:`cnnlab.files.read` (regular files only, no links, bounded in size and depth): a
-``run.json`` that cannot be read or is not a JSON object makes the folder unreadable
-(:class:`DataError`), while missing or ill-typed fields inside it, a run still ``running`` or
-killed, or a missing ``metrics.json`` only leave the corresponding value empty. A
-``metrics.json`` that is there but cannot be read leaves the metrics empty too, with a line
-in :attr:`RunInfo.problems`. Nothing read is resolved as an interpolation.
+through :mod:`cnnlab.files.read`: only an unreadable ``run.json`` makes a folder unreadable;
+a missing or ill-typed field, or a missing or bad ``metrics.json``, leaves that value empty.
+Nothing read is resolved as an interpolation.
 """
 
 from __future__ import annotations
