@@ -69,17 +69,9 @@ def build_scheduler(
         raise ConfigError(
             "scheduler.warmup_epochs", f"must be an integer >= 0, got {show(warmup_epochs)}"
         )
+    warmup = warmup_epochs * steps_per_epoch
     with config_errors("scheduler", cfg):
-        return _schedule(
-            name,
-            cfg,
-            optimizer,
-            warmup_epochs * steps_per_epoch,
-            steps_per_epoch,
-            total_steps,
-            monitor,
-            mode,
-        )
+        return _schedule(name, cfg, optimizer, warmup, steps_per_epoch, total_steps, monitor, mode)
 
 
 def _schedule(
