@@ -29,6 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cnnlab.config import to_dict
 from cnnlab.errors import CnnlabError, ConfigError, DataError
 from cnnlab.records.recorder import previous_record
 from cnnlab.records.reproduce import read_overrides
@@ -211,8 +212,8 @@ def resume_run(cfg: DictConfig) -> Resume | None:
 
 
 def _apply(resume: Resume, key: str, composed: DictConfig) -> None:
-    new = _plain(OmegaConf.select(composed, key))
-    old = _plain(OmegaConf.select(resume.config, key))
+    new = to_dict(OmegaConf.select(composed, key))
+    old = to_dict(OmegaConf.select(resume.config, key))
     if new == old:
         return
     if key not in SAFE_CHANGES:
@@ -254,7 +255,3 @@ def _own_overrides() -> list[tuple[str, str]]:
             raise ConfigError(override.key_or_group, "cannot be deleted or moved on resume")
         pairs.append((override.key_or_group, text))
     return pairs
-
-
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
