@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import CheckpointError, CnnlabError, ConfigError, DataError, show
+from cnnlab.errors import CheckpointError, CnnlabError, ConfigError, DataError, first_line, show
 
 if TYPE_CHECKING:
     from torch import nn
@@ -99,7 +99,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise CheckpointError(path, f"cannot read the checkpoint ({exc.strerror or exc})") from exc
     except Exception as exc:  # any parse failure of a corrupt file: IndexError, KeyError, ...
-        raise CheckpointError(path, f"not a loadable checkpoint ({_first_line(exc)})") from exc
+        raise CheckpointError(path, f"not a loadable checkpoint ({first_line(exc)})") from exc
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
     hparams = checkpoint.get(_HPARAMS)
@@ -418,7 +418,7 @@ def load_classifier(path: str | Path) -> ImageClassifier:
         raise CheckpointError(path, f"{_HPARAMS}: {exc}") from exc
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(
-            path, f"cannot rebuild the network from {_HPARAMS}: {_first_line(exc)}"
+            path, f"cannot rebuild the network from {_HPARAMS}: {first_line(exc)}"
         ) from exc
     _check_weights(path, checkpoint["state_dict"], module)
     module.load_state_dict(checkpoint["state_dict"], strict=True)
@@ -462,8 +462,3 @@ def _check_weights(
                 f"state_dict.{name}: shape {list(tensor.shape)}, "
                 f"but the network needs {list(expected[name].shape)}",
             )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
