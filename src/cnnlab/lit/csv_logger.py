@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.csv"
 HPARAMS_FILE = "hparams.yaml"
+# A long run that logs every step can pass read_text's default bound (32 MB) in metrics.csv.
+METRICS_LIMIT = 1 << 30
 
 
 class RunCSVLogger(Logger):
@@ -153,7 +155,7 @@ class RunCSVLogger(Logger):
         if self.rows is None:
             text = ""
             if os.path.lexists(self.metrics_file):
-                text = read_text(METRICS_FILE, inside=self.log_dir)
+                text = read_text(METRICS_FILE, inside=self.log_dir, limit=METRICS_LIMIT)
             rows = csv.DictReader(io.StringIO(text, newline=""))
             self.rows = [{k: v for k, v in row.items() if v != ""} for row in rows]
         return self.rows
