@@ -32,11 +32,8 @@ class RunRecorder:
     """Writes ``run.json`` and ``metrics.json`` of one job into ``cfg.paths.run_dir``.
 
     A resumed run (``resume``) keeps the first start's ``start``, ``command`` and
-    ``overrides`` and appends this start to the ``starts`` already in ``run.json``.
-
-    Attributes:
-        run_dir: The job's folder.
-        timings: Seconds and counts the task measured; saved in ``run.json``.
+    ``overrides`` and appends this start to the ``starts`` already in ``run.json``. The task
+    puts the seconds and counts it measured in ``timings``, saved in ``run.json`` too.
     """
 
     def __init__(self, cfg: DictConfig, resume: Resume | None = None) -> None:
