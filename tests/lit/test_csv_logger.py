@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 import yaml
 
+from cnnlab.errors import DataError
 from cnnlab.files.background import WRITER
 from cnnlab.lit.csv_logger import RunCSVLogger
 
@@ -70,3 +72,17 @@ def test_saves_that_add_rows_and_columns_leave_the_whole_table(tmp_path: Path) -
             header, rows = reader.fieldnames, list(reader)
         assert header == sorted({key for row in logged for key in row})
         assert rows == [{k: str(row.get(k, "")) for k in header} for row in logged]
+
+
+def test_a_linked_metrics_csv_is_refused_not_read(tmp_path: Path) -> None:
+    """A run folder is data from anyone: its metrics.csv is read like its other files."""
+    elsewhere = tmp_path / "elsewhere.csv"
+    elsewhere.write_text("step,secret\n0,1\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").symlink_to(elsewhere)
+    logger = RunCSVLogger(run, name="", version="")
+    logger.log_metrics({"train/loss": 1.0}, step=0)
+    with pytest.raises(DataError, match=r"metrics\.csv"):
+        logger.save()
+    assert elsewhere.read_text() == "step,secret\n0,1\n"

@@ -303,11 +303,13 @@ def test_bad_run_json_fields_are_one_line_before_training(
     assert {name: (run_dir / name).read_bytes() for name in before} == before
 
 
+@pytest.mark.parametrize(("command", "status"), [("reproduce", 2), ("resume", 1)])
 @pytest.mark.parametrize("linked", [True, False])
 def test_reproduce_does_not_print_a_bad_overrides_file(
-    linked, run_dir, run_subprocess, tmp_path
+    linked, command, status, run_dir, run_subprocess, tmp_path
 ) -> None:
-    """An overrides.yaml linked to /etc/shadow was printed, parsed, in the error."""
+    """An overrides.yaml linked to /etc/shadow was printed, parsed, in the error; resume reads
+    the file with the same reader."""
     overrides = run_dir / ".hydra" / "overrides.yaml"
     overrides.unlink()
     if linked:
@@ -317,9 +319,9 @@ def test_reproduce_does_not_print_a_bad_overrides_file(
     else:
         overrides.write_text(SECRET + "\n")
 
-    result = run_subprocess(*_command("reproduce", run_dir, tmp_path))
+    result = run_subprocess(*_command(command, run_dir, tmp_path))
 
-    assert result.returncode == 2
+    assert result.returncode == status
     _assert_one_error_line(result, str(overrides))
     assert "hunter2" not in result.stdout + result.stderr
 

@@ -31,30 +31,26 @@ GPU_ACCELERATORS = ("gpu", "cuda")
 
 def build_callbacks(cfg: Mapping[str, Any] | None, *, with_logger: bool) -> list[pl.Callback]:
     """Instantiate each callback of the ``callbacks`` group (null entries are skipped)."""
-    from hydra.utils import instantiate
-
-    callbacks = []
-    for name, node in (cfg or {}).items():
-        if node is None:
-            continue
-        if name == "lr_monitor" and not with_logger:
-            log.info("callbacks.lr_monitor skipped: it needs a logger")
-            continue
-        with config_errors(f"callbacks.{name!s}", node):
-            callbacks.append(instantiate(node))
-    return callbacks
+    if not with_logger and (cfg or {}).get("lr_monitor") is not None:
+        log.info("callbacks.lr_monitor skipped: it needs a logger")
+        cfg = {name: node for name, node in (cfg or {}).items() if name != "lr_monitor"}
+    return _build_each("callbacks", cfg)
 
 
 def build_loggers(cfg: Mapping[str, Any] | None) -> list[Any]:
-    """Instantiate each logger of the ``logger`` group."""
+    """Instantiate each logger of the ``logger`` group (null entries are skipped)."""
+    return _build_each("logger", cfg)
+
+
+def _build_each(group: str, cfg: Mapping[str, Any] | None) -> list[Any]:
     from hydra.utils import instantiate
 
-    loggers = []
+    built = []
     for name, node in (cfg or {}).items():
         if node is not None:
-            with config_errors(f"logger.{name!s}", node):
-                loggers.append(instantiate(node))
-    return loggers
+            with config_errors(f"{group}.{name!s}", node):
+                built.append(instantiate(node))
+    return built
 
 
 def check_accelerator(trainer_cfg: Mapping[str, Any]) -> None:

@@ -67,11 +67,8 @@ def metric_text(name: str, value: float) -> str:
 
 
 class ConfusionMatrixPlot(Callback):
-    """Save the test confusion matrix as a PNG in ``dirpath`` and send it to image loggers.
-
-    Args:
-        dirpath: Folder for ``confusion_matrix.png`` (the run folder by default).
-    """
+    """Save the test confusion matrix as ``confusion_matrix.png`` in ``dirpath`` (the run folder
+    by default) and send it to image loggers."""
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
@@ -79,38 +76,30 @@ class ConfusionMatrixPlot(Callback):
 
     @override
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        matrix = pl_module.confusion.compute().cpu()  # type: ignore[union-attr, operator]
+        counts = pl_module.confusion.compute().cpu().numpy()  # type: ignore[union-attr, operator]
         pl_module.confusion.reset()  # type: ignore[union-attr, operator]
-        # fast_dev_run is a smoke test: Lightning writes no logs or checkpoints, nor do we plots.
-        if not trainer.is_global_zero or getattr(trainer, "fast_dev_run", False):
+        if not _draws(trainer):
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import numpy as np
 
         classes: list[str] = pl_module.hparams.get("classes") or [
-            str(i) for i in range(matrix.shape[0])
+            str(i) for i in range(counts.shape[0])
         ]
         size = min(4 + 0.35 * len(classes), 20)
         fig, ax = plt.subplots(figsize=(size, size))
-        ax.imshow(matrix.numpy(), cmap="Blues")
+        ax.imshow(counts, cmap="Blues")
         if len(classes) <= 20:
             ax.set_xticks(range(len(classes)), classes, rotation=90)
             ax.set_yticks(range(len(classes)), classes)
-            for (i, j), count in _cells(matrix):
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
+            for (i, j), count in np.ndenumerate(counts):
+                if count:
+                    ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title("test confusion matrix")
-        fig.tight_layout()
         self.path = self.dirpath / "confusion_matrix.png"
-        try:
-            with replacing(self.path) as tmp:
-                fig.savefig(tmp, dpi=100, format="png")
-        finally:
-            plt.close(fig)
-        log_image(trainer, "test/confusion_matrix", self.path)
+        _save_figure(trainer, fig, self.path, "test/confusion_matrix", dpi=100)
 
 
 class LearningCurves(Callback):
@@ -118,10 +107,7 @@ class LearningCurves(Callback):
 
     Hand tuning looks at how a run learned (over- or under-fitting, a learning rate too high),
     not only where it ended. The values are kept per epoch, and in the checkpoint, so a
-    resumed run draws its whole history.
-
-    Args:
-        dirpath: Folder for ``learning_curves.png`` (the run folder by default).
+    resumed run draws its whole history. ``dirpath`` is the run folder by default.
     """
 
     KEYS = ("train/loss", "val/loss", "train/acc", "val/acc")
@@ -153,15 +139,8 @@ class LearningCurves(Callback):
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if (
-            not trainer.is_global_zero
-            or getattr(trainer, "fast_dev_run", False)
-            or not self.history
-        ):
+        if not self.history or not _draws(trainer):
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -178,14 +157,7 @@ class LearningCurves(Callback):
             ax.set_ylabel(measure)
             ax.legend()
         fig.suptitle("learning curves")
-        fig.tight_layout()
-        path = self.dirpath / "learning_curves.png"
-        try:
-            with replacing(path) as tmp:
-                fig.savefig(tmp, dpi=90, format="png")
-        finally:
-            plt.close(fig)
-        log_image(trainer, "learning_curves", path)
+        _save_figure(trainer, fig, self.dirpath / "learning_curves.png", "learning_curves", dpi=90)
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -196,9 +168,28 @@ class LearningCurves(Callback):
         self.history = [dict(h) for h in state_dict.get("history", [])]
 
 
-def _cells(matrix: Any) -> list[tuple[tuple[int, int], int]]:
-    rows, cols = matrix.shape
-    return [((i, j), int(matrix[i, j])) for i in range(rows) for j in range(cols) if matrix[i, j]]
+def _draws(trainer: pl.Trainer) -> bool:
+    """Rank 0 draws, with matplotlib's file backend; none under fast_dev_run (a smoke test:
+    Lightning writes no logs or checkpoints then, nor do we plots)."""
+    if not trainer.is_global_zero or getattr(trainer, "fast_dev_run", False):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return True
+
+
+def _save_figure(trainer: pl.Trainer, fig: Any, path: Path, name: str, *, dpi: int) -> None:
+    """Write ``fig`` to ``path`` as a PNG (atomically), close it, and send it to the loggers."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    log_image(trainer, name, path)
 
 
 def log_image(trainer: pl.Trainer, name: str, path: Path) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.errors import CheckpointError, CnnlabError, ConfigError, DataError, show
+from cnnlab.errors import CheckpointError, CnnlabError, ConfigError, DataError, first_line, show
 
 if TYPE_CHECKING:
     from torch import nn
@@ -77,19 +77,13 @@ def checkpoint_path(value: Any) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint safely and check that it names nothing but cnnlab's own builders.
-
-    Args:
-        path: The checkpoint file.
-
-    Returns:
-        The checkpoint dictionary (``state_dict``, ``hyper_parameters``, ...).
+    """Load a checkpoint (``state_dict``, ``hyper_parameters``, ...) without running code, and
+    check that it names nothing but cnnlab's own builders.
 
     Raises:
         ConfigError: ``ckpt_path`` is empty.
-        CheckpointError: The file is missing, a folder, unreadable, not a checkpoint,
-            not a cnnlab checkpoint, or its hyperparameters name something cnnlab does
-            not build (the message names the file and the key).
+        CheckpointError: Naming the file (and the key): missing, a folder, unreadable, not a
+            cnnlab checkpoint, or hyperparameters naming something cnnlab does not build.
     """
     import torch
 
@@ -105,7 +99,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise CheckpointError(path, f"cannot read the checkpoint ({exc.strerror or exc})") from exc
     except Exception as exc:  # any parse failure of a corrupt file: IndexError, KeyError, ...
-        raise CheckpointError(path, f"not a loadable checkpoint ({_first_line(exc)})") from exc
+        raise CheckpointError(path, f"not a loadable checkpoint ({first_line(exc)})") from exc
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
     hparams = checkpoint.get(_HPARAMS)
@@ -117,11 +111,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def check_hyperparameters(path: str | Path, hparams: Mapping[str, Any]) -> None:
-    """Refuse hyperparameters that would make cnnlab import or call anything of theirs.
-
-    Raises:
-        CheckpointError: Naming the file and the first offending key, e.g.
-            ``hyper_parameters.model._target_``.
+    """Refuse hyperparameters that would make cnnlab import or call anything of theirs: a
+    :class:`CheckpointError` naming the first offending key (``hyper_parameters.model._target_``).
     """
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.models import list_models
@@ -148,11 +139,7 @@ _CHECKPOINT_PATHS = ("best_model_path", "last_model_path", "kth_best_model_path"
 
 
 def check_callback_paths(path: str | Path, callbacks: Any) -> None:
-    """Refuse checkpoint-callback states that name files outside their own folder.
-
-    Raises:
-        CheckpointError: Naming the file and the ``callbacks`` key.
-    """
+    """Refuse checkpoint-callback states that name files outside their own folder."""
     if not isinstance(callbacks, Mapping):
         return
     for name, state in callbacks.items():
@@ -331,17 +318,14 @@ def check_targets(
     interpolation: Callable[[str, str], str | None] | None = None,
     error: type[DataError] = CheckpointError,
 ) -> None:
-    """Raise ``error`` naming ``path`` and the key where ``node`` goes beyond the allow-list.
+    """Raise ``error`` naming ``path`` and the key where ``node`` (plain containers, read from
+    ``path``, a file of kind ``what``) goes beyond the allow-list.
 
     Args:
-        path: The file ``node`` was read from (for the message).
-        node: Plain containers (dicts, lists, strings, numbers).
         prefix: The dotted key of ``node`` in the file (``hyper_parameters``), not part of
             the place a target is looked up by.
-        what: Names the file's kind in the message.
         interpolation: ``(key, text) -> problem or None`` for a string holding ``${``;
             without it every interpolation is refused.
-        error: The :class:`DataError` subclass raised.
     """
     stack: list[tuple[tuple[str, ...], Any]] = [((), node)]
     while stack:
@@ -401,12 +385,8 @@ def _check_instruction(
 
 
 def check_checkpoint_matches(path: str | Path, checkpoint: Mapping[str, Any], model: Any) -> None:
-    """Raise :class:`CheckpointError` when ``checkpoint`` was made for another network.
-
-    Args:
-        path: The checkpoint file (for the message).
-        checkpoint: What :func:`read_checkpoint` returned.
-        model: The resolved ``model`` node of this run's config (trusted: the user's own).
+    """Raise :class:`CheckpointError` when ``checkpoint`` (from :func:`read_checkpoint`) was made
+    for another network than ``model``, the resolved (trusted: the user's own) ``model`` node.
     """
     from cnnlab.lit.module import build_network
 
@@ -419,18 +399,14 @@ def check_checkpoint_matches(path: str | Path, checkpoint: Mapping[str, Any], mo
                 f"checkpoint is for {field}={have!r}, but this config has model.{field}={want!r}",
             )
     network = build_network(model)
-    _check_weights(path, checkpoint["state_dict"], network, prefix="net.", only_prefixed=True)
+    _check_weights(path, checkpoint["state_dict"], network, prefix="net.")
 
 
 def load_classifier(path: str | Path) -> ImageClassifier:
     """Rebuild an :class:`ImageClassifier` from a checkpoint (no code runs from the file).
 
-    The file is read once; the network is built from its checked hyperparameters and
-    its weights are loaded after every name and shape was compared.
-
-    Raises:
-        CheckpointError: As :func:`read_checkpoint`, or when the network cannot be built
-            or the weights do not fit it (the message names the tensor).
+    The network is built from the checked hyperparameters; the weights are loaded after every
+    name and shape was compared (a :class:`CheckpointError` names the tensor that does not fit).
     """
     from cnnlab.lit.module import ImageClassifier
 
@@ -442,7 +418,7 @@ def load_classifier(path: str | Path) -> ImageClassifier:
         raise CheckpointError(path, f"{_HPARAMS}: {exc}") from exc
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(
-            path, f"cannot rebuild the network from {_HPARAMS}: {_first_line(exc)}"
+            path, f"cannot rebuild the network from {_HPARAMS}: {first_line(exc)}"
         ) from exc
     _check_weights(path, checkpoint["state_dict"], module)
     module.load_state_dict(checkpoint["state_dict"], strict=True)
@@ -464,18 +440,13 @@ def data_config(hparams: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_weights(
-    path: str | Path,
-    state: Mapping[str, Any],
-    network: nn.Module,
-    *,
-    prefix: str = "",
-    only_prefixed: bool = False,
+    path: str | Path, state: Mapping[str, Any], network: nn.Module, *, prefix: str = ""
 ) -> None:
-    """Compare the checkpoint's tensors with ``network``'s, by name and shape."""
+    """Compare the checkpoint's tensors named ``prefix...`` with ``network``'s, by name, shape."""
     import torch
 
     expected = {prefix + k: v for k, v in network.state_dict().items()}
-    given = {k: v for k, v in state.items() if not only_prefixed or str(k).startswith(prefix)}
+    given = {k: v for k, v in state.items() if str(k).startswith(prefix)}
     missing = [k for k in expected if k not in given]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -491,8 +462,3 @@ def _check_weights(
                 f"state_dict.{name}: shape {list(tensor.shape)}, "
                 f"but the network needs {list(expected[name].shape)}",
             )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -35,6 +35,7 @@ from typing_extensions import override
 
 from cnnlab.files.atomic import WriteError, replacing
 from cnnlab.files.background import WRITER
+from cnnlab.files.read import read_text
 
 __all__ = ["RunCSVLogger"]
 
@@ -42,19 +43,13 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.csv"
 HPARAMS_FILE = "hparams.yaml"
+# A long run that logs every step can pass read_text's default bound (32 MB) in metrics.csv.
+METRICS_LIMIT = 1 << 30
 
 
 class RunCSVLogger(Logger):
-    """``metrics.csv`` and ``hparams.yaml`` in ``save_dir/name/version``, written whole.
-
-    Rows are written whenever Lightning saves the logger (after each logging call), after each
-    checkpoint and when training ends; a resumed run appends to the rows already there.
-
-    Args:
-        save_dir: The run folder.
-        name: A sub-folder of ``save_dir`` ("" for none).
-        version: A sub-folder of that ("" for none).
-    """
+    """``metrics.csv`` and ``hparams.yaml`` in ``save_dir/name/version`` (the run folder, then
+    sub-folders, "" for none), written whole when the module docstring says."""
 
     def __init__(self, save_dir: str | Path, name: str = "", version: int | str = "") -> None:
         super().__init__()
@@ -152,14 +147,17 @@ class RunCSVLogger(Logger):
             log.warning("%s not updated: %s", METRICS_FILE, exc)
 
     def _rows_on_disk(self) -> list[dict[str, Any]]:
-        """The rows saved so far: read from the file once (a resumed run's), then kept."""
+        """The rows saved so far: read from the file once (a resumed run's), then kept.
+
+        Read as any run folder's file (:mod:`cnnlab.files.read`): a link or fifo in its
+        place is refused, naming it, rather than followed.
+        """
         if self.rows is None:
-            self.rows = []
-            if os.path.isfile(self.metrics_file):
-                with open(self.metrics_file, newline="", encoding="utf-8") as fh:
-                    self.rows = [
-                        {k: v for k, v in row.items() if v != ""} for row in csv.DictReader(fh)
-                    ]
+            text = ""
+            if os.path.lexists(self.metrics_file):
+                text = read_text(METRICS_FILE, inside=self.log_dir, limit=METRICS_LIMIT)
+            rows = csv.DictReader(io.StringIO(text, newline=""))
+            self.rows = [{k: v for k, v in row.items() if v != ""} for row in rows]
         return self.rows
 
 

@@ -31,9 +31,6 @@ class FailOnNonFiniteLoss(pl.Callback):
     accelerator finish its queued work, every ``check_every_n_steps`` steps and at the
     epoch's last batch, before validation; a diverged run stops at the first read.
 
-    Args:
-        check_every_n_steps: Read the flag once in this many steps.
-
     Raises:
         ValueError: ``check_every_n_steps`` is below 1.
     """

@@ -17,17 +17,9 @@ from torch import nn
 from cnnlab.errors import ConfigError
 
 
-class CrossEntropyLoss(nn.CrossEntropyLoss):
-    """Softmax cross-entropy on class indices, with optional label smoothing."""
-
-
 class OneHotMSELoss(nn.Module):
-    """Mean squared error between class scores and one-hot targets.
-
-    Args:
-        num_classes: Number of classes (the width of the one-hot vectors).
-        apply_softmax: Compare probabilities (True, the usual choice) or raw scores.
-    """
+    """Mean squared error between class scores and one-hot targets (``num_classes`` wide):
+    of probabilities with ``apply_softmax`` (the usual choice), else of raw scores."""
 
     def __init__(self, num_classes: int, apply_softmax: bool = True) -> None:
         super().__init__()
@@ -48,7 +40,7 @@ def build_loss(cfg: Mapping[str, Any], num_classes: int) -> nn.Module:
         smoothing = float(params.get("label_smoothing", 0.0))
         if not 0.0 <= smoothing < 1.0:
             raise ConfigError("loss.label_smoothing", f"must be in [0, 1), got {smoothing}")
-        return CrossEntropyLoss(label_smoothing=smoothing)
+        return nn.CrossEntropyLoss(label_smoothing=smoothing)
     if name == "mse":
         return OneHotMSELoss(num_classes, apply_softmax=bool(params.get("apply_softmax", True)))
     raise ConfigError("loss.name", f"unknown loss {name!r}; choose from ['cross_entropy', 'mse']")

@@ -60,9 +60,7 @@ class LossAtBest:
 
     Accuracy on a few hundred images saturates: several epochs (and several runs) reach the
     same best value. The loss still tells them apart, lower meaning more confident.
-
-    Args:
-        mode: ``max`` or ``min``, as ``monitor.mode``.
+    ``mode`` is ``monitor.mode``.
     """
 
     def __init__(self, mode: str) -> None:
@@ -116,10 +114,7 @@ class EpochSums:
     values are the ratios of the sums, summed across processes first under DDP. This is all
     a classifier's loss and micro accuracy need, at a fraction of what per-step
     ``torchmetrics`` updates cost on a small network (each is a wrapped call, input
-    handling and several operations per metric).
-
-    Args:
-        names: The metrics of the stage (:func:`metric_names`).
+    handling and several operations per metric). ``names``: the stage's :func:`metric_names`.
     """
 
     def __init__(self, names: list[MetricName]) -> None:

@@ -37,15 +37,10 @@ from cnnlab.secrets.mask import mask_checkpoint_secrets
 class ImageClassifier(pl.LightningModule):
     """Train, validate and test an image classifier.
 
-    Args:
-        model: The ``model`` node (``_target_`` plus builder arguments), resolved.
-        num_classes: Number of classes (from the data config).
-        loss: The ``loss`` node.
-        optimizer: The ``optimizer`` node (a Hydra partial of a ``torch.optim`` class).
-        scheduler: The ``scheduler`` node, or None.
-        monitor: ``{metric: "val/acc", mode: "max"}``: the one monitored metric.
-        data: The resolved ``data`` node, kept so that eval/predict can rebuild the inputs.
-        classes: Class names, in label order.
+    Built from the resolved config nodes of the same names (``optimizer``: a Hydra partial of
+    a ``torch.optim`` class). ``monitor`` is the one monitored metric, ``{metric: "val/acc",
+    mode: "max"}``; ``data`` is kept so that eval/predict can rebuild the inputs; ``classes``
+    are the class names, in label order.
     """
 
     def __init__(
@@ -216,11 +211,7 @@ class ImageClassifier(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.hparams["optimizer"], self.parameters())
         total = int(self.trainer.estimated_stepping_batches)
-        epochs = (
-            self.trainer.max_epochs
-            if self.trainer.max_epochs and self.trainer.max_epochs > 0
-            else 1
-        )
+        epochs = max(self.trainer.max_epochs or 1, 1)  # -1: no limit
         schedule = build_scheduler(
             self.hparams["scheduler"],
             optimizer,

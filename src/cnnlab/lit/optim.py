@@ -54,13 +54,9 @@ def build_scheduler(
 ) -> dict[str, Any] | None:
     """Return a Lightning ``lr_scheduler`` dict for ``cfg``, or None for ``name: none``.
 
-    Args:
-        cfg: The scheduler node (``name`` plus that schedule's parameters).
-        optimizer: The optimizer to schedule.
-        steps_per_epoch: Optimizer steps in one epoch (epochs in the config become steps).
-        total_steps: Optimizer steps of the whole fit.
-        monitor: The monitored metric (``plateau`` reduces on it).
-        mode: ``min`` or ``max`` for the monitored metric.
+    ``cfg`` is ``name`` plus that schedule's parameters; epochs in it become optimizer steps
+    (``steps_per_epoch``, ``total_steps`` of the whole fit); ``plateau`` reduces on ``monitor``
+    (``mode``: ``min`` or ``max``).
     """
     cfg = dict(cfg or {"name": "none"})
     name = cfg.pop("name", "none")
@@ -73,17 +69,9 @@ def build_scheduler(
         raise ConfigError(
             "scheduler.warmup_epochs", f"must be an integer >= 0, got {show(warmup_epochs)}"
         )
+    warmup = warmup_epochs * steps_per_epoch
     with config_errors("scheduler", cfg):
-        return _schedule(
-            name,
-            cfg,
-            optimizer,
-            warmup_epochs * steps_per_epoch,
-            steps_per_epoch,
-            total_steps,
-            monitor,
-            mode,
-        )
+        return _schedule(name, cfg, optimizer, warmup, steps_per_epoch, total_steps, monitor, mode)
 
 
 def _schedule(

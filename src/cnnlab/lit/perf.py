@@ -40,20 +40,12 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 @dataclass(frozen=True)
 class PerfSettings:
-    """The validated ``perf`` node.
-
-    Attributes:
-        channels_last: Convert the network and its input to NHWC memory layout.
-        compile: Compile the network with ``torch.compile``.
-        compile_mode: ``torch.compile``'s ``mode``.
-        matmul_precision: float32 matmul precision, or None to leave torch's setting.
-        cudnn_benchmark: Set ``torch.backends.cudnn.benchmark``.
-    """
+    """The validated ``perf`` node: the switches of the module docstring."""
 
     channels_last: bool = False
     compile: bool = False
-    compile_mode: str = "default"
-    matmul_precision: str | None = None
+    compile_mode: str = "default"  # torch.compile's mode
+    matmul_precision: str | None = None  # None leaves torch's setting
     cudnn_benchmark: bool = False
 
 
@@ -87,13 +79,9 @@ def perf_settings(cfg: Mapping[str, Any] | None) -> PerfSettings:
 def configure_backends(settings: PerfSettings, *, deterministic: bool = False) -> None:
     """Apply the process-wide switches: matmul precision and cuDNN benchmark mode.
 
-    Args:
-        settings: The validated ``perf`` node.
-        deterministic: ``trainer.deterministic``; cuDNN's benchmark mode picks algorithms
-            by timing them, so the two cannot be on together.
-
     Raises:
-        ConfigError: ``perf.cudnn_benchmark`` together with ``trainer.deterministic``.
+        ConfigError: ``perf.cudnn_benchmark`` with ``deterministic`` (``trainer.deterministic``):
+            benchmark mode picks algorithms by timing them, so the two cannot be on together.
     """
     if settings.matmul_precision is not None:
         torch.set_float32_matmul_precision(settings.matmul_precision)
@@ -133,15 +121,8 @@ def _channels_last_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any,
 
 
 def apply_perf(cfg: Any, network: nn.Module) -> PerfSettings:
-    """Apply the run's ``perf`` node: the backend switches and the network's conversion.
-
-    Args:
-        cfg: The run config (reads ``perf`` and ``trainer.deterministic``).
-        network: The network to convert in place.
-
-    Returns:
-        The settings that were applied.
-    """
+    """Apply the run config's ``perf`` node (and ``trainer.deterministic``): the backend
+    switches and the conversion of ``network`` in place. Returns the settings applied."""
     from cnnlab.config import to_dict
 
     settings = perf_settings(to_dict(cfg.get("perf")))

@@ -2,12 +2,9 @@
 
 A run folder is any folder holding a ``run.json`` (``outputs/runs/<task>/<stamp>`` and
 ``outputs/multiruns/<task>/<stamp>/<job>`` alike). Folders are read as hostile, every file
-through :mod:`cnnlab.files.read` (regular files only, no links, bounded in size and depth): a
-``run.json`` that cannot be read or is not a JSON object makes the folder unreadable
-(:class:`DataError`), while missing or ill-typed fields inside it, a run still ``running`` or
-killed, or a missing ``metrics.json`` only leave the corresponding value empty. A
-``metrics.json`` that is there but cannot be read leaves the metrics empty too, with a line
-in :attr:`RunInfo.problems`. Nothing read is resolved as an interpolation.
+through :mod:`cnnlab.files.read`: only an unreadable ``run.json`` makes a folder unreadable;
+a missing or ill-typed field, or a missing or bad ``metrics.json``, leaves that value empty.
+Nothing read is resolved as an interpolation.
 """
 
 from __future__ import annotations
@@ -130,23 +127,34 @@ def read_run(folder: str | os.PathLike[str]) -> RunInfo:
     """Read the run folder ``folder``.
 
     Raises:
-        DataError: Naming ``run.json`` when it is missing, a link, a fifo or device, too
-            large or deep, not JSON or not an object. A bad ``metrics.json`` is not an error:
-            the run has no metrics, and :attr:`RunInfo.problems` says why.
+        DataError: As :func:`read_manifest`. A bad ``metrics.json`` is not an error: the run
+            has no metrics, and :attr:`RunInfo.problems` says why.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(folder, "no such run folder")
+    manifest = read_manifest(folder)
     path = folder / RUN_FILE
-    if not os.path.lexists(path):
-        raise DataError(path, "missing; is this a cnnlab run folder?")
-    manifest = read_json_object(RUN_FILE, inside=folder)
     try:
         modified = datetime.fromtimestamp(os.stat(path, follow_symlinks=False).st_mtime)
     except (OSError, ValueError, OverflowError) as exc:  # removed since, or a date out of range
         raise DataError(path, f"cannot be read ({exc})") from None
     metrics, problem = read_metrics(folder)
     return RunInfo(folder, manifest, metrics, modified.astimezone(), (problem,) if problem else ())
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The run folder's ``run.json``, which must be a JSON object.
+
+    Raises:
+        DataError: Naming the folder (missing, not a folder) or ``run.json`` (missing, a link,
+            a fifo or device, too large or deep, not JSON or not an object).
+    """
+    if not folder.exists():
+        raise DataError(folder, "run folder does not exist")
+    if not folder.is_dir():
+        raise DataError(folder, f"not a folder; expected a run folder holding {RUN_FILE}")
+    if not os.path.lexists(folder / RUN_FILE):
+        raise DataError(folder / RUN_FILE, "missing; is this a cnnlab run folder?")
+    return read_json_object(RUN_FILE, inside=folder)
 
 
 def find_runs(root: str | os.PathLike[str]) -> tuple[list[RunInfo], list[str]]:

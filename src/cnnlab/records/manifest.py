@@ -79,14 +79,8 @@ def build_manifest(
         cfg: The composed config; stored resolved as a plain dict (unresolved if an
             interpolation cannot be resolved here, with ``config_resolved: false``).
         overrides: The Hydra overrides of the run (``task`` overrides).
-        command: The command line, ``sys.argv`` style.
-        seed: The global seed the run used.
-        start: When the run started.
-        end: When it ended; ``None`` while running.
-        status: One of :class:`RunStatus` (``running``, ``completed``, ``failed``,
-            ``interrupted``).
+        end: When the run ended; ``None`` while running.
         timings: Measured times and rates, e.g. ``fit_s``, ``samples_per_s``.
-        error: The one-line error of a failed run.
         source_dir: Folder whose git repository is recorded (default: where the cnnlab package
             was imported from).
         starts: Each start of the run, oldest first (a resumed run has several): its

@@ -8,6 +8,7 @@ when it ends (``completed``, ``failed`` with the error, or ``interrupted``);
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from cnnlab.errors import DataError, show
+from cnnlab.errors import DataError, RunInterrupted, find_user_error, show
+from cnnlab.files.atomic import WriteError, write_json_atomic
+from cnnlab.files.read import field, read_json_object
 
 if TYPE_CHECKING:
     from cnnlab.records.resume import Resume
@@ -29,11 +32,8 @@ class RunRecorder:
     """Writes ``run.json`` and ``metrics.json`` of one job into ``cfg.paths.run_dir``.
 
     A resumed run (``resume``) keeps the first start's ``start``, ``command`` and
-    ``overrides`` and appends this start to the ``starts`` already in ``run.json``.
-
-    Attributes:
-        run_dir: The job's folder.
-        timings: Seconds and counts the task measured; saved in ``run.json``.
+    ``overrides`` and appends this start to the ``starts`` already in ``run.json``. The task
+    puts the seconds and counts it measured in ``timings``, saved in ``run.json`` too.
     """
 
     def __init__(self, cfg: DictConfig, resume: Resume | None = None) -> None:
@@ -52,7 +52,6 @@ class RunRecorder:
 
     def record(self, status: str, error: str | None = None) -> None:
         """(Re)write ``run.json`` with ``status``."""
-        from cnnlab.files.atomic import write_json_atomic
         from cnnlab.records.manifest import build_manifest
 
         if not self.is_zero:
@@ -90,8 +89,6 @@ class RunRecorder:
         On a full or read-only disk ``run.json`` keeps its previous content (it is never
         half-written) and the run's own error stays the one reported.
         """
-        from cnnlab.files.atomic import WriteError
-
         try:
             self.record(status, error)
         except (WriteError, OSError) as exc:
@@ -99,8 +96,6 @@ class RunRecorder:
 
     def write_metrics(self, metrics: dict[str, float]) -> None:
         """Write the final ``metrics.json`` (flat keys, sorted, no timings)."""
-        from cnnlab.files.atomic import write_json_atomic
-
         if self.is_zero:
             write_json_atomic(self.run_dir / "metrics.json", dict(sorted(metrics.items())))
 
@@ -130,8 +125,6 @@ def recorded_run(
         recorder.record_end("interrupted", "KeyboardInterrupt")
         if finish:
             finish(recorder.run_dir, "interrupted")
-        from cnnlab.errors import RunInterrupted
-
         # Only training continues from its folder (`cnnlab train resume=<run folder>`).
         command = f"cnnlab train resume={recorder.run_dir}" if cfg.get("task") == "train" else None
         raise RunInterrupted(command) from None
@@ -158,10 +151,6 @@ def previous_record(run_dir: Path) -> dict[str, Any]:
         DataError: Naming ``run.json`` and the field: a link, a fifo, not JSON, or a field
             of the wrong type (``starts: 5``, ``command: 5``, a ``start`` without offset).
     """
-    import os
-
-    from cnnlab.files.read import read_json_object
-
     path = run_dir / "run.json"
     if not os.path.lexists(path):
         return {}
@@ -196,8 +185,6 @@ def _field(
     path: Path, prefix: str, entry: dict[str, Any], key: str, kind: type, default: Any = None
 ) -> Any:
     """:func:`cnnlab.files.read.field`, its message naming the key under ``prefix``."""
-    from cnnlab.files.read import field
-
     try:
         return field(path, entry, key, kind, default)
     except DataError as exc:
@@ -229,8 +216,6 @@ def _when(text: Any) -> datetime | None:
 
 def _reason(exc: BaseException) -> str:
     """The one-line reason of a failure: the user error in the chain, else the exception."""
-    from cnnlab.errors import find_user_error
-
     user_error = find_user_error(exc)
     if user_error is not None:
         return f"{type(user_error).__name__}: {user_error}"

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import DataError
-
-# Re-exported: cnnlab.records.listing reads run.json with it.
 from cnnlab.files.read import read_json_object, read_yaml
+from cnnlab.records.listing import METRICS_FILE, RUN_FILE, read_manifest
 
-__all__ = ["RunRecord", "compare_metrics", "load_run", "read_json_object"]
+__all__ = ["OVERRIDES_FILE", "RunRecord", "compare_metrics", "load_run", "read_overrides"]
+
+OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 
 
 @dataclass(frozen=True)
@@ -43,33 +44,20 @@ class RunRecord:
 def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read a run folder written by ``cnnlab train``.
 
-    Args:
-        run_dir: The folder holding ``run.json`` and ``metrics.json``.
-
-    Returns:
-        The run's :class:`RunRecord`.
-
     Raises:
-        DataError: Naming the folder or file when the folder is missing or not a folder, or
-            ``run.json``, ``metrics.json`` or ``.hydra/overrides.yaml`` is missing, unreadable,
-            not valid JSON/YAML or of the wrong shape.
+        DataError: As :func:`~cnnlab.records.listing.read_manifest`, or naming
+            ``metrics.json`` or ``.hydra/overrides.yaml`` when missing, unreadable, not valid
+            JSON/YAML or of the wrong shape.
     """
     folder = Path(run_dir)
-    if not folder.exists():
-        raise DataError(folder, "run folder does not exist")
-    if not folder.is_dir():
-        raise DataError(folder, "not a folder; expected a run folder holding run.json")
-    manifest_path = folder / "run.json"
-    if not os.path.lexists(manifest_path):
-        raise DataError(manifest_path, "missing; is this a cnnlab run folder?")
-    manifest = read_json_object("run.json", inside=folder)
-    metrics_path = folder / "metrics.json"
+    manifest = read_manifest(folder)
+    metrics_path = folder / METRICS_FILE
     if not os.path.lexists(metrics_path):
         status = manifest.get("status")
         why = f"the run's status is {status!r}" if status != "completed" else "it was removed"
         raise DataError(metrics_path, f"missing, so there are no final metrics ({why})")
-    metrics = _metrics(metrics_path, read_json_object("metrics.json", inside=folder))
-    return RunRecord(folder, manifest, metrics, _overrides(folder, manifest, manifest_path))
+    metrics = _metrics(metrics_path, read_json_object(METRICS_FILE, inside=folder))
+    return RunRecord(folder, manifest, metrics, read_overrides(folder, manifest))
 
 
 def compare_metrics(
@@ -81,20 +69,15 @@ def compare_metrics(
 ) -> list[str]:
     """List how two sets of final metrics differ.
 
-    Values match when ``|actual - expected| <= atol + rtol * |expected|`` (the default
-    tolerances of zero ask for identical numbers). Two NaNs match, as do equal infinities.
+    ``expected`` are the original run's metrics, ``actual`` the new run's. Values match when
+    ``|actual - expected| <= atol + rtol * |expected|`` (the default tolerances of zero ask for
+    identical numbers). Two NaNs match, as do equal infinities.
 
     Example:
         >>> for line in compare_metrics({"acc": 0.97, "loss": 0.1}, {"acc": 0.96}):
         ...     print(line)
         acc: expected 0.97, got 0.96 (difference -0.01)
         loss: missing (expected 0.1)
-
-    Args:
-        expected: The original run's metrics.
-        actual: The new run's metrics.
-        rtol: Relative tolerance, ``>= 0``.
-        atol: Absolute tolerance, ``>= 0``.
 
     Returns:
         One line per difference, sorted by metric name: missing metrics, metrics the original
@@ -142,12 +125,17 @@ def _kind(data: Any) -> str:
     return "null" if data is None else type(data).__name__
 
 
-def _overrides(folder: Path, manifest: dict[str, Any], manifest_path: Path) -> list[str]:
-    name = Path(".hydra") / "overrides.yaml"
-    if os.path.lexists(folder / name):
-        data, source = read_yaml(name, inside=folder), folder / name
+def read_overrides(folder: Path, manifest: dict[str, Any] | None = None) -> list[str]:
+    """The overrides that made the run: ``.hydra/overrides.yaml``, else (a folder without
+    ``.hydra/``) the ``manifest``'s, else none.
+
+    Raises:
+        DataError: Naming the file when it cannot be read or is not a list of strings.
+    """
+    if os.path.lexists(folder / OVERRIDES_FILE):
+        data, source = read_yaml(OVERRIDES_FILE, inside=folder), folder / OVERRIDES_FILE
     else:
-        data, source = manifest.get("overrides", []), manifest_path
+        data, source = (manifest or {}).get("overrides", []), folder / RUN_FILE
     # Hydra writes an empty file as `[]`; an empty file read by hand gives None.
     data = [] if data is None else data
     if not isinstance(data, list) or not all(isinstance(item, str) for item in data):

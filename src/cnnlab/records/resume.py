@@ -29,13 +29,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from cnnlab.config import to_dict
 from cnnlab.errors import CnnlabError, ConfigError, DataError
-from cnnlab.records.run_config import CONFIG_FILE
+from cnnlab.records.recorder import previous_record
+from cnnlab.records.reproduce import read_overrides
+from cnnlab.records.run_config import CONFIG_FILE, read_run_config, validate_run_config
 
 __all__ = ["SAFE_CHANGES", "Resume", "resume_arguments", "resume_run"]
 
 RESUME_KEY = "resume"
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 # Folders of a run whose entries a resumed start writes or appends to ("." is the run folder:
 # the job log, metrics.csv, run.json, hparams.yaml, plots).
@@ -170,18 +172,7 @@ def _refuse_links(folder: Path) -> None:
 
 def _read_folder(folder: Path) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
     """The folder's checked config, original overrides and ``run.json``."""
-    from cnnlab.files.read import read_yaml
-    from cnnlab.records.recorder import previous_record
-    from cnnlab.records.run_config import read_run_config
-
-    config = read_run_config(folder)
-    original: Any = []
-    if os.path.lexists(folder / OVERRIDES_FILE):
-        original = read_yaml(OVERRIDES_FILE, inside=folder)
-    original = [] if original is None else original
-    if not isinstance(original, list) or not all(isinstance(o, str) for o in original):
-        raise DataError(folder / OVERRIDES_FILE, "resume: not a list of overrides")
-    return config, original, previous_record(folder)
+    return read_run_config(folder), read_overrides(folder), previous_record(folder)
 
 
 def resume_run(cfg: DictConfig) -> Resume | None:
@@ -195,8 +186,6 @@ def resume_run(cfg: DictConfig) -> Resume | None:
         DataError: Naming the run folder's file (and key) that cannot be used.
     """
     from omegaconf.errors import OmegaConfBaseException
-
-    from cnnlab.records.run_config import validate_run_config
 
     if cfg.get(RESUME_KEY) is None:
         return None
@@ -223,8 +212,8 @@ def resume_run(cfg: DictConfig) -> Resume | None:
 
 
 def _apply(resume: Resume, key: str, composed: DictConfig) -> None:
-    new = _plain(OmegaConf.select(composed, key))
-    old = _plain(OmegaConf.select(resume.config, key))
+    new = to_dict(OmegaConf.select(composed, key))
+    old = to_dict(OmegaConf.select(resume.config, key))
     if new == old:
         return
     if key not in SAFE_CHANGES:
@@ -266,7 +255,3 @@ def _own_overrides() -> list[tuple[str, str]]:
             raise ConfigError(override.key_or_group, "cannot be deleted or moved on resume")
         pairs.append((override.key_or_group, text))
     return pairs
-
-
-def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value

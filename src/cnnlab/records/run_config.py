@@ -21,6 +21,8 @@ Then :func:`validate_run_config` runs the checks a fresh ``cnnlab train`` runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +74,7 @@ def read_run_config(folder: Path) -> dict[str, Any]:
     data = read_yaml(CONFIG_FILE, inside=folder)
     if not isinstance(data, dict) or not isinstance(data.get("trainer"), dict):
         raise DataError(path, "not a composed cnnlab training config (no trainer node)")
-    if _more_values_than(data, MAX_VALUES):
+    if next(islice(_nodes(data), MAX_VALUES, None), None) is not None:
         raise DataError(path, f"holds more than {MAX_VALUES:,} values; not a composed config")
     for key in FOREIGN_KEYS:
         if key in data:
@@ -105,7 +107,9 @@ def _check_write_places(path: Path, data: dict[str, Any]) -> None:
             raise DataError(
                 path, f"paths.{key}: {value!r} is not cnnlab's own ({shipped!r}); nothing was run"
             )
-    for key, value in _strings(data):
+    for key, value in _nodes(data):
+        if not isinstance(value, str):
+            continue
         name = key.rsplit(".", 1)[-1]
         if name in WRITE_KEYS and (not value.startswith(WRITE_PLACES) or ".." in value):
             raise DataError(
@@ -127,36 +131,19 @@ def _no_downloads(data: dict[str, Any]) -> None:
         source["download"] = False
 
 
-def _strings(node: Any, key: str = "") -> list[tuple[str, str]]:
-    """``(dotted key, value)`` of every string in a plain config."""
-    if isinstance(node, str):
-        return [(key, node)]
-    items = (
-        node.items()
-        if isinstance(node, dict)
-        else enumerate(node)
-        if isinstance(node, list)
-        else ()
-    )
-    found = []
-    for name, value in items:
-        found += _strings(value, f"{key}.{name}" if key else str(name))
-    return found
+def _nodes(data: Any) -> Iterator[tuple[str, Any]]:
+    """``(dotted key, value)`` of every value in a plain config, parents first, in file order.
 
-
-def _more_values_than(data: Any, bound: int) -> bool:
-    """Whether ``data`` holds more than ``bound`` values (each expansion of an alias counted)."""
-    stack, count = [data], 0
+    Lazy, so that counting can stop early: an alias-expanded file may hold a million values.
+    """
+    stack: list[tuple[str, Any, Any]] = [("", "", data)]
     while stack:
-        value = stack.pop()
-        count += 1
-        if count > bound:
-            return True
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return False
+        parent, name, value = stack.pop()
+        key = f"{parent}.{name}" if parent else str(name)
+        yield key, value
+        if isinstance(value, dict | list):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend(reversed([(key, child, v) for child, v in items]))
 
 
 def interpolation_problem(key: str, text: str) -> str | None:
