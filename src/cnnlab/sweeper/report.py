@@ -204,14 +204,8 @@ def _set_nested(target: dict[str, Any], keys: list[str], value: Any) -> None:
 
 
 def _write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Replace ``path`` in the sweep folder with what ``write`` writes, all or nothing.
-
-    Through :func:`~cnnlab.files.atomic.atomic_write`: a new temporary file beside it, renamed
-    over it, so a symbolic link planted at ``path`` is replaced, not followed.
-
-    Raises:
-        DataError: Naming ``path`` when it cannot be written (a full disk, a folder there).
-    """
+    """Replace ``path`` with what ``write`` writes, all or nothing (a link planted at ``path``
+    is replaced, not followed); a DataError naming ``path`` when it cannot be written."""
     from cnnlab.files.atomic import atomic_write
 
     try:
@@ -434,20 +428,18 @@ def _table(rows: list[_Row], sweep_dir: Path) -> tuple[list[str], list[list[str]
     """The leaderboard table: one column per test metric that any run logged."""
     test_keys = sorted({k for row in rows for k in row.tests})
     header = [*LEADERBOARD_HEADER[:3], *test_keys, *LEADERBOARD_HEADER[3:]]
-    table = []
-    for row in rows:
-        tests = [_fmt(row.tests[k]) if k in row.tests else "" for k in test_keys]
-        table.append(
-            [
-                str(row.number),
-                row.state,
-                row.value,
-                *tests,
-                row.params,
-                _relative(row.run_dir, sweep_dir),
-                _fmt(row.seconds or 0.0),
-            ]
-        )
+    table = [
+        [
+            str(row.number),
+            row.state,
+            row.value,
+            *(_fmt(row.tests[k]) if k in row.tests else "" for k in test_keys),
+            row.params,
+            _relative(row.run_dir, sweep_dir),
+            _fmt(row.seconds or 0.0),
+        ]
+        for row in rows
+    ]
     return header, table
 
 
