@@ -34,6 +34,9 @@ def test_report_of_a_seed_sweep(app: Path, run_app, run_cli) -> None:
     assert "Over seeds" in markdown and "| x=0.3 | 2 |" in markdown
     assert (sweep_dir / "report.html").read_text().startswith("<!doctype html>")
     assert (sweep_dir / "history.png").stat().st_size > 1000
+    # The importances plot is there, and the report names the evaluator that computed it.
+    assert (sweep_dir / "importances.png").stat().st_size > 1000
+    assert "PED-ANOVA, Optuna's PedAnovaImportanceEvaluator" in markdown
     best = OmegaConf.load(sweep_dir / "best.yaml")
     assert best.x == 0.3 and best.crash_x is None and "sweep" not in best
     study = load_study(app)

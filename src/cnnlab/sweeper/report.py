@@ -1,22 +1,13 @@
 """The report of a sweep: leaderboard, plots, seed statistics and ``best.yaml``.
 
-:func:`write_report` reads ``sweep.json`` in a sweep folder (written by the
-sweeper when it starts), opens the study it names and writes, into the same
-folder, ``report.md``, ``report.html``, one PNG per plot (Optuna's matplotlib
-visualisation) and ``best.yaml``, an experiment config that re-runs the best
-trial. The report covers the whole study: resumed runs and other workers too.
+It covers the whole study named in ``sweep.json``: resumed runs and other workers too. A plain
+Hydra multirun folder (``multirun.yaml``, no ``sweep.json``) gets a leaderboard ranked by
+each run's ``metrics.json`` instead.
 
-A plain Hydra multirun folder (``multirun.yaml``, no ``sweep.json``) gets the same
-report without a study: a leaderboard ranked by each run's ``metrics.json``.
-
-A sweep folder may be a colleague's or an unpacked archive, so it is read as data:
-every file through :mod:`cnnlab.files.read` (regular files only, bounded), fields checked
-for their type, nothing of what was read resolved as an interpolation, and the study named
-in ``sweep.json`` opened read-only where it already exists
-(:func:`~cnnlab.sweep.storage.load_existing_study`). Every file is written through
-:mod:`cnnlab.files.atomic`: a link planted at a name in the folder is replaced, never followed.
-A problem with ``sweep.json`` is one line naming it; a run folder that cannot be read is
-left out with a warning line (:attr:`Report.warnings`).
+A sweep folder may be a colleague's or an unpacked archive, so it is read as data: every file
+through :mod:`cnnlab.files.read`, nothing read resolved as an interpolation, the study opened
+read-only where it already exists, and every file written through :mod:`cnnlab.files.atomic`
+(a link planted at a name is replaced, never followed).
 """
 
 from __future__ import annotations
@@ -31,12 +22,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypedDict
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cnnlab.errors import DataError, printable
 from cnnlab.files.read import field as checked
 from cnnlab.files.read import read_json_object
-from cnnlab.sweep.objective import tie_line
+from cnnlab.sweep.objective import ranked_trials, tie_line
 
 if TYPE_CHECKING:
     import optuna
@@ -47,29 +38,19 @@ if TYPE_CHECKING:
 SWEEP_INFO = "sweep.json"
 MULTIRUN_CONFIG = "multirun.yaml"
 LEADERBOARD_HEADER = ["#", "state", "value", "params", "run folder", "seconds"]
+IMPORTANCES = (
+    "Parameter importances (importances.png): PED-ANOVA, Optuna's PedAnovaImportanceEvaluator "
+    "(how much each parameter's distribution in the best 10% of the completed trials differs "
+    "from all of them)."
+)
 # Keys of a trial's overrides that describe the sweep, not the trained run.
 _NOT_RUN_KEYS = ("hparams_search", "experiment", "sweep.", "hydra.")
 
 
-class _Target(TypedDict, total=False):
-    """The objective a plot draws (the first one of a multi-objective study)."""
-
-    target: Callable[[FrozenTrial], float]
-    target_name: str
-
-
 @dataclass
 class Report:
-    """What :func:`write_report` wrote.
-
-    Attributes:
-        markdown: ``report.md``.
-        html: ``report.html``.
-        best: ``best.yaml`` (None when no trial completed).
-        plots: The PNG files.
-        warnings: One line per run file that could not be read (that run, or its test
-            metrics, are left out).
-    """
+    """What :func:`write_report` wrote (``best`` is None when no trial completed), and one
+    warning line per run file that could not be read (that run, or its metrics, left out)."""
 
     markdown: Path
     html: Path
@@ -116,10 +97,12 @@ def write_report(sweep_dir: Path | str) -> Report:
         return write_multirun_report(sweep_dir)
     study, info = load_sweep_study(sweep_dir)
     trials = visible_trials(study)
+    board = ranked_trials(study, trials)  # ties in the order of their validation loss
+    ties = tie_line(board) if len(study.directions) == 1 else ""
     plots = _plots(study, sweep_dir)
-    best = _write_best(study, trials, sweep_dir)
+    best = _write_best(board, ties, sweep_dir)
     problems: list[str] = []
-    sections = _sections(study, trials, info, plots, best, sweep_dir, problems)
+    sections = _sections(study, trials, board, ties, info, plots, best, sweep_dir, problems)
     markdown = _write_text(sweep_dir / "report.md", _to_markdown(sections))
     page = _write_text(sweep_dir / "report.html", _to_html(sections, study.study_name))
     return Report(markdown=markdown, html=page, best=best, plots=plots, warnings=problems)
@@ -132,62 +115,40 @@ def visible_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get(SURPLUS_ATTR)]
 
 
-def leaderboard(study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Completed trials, best first (by the first objective for several).
-
-    Trials with the same value come in the order of their validation loss at the best epoch
-    (:func:`cnnlab.sweep.objective.ranked_trials`).
-    """
-    from cnnlab.sweep.objective import ranked_trials
-
-    return ranked_trials(study, trials)
-
-
 def seed_groups(trials: list[FrozenTrial], seed_key: str = "seed") -> list[dict[str, Any]]:
     """Mean and standard deviation of the first objective over seeds, per configuration.
 
     Returns:
-        One row per configuration with more than one completed seed: ``params``
-        (without the seed), ``n``, ``mean``, ``std``; empty when no trial varies the seed.
+        One row per configuration of the completed trials that set the seed: ``params``
+        (without the seed), ``n``, ``mean``, ``std``; empty when no trial sets it.
     """
     from optuna.trial import TrialState
 
-    groups: dict[str, list[float]] = {}
-    params_of: dict[str, dict[str, Any]] = {}
+    groups: dict[str, tuple[dict[str, Any], list[float]]] = {}
     for t in trials:
         if t.state != TrialState.COMPLETE or seed_key not in t.params or not t.values:
             continue
         params = {k: v for k, v in sorted(t.params.items()) if k != seed_key}
         key = json.dumps(params, sort_keys=True, default=str)
-        groups.setdefault(key, []).append(t.values[0])
-        params_of[key] = params
-    rows = []
-    for key, values in groups.items():
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        rows.append(
-            {
-                "params": params_of[key],
-                "n": len(values),
-                "mean": statistics.fmean(values),
-                "std": std,
-            }
-        )
+        groups.setdefault(key, (params, []))[1].append(t.values[0])
+    rows = [
+        {
+            "params": params,
+            "n": len(values),
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        }
+        for params, values in groups.values()
+    ]
     return sorted(rows, key=lambda r: -r["mean"])
 
 
-def best_experiment(trial: FrozenTrial, metric_line: str) -> str:
-    """Return ``best.yaml``: an experiment config (``@package _global_``) for ``trial``.
-
-    Config-group overrides become ``override /group: option`` defaults entries, the
-    trial's experiment (if any) is included first, and values become nested keys.
-    """
-    overrides = trial.user_attrs.get("overrides")
-    lines = [o for o in overrides if isinstance(o, str)] if isinstance(overrides, list) else []
-    return experiment_config(trial.number, lines, metric_line)
-
-
 def experiment_config(number: int, overrides: list[str], metric_line: str) -> str:
-    """Return ``best.yaml`` for the run ``number`` made by ``overrides`` (see best_experiment)."""
+    """Return ``best.yaml``: an experiment config (``@package _global_``) re-running ``number``.
+
+    Config-group overrides become ``override /group: option`` defaults entries, the run's
+    experiment (if any) is included first, and values become nested keys.
+    """
     from cnnlab.config import config_dir
 
     groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
@@ -243,14 +204,8 @@ def _set_nested(target: dict[str, Any], keys: list[str], value: Any) -> None:
 
 
 def _write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Replace ``path`` in the sweep folder with what ``write`` writes, all or nothing.
-
-    Through :func:`~cnnlab.files.atomic.atomic_write`: a new temporary file beside it, renamed
-    over it, so a symbolic link planted at ``path`` is replaced, not followed.
-
-    Raises:
-        DataError: Naming ``path`` when it cannot be written (a full disk, a folder there).
-    """
+    """Replace ``path`` with what ``write`` writes, all or nothing (a link planted at ``path``
+    is replaced, not followed); a DataError naming ``path`` when it cannot be written."""
     from cnnlab.files.atomic import atomic_write
 
     try:
@@ -263,16 +218,15 @@ def _write_text(path: Path, text: str) -> Path:
     return _write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
-def _write_best(study: optuna.Study, trials: list[FrozenTrial], sweep_dir: Path) -> Path | None:
-    board = leaderboard(study, trials)
+def _write_best(board: list[FrozenTrial], ties: str, sweep_dir: Path) -> Path | None:
     if not board:
         return None
     best = board[0]
+    overrides = best.user_attrs.get("overrides")
+    lines = [o for o in overrides if isinstance(o, str)] if isinstance(overrides, list) else []
     metric = f"objective {', '.join(_fmt(v) for v in best.values)}"
-    ties = tie_line(board) if len(study.directions) == 1 else ""
-    return _write_text(
-        sweep_dir / "best.yaml", best_experiment(best, f"{metric} ({ties})" if ties else metric)
-    )
+    text = experiment_config(best.number, lines, f"{metric} ({ties})" if ties else metric)
+    return _write_text(sweep_dir / "best.yaml", text)
 
 
 def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
@@ -286,22 +240,21 @@ def _plots(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     written = []
     # Categorical parameters are plotted as strings; matplotlib logs an INFO line per axis.
     logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
-    for name, make in plot_makers(study).items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ExperimentalWarning, too-few-trials warnings
-            try:
-                axes = make()
-            except (ValueError, RuntimeError, ZeroDivisionError, IndexError):
-                continue
-        figure = _figure_of(axes)
-        if figure is None or not _has_content(figure):
+    try:
+        for name, make in plot_makers(study).items():
             plt.close("all")
-            continue
-        figure.set_size_inches(8, 5)
-        try:
-            written.append(_write(sweep_dir / f"{name}.png", _png_of(figure)))
-        finally:
-            plt.close("all")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ExperimentalWarning, too-few-trials warnings
+                try:
+                    make()
+                except (ValueError, RuntimeError, ZeroDivisionError, IndexError):
+                    continue
+            figure = plt.gcf()  # the one Optuna drew (its axes, or an array of them for slices)
+            if any(ax.has_data() for ax in figure.axes):
+                figure.set_size_inches(8, 5)
+                written.append(_write(sweep_dir / f"{name}.png", _png_of(figure)))
+    finally:
+        plt.close("all")
     return written
 
 
@@ -314,14 +267,16 @@ def plot_makers(study: optuna.Study) -> dict[str, Callable[[], Any]]:
     from optuna.visualization import matplotlib as ovm
 
     names = study.metric_names or [f"objective {i + 1}" for i in range(len(study.directions))]
-    first: _Target = {}
+    first: dict[str, Any] = {}  # the objective the plots draw
     if len(study.directions) > 1:
         first = {"target": lambda t: t.values[0], "target_name": names[0]}
     elif study.metric_names:  # a study of an earlier release has none: Optuna's label
         first = {"target_name": names[0]}
     makers: dict[str, Callable[[], Any]] = {
         "history": lambda: ovm.plot_optimization_history(study, **first),
-        "importances": lambda: ovm.plot_param_importances(study, **first),
+        "importances": lambda: ovm.plot_param_importances(
+            study, evaluator=_importance_evaluator(), **first
+        ),
         "parallel_coordinate": lambda: ovm.plot_parallel_coordinate(study, **first),
         "slice": lambda: ovm.plot_slice(study, **first),
         "intermediate_values": lambda: ovm.plot_intermediate_values(study),
@@ -331,26 +286,25 @@ def plot_makers(study: optuna.Study) -> dict[str, Callable[[], Any]]:
     return makers
 
 
+def _importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
+    """The evaluator of the importances plot, named in the report (:data:`IMPORTANCES`).
+
+    Optuna 5's default, given explicitly so that a change of default cannot change
+    what the report says it shows. It is cheap: a Parzen estimator per parameter, no model
+    fitted (fANOVA fits a random forest).
+    """
+    from optuna.importance import PedAnovaImportanceEvaluator
+
+    return PedAnovaImportanceEvaluator()
+
+
 def _png_of(figure: Any) -> Callable[[BinaryIO], object]:
     """A writer of ``figure`` as a PNG into an open file (matplotlib opens no file itself)."""
-
-    def write(fh: BinaryIO) -> None:
-        figure.savefig(fh, format="png", dpi=90, bbox_inches="tight")
-
-    return write
-
-
-def _figure_of(axes: Any) -> Any:
-    if hasattr(axes, "get_figure"):
-        return axes.get_figure()
-    try:
-        return next(iter(axes.flat)).get_figure()  # a numpy array of axes (slice plots)
-    except (AttributeError, StopIteration):
-        return None
-
-
-def _has_content(figure: Any) -> bool:
-    return any(ax.has_data() for ax in figure.axes)
+    # A figure Optuna lays out itself needs no "tight" box: that is a second layout pass.
+    # The others keep it: a layout engine of ours misplaces their colorbars (slice) or fails
+    # (constrained, on parallel coordinates).
+    box = None if figure.get_layout_engine() else "tight"
+    return lambda fh: figure.savefig(fh, format="png", dpi=90, bbox_inches=box)
 
 
 def _fmt(value: Any) -> str:
@@ -359,9 +313,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
 def _sections(
     study: optuna.Study,
     trials: list[FrozenTrial],
+    board: list[FrozenTrial],
+    ties: str,
     info: dict[str, Any],
     plots: list[Path],
     best: Path | None,
@@ -383,12 +343,12 @@ def _sections(
         f"Trials: {len(trials)} - complete {counts['complete']}, pruned {counts['pruned']}, "
         f"failed {counts['fail']}, running {counts['running']}, waiting {counts['waiting']}."
     )
-    board = leaderboard(study, trials)
     if best is not None:
         summary += f"\n\nBest trial as an experiment config: `{best.name}`."
-    ties = tie_line(board) if len(study.directions) == 1 else ""
     if ties:
         summary += f" {ties[0].upper()}{ties[1:]}."
+    if any(p.stem == "importances" for p in plots):
+        summary += f"\n\n{IMPORTANCES}"
     others = [t for t in trials if t not in board]
     ordered = board + sorted(others, key=lambda t: t.number)
     rows = [_trial_row(t, problems) for t in ordered]
@@ -396,30 +356,15 @@ def _sections(
         ("Summary", summary),
         ("Leaderboard", _table(rows, sweep_dir)),
     ]
-    groups = seed_groups(trials)
-    if groups:
+    if groups := seed_groups(trials):
         seed_rows = [
-            [
-                " ".join(f"{k}={_fmt(v)}" for k, v in g["params"].items()),
-                str(g["n"]),
-                _fmt(g["mean"]),
-                _fmt(g["std"]),
-            ]
-            for g in groups
+            [_params(g["params"]), str(g["n"]), _fmt(g["mean"]), _fmt(g["std"])] for g in groups
         ]
-        sections.append(
-            (
-                "Over seeds (mean and standard deviation)",
-                (["configuration", "seeds", "mean", "std"], seed_rows),
-            )
-        )
+        header = ["configuration", "seeds", "mean", "std"]
+        sections.append(("Over seeds (mean and standard deviation)", (header, seed_rows)))
     if len(study.directions) > 1:
         front = [
-            [
-                str(t.number),
-                ", ".join(_fmt(v) for v in t.values),
-                " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items()),
-            ]
+            [str(t.number), ", ".join(_fmt(v) for v in t.values), _params(t.params)]
             for t in sorted(study.best_trials, key=lambda t: t.number)
         ]
         sections.append(("Pareto front", (["#", "values", "params"], front)))
@@ -442,9 +387,10 @@ class _Row:
 
 
 def _trial_row(trial: FrozenTrial, problems: list[str]) -> _Row:
-    attrs = trial.user_attrs
-    run_dir = _trial_run_dir(attrs)
-    error = attrs.get("error")
+    run_dir = _trial_run_dir(trial.user_attrs)
+    value = (
+        ", ".join(_fmt(v) for v in trial.values) if trial.values else trial.user_attrs.get("error")
+    )
     tests: dict[str, float] = {}
     if run_dir is not None:
         from cnnlab.records.listing import read_metrics
@@ -455,10 +401,8 @@ def _trial_row(trial: FrozenTrial, problems: list[str]) -> _Row:
     return _Row(
         number=trial.number,
         state=trial.state.name.lower(),
-        value=", ".join(_fmt(v) for v in trial.values)
-        if trial.values
-        else (error if isinstance(error, str) else ""),
-        params=" ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items()),
+        value=value if isinstance(value, str) else "",
+        params=_params(trial.params),
         run_dir=run_dir,
         seconds=trial.duration.total_seconds() if trial.duration else None,
         tests=tests,
@@ -484,20 +428,18 @@ def _table(rows: list[_Row], sweep_dir: Path) -> tuple[list[str], list[list[str]
     """The leaderboard table: one column per test metric that any run logged."""
     test_keys = sorted({k for row in rows for k in row.tests})
     header = [*LEADERBOARD_HEADER[:3], *test_keys, *LEADERBOARD_HEADER[3:]]
-    table = []
-    for row in rows:
-        tests = [_fmt(row.tests[k]) if k in row.tests else "" for k in test_keys]
-        table.append(
-            [
-                str(row.number),
-                row.state,
-                row.value,
-                *tests,
-                row.params,
-                _relative(row.run_dir, sweep_dir),
-                _fmt(row.seconds or 0.0),
-            ]
-        )
+    table = [
+        [
+            str(row.number),
+            row.state,
+            row.value,
+            *(_fmt(row.tests[k]) if k in row.tests else "" for k in test_keys),
+            row.params,
+            _relative(row.run_dir, sweep_dir),
+            _fmt(row.seconds or 0.0),
+        ]
+        for row in rows
+    ]
     return header, table
 
 
@@ -533,9 +475,9 @@ def write_multirun_report(sweep_dir: Path | str) -> Report:
     ranked: list[tuple[float, _Row, RunInfo]] = []
     for run in runs:
         value = run.metrics.get(metric) if metric else None
-        name = run.dir.name
+        number = _job_number(run.dir.name)
         row = _Row(
-            number=int(name) if name.isascii() and name.isdigit() else len(rows),
+            number=len(rows) if number is None else number,
             state=run.status,
             value=_fmt(value) if value is not None else (run.error or ""),
             params=" ".join(run.overrides),
@@ -633,11 +575,16 @@ def _multirun_runs(sweep_dir: Path, problems: list[str]) -> list[RunInfo]:
         problems.extend(run.problems)
         runs.append(run)
 
-    def job_order(run: RunInfo) -> tuple[int, str]:
-        name = run.dir.name
-        return (int(name), name) if name.isascii() and name.isdigit() else (1 << 30, name)
+    def job_order(run: RunInfo) -> tuple[bool, int, str]:  # numbered jobs first
+        number = _job_number(run.dir.name)
+        return (number is None, number or 0, run.dir.name)
 
     return sorted(runs, key=job_order)
+
+
+def _job_number(name: str) -> int | None:
+    """The job number of a multirun's run folder (``3``); None for a name of another kind."""
+    return int(name) if name.isascii() and name.isdigit() else None
 
 
 def _to_markdown(sections: list[tuple[str, Any]]) -> str:

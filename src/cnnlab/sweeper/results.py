@@ -34,11 +34,7 @@ RESULTS_FILE = "optimization_results.yaml"
 
 
 def optimization_results(study: optuna.Study) -> dict[str, Any] | None:
-    """Return the study's outcome as the official plugin writes it; None before any result.
-
-    Args:
-        study: The sweep's study (one or several directions).
-    """
+    """Return the study's outcome as the official plugin writes it; None before any result."""
     from optuna.trial import TrialState
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

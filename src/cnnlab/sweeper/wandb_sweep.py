@@ -46,18 +46,16 @@ def leaderboard_rows(
     objective is None for a trial without a value (pruned, failed, running).
     """
     columns = ["trial", "state", *metric_names, "params", "run_dir"]
-    rows = []
-    for trial in sorted(trials, key=lambda t: t.number):
-        values = list(trial.values) if trial.values else [None] * len(metric_names)
-        rows.append(
-            [
-                trial.number,
-                trial.state.name.lower(),
-                *values,
-                json.dumps(trial.params, sort_keys=True),
-                str(trial.user_attrs.get("run_dir", "")),
-            ]
-        )
+    rows = [
+        [
+            t.number,
+            t.state.name.lower(),
+            *(t.values or [None] * len(metric_names)),
+            json.dumps(t.params, sort_keys=True),
+            str(t.user_attrs.get("run_dir", "")),
+        ]
+        for t in sorted(trials, key=lambda t: t.number)
+    ]
     return columns, rows
 
 
