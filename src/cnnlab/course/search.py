@@ -41,6 +41,14 @@ def grid_values(low: float, high: float, k: int) -> list[float]:
     return [float(f"{10 ** (lo + (i + 0.5) * (hi - lo) / k):.3g}") for i in range(k)]
 
 
+def grid_side(trials: int) -> int:
+    """The k of a k x k grid of ``trials`` points; ValueError unless a square >= 4."""
+    k = math.isqrt(trials)
+    if k * k != trials or k < 2:
+        raise ValueError(f"{trials} is not a square >= 4; the grid is k x k")
+    return k
+
+
 def search_sweeps(
     out: Path, seeds: Sequence[int], trials: int, epochs: int, extra: Sequence[str] = ()
 ) -> dict[str, dict[int, Sweep]]:
@@ -49,9 +57,7 @@ def search_sweeps(
     Raises:
         ValueError: ``trials`` is not a square (the grid is k x k).
     """
-    k = math.isqrt(trials)
-    if k * k != trials or k < 2:
-        raise ValueError(f"{trials} is not a square >= 4; the grid is k x k")
+    k = grid_side(trials)
     common = [f"experiment={EXPERIMENT}", f"trainer.max_epochs={epochs}", *extra]
     grid = [
         f"optimizer.lr=choice({','.join(map(str, grid_values(*LR_RANGE, k)))})",

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cnnlab.console import OneLineParser
-from cnnlab.errors import CnnlabError, printable
+from cnnlab.console import OneLineParser, exit_on_user_error
+from cnnlab.tasks.runs import outputs_root
 
 NOTE = (
     "objective=synthetic: Optuna's grid, random and TPE samplers minimise the analytic "
@@ -84,21 +82,21 @@ def main(argv: list[str]) -> int:
     )
     # `mode=train`, Hydra-style like the other tasks, is the same as `--mode train`.
     args = parser.parse_args([f"--{a}" if a.startswith("mode=") else a for a in argv])
+    check, run = (_check_train, _train) if args.mode == "train" else (_check_synthetic, _synthetic)
+    out = check(args, parser)
+    check_out_folder(parser, "--out", out)
     # A file that cannot be written (named) is one line and exit 1, in either mode.
-    try:
-        if args.mode == "train":
-            _train_mode(args, parser)
-        else:
-            _synthetic_mode(args, parser)
-    except CnnlabError as exc:
-        print(f"cnnlab compare-search: error: {printable(exc)}", file=sys.stderr)
-        return 1
+    with exit_on_user_error("compare-search", log_it=False):
+        results, report = run(args, out)
+        _write(out / "results.json", json.dumps(results, indent=2))
+        _write(out / "report.md", "\n".join(report))
+    print(f"wrote {out}")
     return 0
 
 
-def _synthetic_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """The samplers on the analytic f(x, y), many random problems per budget."""
-    from cnnlab.course.compare import compare, grid_side, summarise
+def _check_synthetic(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
+    """Refuse a budget that is no square or too few repeats (exit 2); return the folder."""
+    from cnnlab.course.compare import grid_side
 
     for budget in args.budgets:
         try:
@@ -107,8 +105,15 @@ def _synthetic_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             parser.error(f"--budgets: {exc}")
     if args.repeats < 2:
         parser.error("--repeats: needs at least 2")
-    out = args.out or _default_out()
-    check_out_folder(parser, "--out", out)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return args.out or outputs_root() / "compare_search" / stamp
+
+
+def _synthetic(args: argparse.Namespace, out: Path) -> tuple[dict[str, Any], list[str]]:
+    """The samplers on the analytic f(x, y), many random problems per budget."""
+    from cnnlab.course.compare import compare, summarise
+    from cnnlab.files.atomic import output_errors
+
     print(NOTE)
     results = compare(args.budgets, args.repeats, args.seed, progress=print)
     table = {
@@ -117,74 +122,39 @@ def _synthetic_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     }
     lines = _table(table, args.budgets)
     print("\n".join(lines))
-    _write_synthetic(out, results, table, args, lines)
-    print(f"wrote {out}")
-
-
-def _write_synthetic(
-    out: Path,
-    results: dict[str, Any],
-    table: dict[str, Any],
-    args: argparse.Namespace,
-    lines: list[str],
-) -> None:
-    """Write the plots, ``results.json`` and ``report.md`` of the synthetic comparison.
-
-    Raises:
-        WriteError: A file cannot be written (named); none is left half-written.
-    """
-    from cnnlab.files.atomic import output_errors
-
     with output_errors(out):
         out.mkdir(parents=True, exist_ok=True)
     _plot_nine(results, args.budgets, out / "nine_trials.png")
     _plot_regret(table, args.budgets, out / "regret.png")
-    _write(
-        out / "results.json",
-        json.dumps(
-            {"note": NOTE, "repeats": args.repeats, "seed": args.seed, "summary": table}, indent=2
-        ),
-    )
-    report = [
-        "# Grid vs random vs TPE",
-        "",
-        NOTE,
-        "",
-        *lines,
-        "",
-        "![nine trials](nine_trials.png)",
-        "",
-        "![regret](regret.png)",
-        "",
-    ]
-    _write(out / "report.md", "\n".join(report))
+    summary = {"note": NOTE, "repeats": args.repeats, "seed": args.seed, "summary": table}
+    report = ["# Grid vs random vs TPE", "", NOTE, "", *lines, ""]
+    return summary, [*report, "![nine trials](nine_trials.png)", "", "![regret](regret.png)", ""]
 
 
-def _default_out() -> Path:
-    import os
+def _check_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
+    """Refuse counts below 1 or a trial count that is no square (exit 2); return the folder."""
+    from cnnlab.course import search
 
-    root = Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
-    return root / "compare_search" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    for flag, value in (
+        ("--seeds", args.seeds),
+        ("--epochs", args.epochs),
+        ("--limit-batches", args.limit_batches),
+    ):
+        if value is not None and value < 1:
+            parser.error(f"{flag}: needs at least 1, got {value}")
+    try:
+        search.grid_side(args.trials)
+    except ValueError as exc:
+        parser.error(f"--trials: {exc}")
+    # A fixed default folder: re-running the same command resumes its studies.
+    return args.out or search.default_out()
 
 
-def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def _train(args: argparse.Namespace, out: Path) -> tuple[dict[str, Any], list[str]]:
     """Grid, random and TPE sweeps of real LeNet-5 training, several seeds each."""
     from cnnlab.course import search
     from cnnlab.course.studies import create_folders
 
-    for flag, value, low in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1)):
-        if value < low:
-            parser.error(f"{flag}: needs at least {low}, got {value}")
-    if args.limit_batches is not None and args.limit_batches < 1:
-        parser.error(f"--limit-batches: needs at least 1, got {args.limit_batches}")
-    try:
-        if math.isqrt(args.trials) ** 2 != args.trials or args.trials < 4:
-            raise ValueError(f"{args.trials} is not a square >= 4; the grid is k x k")
-    except ValueError as exc:
-        parser.error(f"--trials: {exc}")
-    # A fixed default folder: re-running the same command resumes its studies.
-    out = args.out or search.default_out()
-    check_out_folder(parser, "--out", out)
     extra = []
     if args.limit_batches is not None:
         n = args.limit_batches
@@ -195,22 +165,6 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
     summary = {method: search.summarise(by_seed) for method, by_seed in results.items()}
     lines = search.table(summary)
     print("\n".join(lines))
-    _write_train(out, args, seeds, sweeps, results, summary, lines)
-    print(f"wrote {out}")
-
-
-def _write_train(
-    out: Path,
-    args: argparse.Namespace,
-    seeds: list[int],
-    sweeps: dict[str, Any],
-    results: dict[str, Any],
-    summary: dict[str, Any],
-    lines: list[str],
-) -> None:
-    """Write the plot, ``results.json`` and ``report.md`` of ``mode=train``."""
-    from cnnlab.course import search
-
     search.plot_trials(results, out / "nine_trials.png")
     commands = {
         method: {str(seed): sweep.command() for seed, sweep in by_seed.items()}
@@ -222,14 +176,10 @@ def _write_train(
         f"decay in {search.WD_RANGE}; the value is each trial's best validation accuracy, "
         f"read from the studies in {out / 'studies.db'}."
     )
-    _write(
-        out / "results.json",
-        json.dumps({"note": note, "summary": summary, "commands": commands}, indent=2),
-    )
     report = ["# Grid vs random vs TPE on real training", "", note, "", *lines, ""]
     report += ["![trials](nine_trials.png)", "", "Commands (one study each):", ""]
     report += [f"- `{c}`" for by_seed in commands.values() for c in by_seed.values()]
-    _write(out / "report.md", "\n".join([*report, ""]))
+    return {"note": note, "summary": summary, "commands": commands}, [*report, ""]
 
 
 def _table(table: dict[str, dict[int, dict[str, float]]], budgets: list[int]) -> list[str]:
