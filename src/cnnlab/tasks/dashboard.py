@@ -25,13 +25,12 @@ import argparse
 import contextlib
 import os
 import sqlite3
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from cnnlab.console import OneLineParser
-from cnnlab.errors import CnnlabError, ConfigError, DataError, printable
+from cnnlab.console import OneLineParser, exit_on_user_error
+from cnnlab.errors import CnnlabError, ConfigError, DataError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -78,11 +77,8 @@ def main(argv: list[str]) -> int:
         help=f"port, 0 to {MAX_PORT} (default {DEFAULT_PORT}; 0: a free one, printed)",
     )
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error("dashboard", log_it=False):
         server = make_server(args.storage or default_storage(), args.port)
-    except CnnlabError as exc:
-        print(f"cnnlab dashboard: error: {printable(str(exc))}", file=sys.stderr)
-        return 1
     print(f"optuna-dashboard: http://{HOST}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()
