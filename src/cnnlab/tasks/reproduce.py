@@ -12,7 +12,6 @@ the run folder (a ``hydra:`` node, other files beside ``config.yaml``) takes par
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
@@ -23,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.console import OneLineParser
 from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line, printable
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def main(argv: list[str]) -> int:
     """Parse ``argv`` (``RUN_DIR [--out DIR] [--rtol R] [--atol A]``) and reproduce the run."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnlab reproduce",
         description="Re-run a training run from its folder and report whether the metrics match.",
     )
