@@ -122,6 +122,26 @@ def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
     save_png(fig, path, dpi=80)
 
 
+def marginal_panels(count: int, wspace: float) -> tuple[Any, list[tuple[Any, Any, Any]]]:
+    """A figure of ``count`` (main, top, side) panels: the material's nine-trials picture,
+    where the strips above and beside the plane show how much each axis matters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(4.2 * count, 4.6))
+    grid = fig.add_gridspec(
+        2, 2 * count, width_ratios=[4, 1] * count, height_ratios=[1, 4], wspace=wspace
+    )
+    panels = []
+    for col in range(count):
+        main = fig.add_subplot(grid[1, 2 * col])
+        top = fig.add_subplot(grid[0, 2 * col], sharex=main)
+        panels.append((main, top, fig.add_subplot(grid[1, 2 * col + 1], sharey=main)))
+    return fig, panels
+
+
 def save_png(fig: Any, path: Path, dpi: int = 90) -> None:
     """Save ``fig`` as a PNG through a temporary file beside ``path``, then close it.
 

@@ -199,29 +199,13 @@ def _table(table: dict[str, dict[int, dict[str, float]]], budgets: list[int]) ->
 
 def _plot_nine(results: dict[str, Any], budgets: list[int], path: Path) -> None:
     """The first problem's trials on the plane, with g along x and h along y."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.course.page import save_png
+    from cnnlab.course.page import marginal_panels, save_png
 
     budget = min(budgets)
-    strategies = list(results)
-    fig = plt.figure(figsize=(4.2 * len(strategies), 4.6))
-    grid = fig.add_gridspec(
-        2,
-        2 * len(strategies),
-        width_ratios=[4, 1] * len(strategies),
-        height_ratios=[1, 4],
-        wspace=0.35,
-    )
+    fig, panels = marginal_panels(len(results), wspace=0.35)
     xs = [i / 200 for i in range(201)]
-    for col, strategy in enumerate(strategies):
+    for strategy, (main_ax, top, side) in zip(results, panels, strict=True):
         outcome = results[strategy][budget][0]
-        main_ax = fig.add_subplot(grid[1, 2 * col])
-        top = fig.add_subplot(grid[0, 2 * col], sharex=main_ax)
-        side = fig.add_subplot(grid[1, 2 * col + 1], sharey=main_ax)
         px, py = zip(*outcome.points, strict=True)
         main_ax.scatter(px, py, s=28, color="tab:blue")
         problem = outcome.problem
