@@ -159,3 +159,11 @@ def save_png(fig: Any, path: Path, dpi: int = 90) -> None:
             fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
+
+
+def save_text(path: Path, text: str) -> None:
+    """Write a page or its ``results.json`` all or nothing; WriteError names the file."""
+    from cnnlab.files.atomic import output_errors, write_text_atomic
+
+    with output_errors(path):
+        write_text_atomic(path, text)

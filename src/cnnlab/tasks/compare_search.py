@@ -59,6 +59,7 @@ def check_out_folder(parser: argparse.ArgumentParser, flag: str, out: Path) -> N
 
 def main(argv: list[str]) -> int:
     """Run the comparison; print the table; write the plots and the report."""
+    from cnnlab.course.page import save_text
     from cnnlab.course.search import DEFAULT_EPOCHS
 
     parser = OneLineParser(prog="cnnlab compare-search", description=__doc__.split("\n")[0])
@@ -88,8 +89,8 @@ def main(argv: list[str]) -> int:
     # A file that cannot be written (named) is one line and exit 1, in either mode.
     with exit_on_user_error("compare-search", log_it=False):
         results, report = run(args, out)
-        _write(out / "results.json", json.dumps(results, indent=2))
-        _write(out / "report.md", "\n".join(report))
+        save_text(out / "results.json", json.dumps(results, indent=2))
+        save_text(out / "report.md", "\n".join(report))
     print(f"wrote {out}")
     return 0
 
@@ -259,11 +260,3 @@ def _plot_regret(
     ax.legend()
     ax.grid(alpha=0.3)
     save_png(fig, path)
-
-
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, all or nothing; WriteError names the file."""
-    from cnnlab.files.atomic import output_errors, write_text_atomic
-
-    with output_errors(path):
-        write_text_atomic(path, text)

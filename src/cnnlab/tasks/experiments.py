@@ -54,11 +54,12 @@ def main(argv: list[str]) -> int:
     docs = args.docs or (out / "experiments.md" if args.quick else Path("docs/experiments.md"))
     check_outputs(parser, out, docs)
 
+    from cnnlab.course.page import save_text
     from cnnlab.course.studies import create_folders
 
     with exit_on_user_error("experiments", log_it=False):
         create_folders(out, docs.with_suffix(""))
-        _write(docs, build_page(args.quick, args.only, out, docs))
+        save_text(docs, build_page(args.quick, args.only, out, docs))
     print(f"wrote {docs}")
     return 0
 
@@ -164,11 +165,3 @@ def _search_section(budget: Budget, out: Path, figures: Path, seeds: list[int]) 
         for seed, sweep in by_seed.items()
     ]
     return [*lines, ""]
-
-
-def _write(path: Path, text: str) -> None:
-    """Write atomically: a page is never left half-written; WriteError names the file."""
-    from cnnlab.files.atomic import output_errors, write_text_atomic
-
-    with output_errors(path):
-        write_text_atomic(path, text)
