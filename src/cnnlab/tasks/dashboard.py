@@ -1,22 +1,14 @@
 """``cnnlab dashboard [STORAGE]``: browse a sweep's study in optuna-dashboard.
 
-The storage defaults to the one a sweep writes (``$CNNLAB_OUTPUTS/optuna.db``,
-else ``./outputs/optuna.db``). The server listens on 127.0.0.1 only and prints
-its URL first; Ctrl-C stops it. Each trial's user attributes hold its run
-folder (``run_dir``) and its W&B run (``wandb_url`` online, ``wandb_offline_run``
-offline), so the dashboard leads from a trial to its files.
+Each trial's user attributes hold its run folder (``run_dir``) and its W&B run
+(``wandb_url`` online, ``wandb_offline_run`` offline), so the dashboard leads from a
+trial to its files.
 
 optuna-dashboard's API can create, rename and delete studies without any login.
 Listening on 127.0.0.1 keeps other machines out, but not a web page on another
 site: through DNS rebinding its name resolves to 127.0.0.1, and the browser then
-sends that page's requests here with the page's own host name in ``Host``. So
-every request whose ``Host`` is not ``127.0.0.1:PORT``, ``localhost:PORT`` or
-``[::1]:PORT`` (the port served) is answered 403 before optuna-dashboard sees it.
-
-``--port 0`` asks the system for a free port; the printed URL names it.
-A PostgreSQL server is given :data:`CONNECT_TIMEOUT` seconds to answer (unless the
-URL sets ``connect_timeout`` itself), so one that accepts and never answers gives
-one line and exit 1 instead of a hang.
+sends that page's requests here with the page's own host name in ``Host``; so
+:func:`loopback_only` answers 403 to every request that names another host.
 """
 
 from __future__ import annotations
