@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cnnlab.course.compare import grid_side
 from cnnlab.course.studies import Sweep, TrialResult, read_trials, run_sweep
 
 METHODS = ("grid", "random", "tpe")
@@ -39,14 +40,6 @@ def grid_values(low: float, high: float, k: int) -> list[float]:
     """``k`` values at the centres of ``k`` equal cells of [low, high] on a log scale."""
     lo, hi = math.log10(low), math.log10(high)
     return [float(f"{10 ** (lo + (i + 0.5) * (hi - lo) / k):.3g}") for i in range(k)]
-
-
-def grid_side(trials: int) -> int:
-    """The k of a k x k grid of ``trials`` points; ValueError unless a square >= 4."""
-    k = math.isqrt(trials)
-    if k * k != trials or k < 2:
-        raise ValueError(f"{trials} is not a square >= 4; the grid is k x k")
-    return k
 
 
 def search_sweeps(

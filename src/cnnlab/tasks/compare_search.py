@@ -135,6 +135,7 @@ def _synthetic(args: argparse.Namespace, out: Path) -> tuple[dict[str, Any], lis
 def _check_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
     """Refuse counts below 1 or a trial count that is no square (exit 2); return the folder."""
     from cnnlab.course import search
+    from cnnlab.course.compare import grid_side
 
     for flag, value in (
         ("--seeds", args.seeds),
@@ -144,7 +145,7 @@ def _check_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> P
         if value is not None and value < 1:
             parser.error(f"{flag}: needs at least 1, got {value}")
     try:
-        search.grid_side(args.trials)
+        grid_side(args.trials)
     except ValueError as exc:
         parser.error(f"--trials: {exc}")
     # A fixed default folder: re-running the same command resumes its studies.
