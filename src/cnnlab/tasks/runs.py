@@ -313,7 +313,7 @@ def _locate(folder: Path) -> Path:
 def _print_comparison(a: RunInfo, b: RunInfo) -> None:
     from rich.table import Column, Table
 
-    from cnnlab.records.listing import MISSING, config_diff, format_value, metric_diff
+    from cnnlab.records.listing import MISSING, config_diff, format_value
 
     console = _console()
     p = printable  # every value below may come from a run folder
@@ -331,14 +331,13 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
         console.print(config)
     else:
         console.print("config: the same")
-    rows = metric_diff(a, b)
+    rows = _metric_rows(a, b)
     if not rows:
         console.print("metrics: neither run has metrics.json")
         return
     right = [Column(name, justify="right") for name in ("A", "B", "B - A")]
     metrics = Table("metric", *right, title="metrics")
-    for key, value_a, value_b in rows:
-        delta = value_b - value_a if value_a is not None and value_b is not None else None
+    for key, value_a, value_b, delta in rows:
         metrics.add_row(
             p(key),
             *("" if v is None else format_value(v) for v in (value_a, value_b)),
@@ -347,26 +346,23 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
     console.print(metrics)
 
 
+def _metric_rows(a: RunInfo, b: RunInfo) -> list[tuple[str, Any, Any, float | None]]:
+    """The metrics of either run: key, A, B (None where absent) and B - A where both have it."""
+    from cnnlab.records.listing import metric_diff
+
+    rows = metric_diff(a, b)
+    return [(k, va, vb, None if va is None or vb is None else vb - va) for k, va, vb in rows]
+
+
 def _comparison_json(a: RunInfo, b: RunInfo) -> dict[str, Any]:
-    from cnnlab.records.listing import MISSING, config_diff, metric_diff
+    from cnnlab.records.listing import MISSING, config_diff
 
     config = [
-        {
-            "key": key,
-            **({"a": va} if va is not MISSING else {}),
-            **({"b": vb} if vb is not MISSING else {}),
-        }
+        {"key": key, **{name: v for name, v in (("a", va), ("b", vb)) if v is not MISSING}}
         for key, va, vb in config_diff(a, b)
     ]
-    metrics = [
-        {
-            "key": key,
-            "a": va,
-            "b": vb,
-            "difference": vb - va if va is not None and vb is not None else None,
-        }
-        for key, va, vb in metric_diff(a, b)
-    ]
+    names = ("key", "a", "b", "difference")
+    metrics = [dict(zip(names, row, strict=True)) for row in _metric_rows(a, b)]
     return {
         "a": str(a.dir.resolve()),
         "b": str(b.dir.resolve()),
