@@ -95,14 +95,19 @@ def markdown_table(table: list[Row]) -> list[str]:
     return lines
 
 
-def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
-    """Bars of mean accuracy with std error bars, one panel per sweep."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: plots go to files, no display is needed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(
+    return plt
+
+
+def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
+    """Bars of mean accuracy with std error bars, one panel per sweep."""
+    fig, axes = pyplot().subplots(
         1,
         len(tables),
         figsize=(max(5.0, 0.55 * max(len(t) for t in tables.values())) * len(tables), 4),
@@ -125,12 +130,7 @@ def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
 def marginal_panels(count: int, wspace: float) -> tuple[Any, list[tuple[Any, Any, Any]]]:
     """A figure of ``count`` (main, top, side) panels: the material's nine-trials picture,
     where the strips above and beside the plane show how much each axis matters."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(4.2 * count, 4.6))
+    fig = pyplot().figure(figsize=(4.2 * count, 4.6))
     grid = fig.add_gridspec(
         2, 2 * count, width_ratios=[4, 1] * count, height_ratios=[1, 4], wspace=wspace
     )
@@ -150,15 +150,13 @@ def save_png(fig: Any, path: Path, dpi: int = 90) -> None:
     Raises:
         WriteError: ``path`` cannot be written (named in the message).
     """
-    import matplotlib.pyplot as plt
-
     from cnnlab.files.atomic import output_errors, replacing
 
     try:
         with output_errors(path), replacing(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
 
 
 def save_text(path: Path, text: str) -> None:

@@ -238,14 +238,9 @@ def _plot_nine(results: dict[str, Any], budgets: list[int], path: Path) -> None:
 def _plot_regret(
     table: dict[str, dict[int, dict[str, float]]], budgets: list[int], path: Path
 ) -> None:
-    import matplotlib
+    from cnnlab.course.page import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.course.page import save_png
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for strategy, by_budget in table.items():
         mean = [by_budget[b]["mean_regret"] for b in budgets]
         half = [by_budget[b]["ci95"] for b in budgets]
