@@ -8,6 +8,7 @@ sets epochs, seeds and batches; :data:`FULL` is ``make experiments``,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +79,7 @@ class Comparison:
             factor = 1.0 if budget.limit_batches else part.epoch_factor
             epochs = max(1, round(budget.epochs * factor))
             axes = [f"{key}=choice({','.join(values)})" for key, values in part.axes.items()]
-            size = budget.seeds
-            for values in part.axes.values():
-                size *= len(values)
+            size = budget.seeds * math.prod(len(values) for values in part.axes.values())
             overrides = (
                 *part.overrides,
                 *LEAN,

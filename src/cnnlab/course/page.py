@@ -95,14 +95,19 @@ def markdown_table(table: list[Row]) -> list[str]:
     return lines
 
 
-def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
-    """Bars of mean accuracy with std error bars, one panel per sweep."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: plots go to files, no display is needed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(
+    return plt
+
+
+def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
+    """Bars of mean accuracy with std error bars, one panel per sweep."""
+    fig, axes = pyplot().subplots(
         1,
         len(tables),
         figsize=(max(5.0, 0.55 * max(len(t) for t in tables.values())) * len(tables), 4),
@@ -122,6 +127,21 @@ def plot(tables: dict[str, list[Row]], title: str, path: Path) -> None:
     save_png(fig, path, dpi=80)
 
 
+def marginal_panels(count: int, wspace: float) -> tuple[Any, list[tuple[Any, Any, Any]]]:
+    """A figure of ``count`` (main, top, side) panels: the material's nine-trials picture,
+    where the strips above and beside the plane show how much each axis matters."""
+    fig = pyplot().figure(figsize=(4.2 * count, 4.6))
+    grid = fig.add_gridspec(
+        2, 2 * count, width_ratios=[4, 1] * count, height_ratios=[1, 4], wspace=wspace
+    )
+    panels = []
+    for col in range(count):
+        main = fig.add_subplot(grid[1, 2 * col])
+        top = fig.add_subplot(grid[0, 2 * col], sharex=main)
+        panels.append((main, top, fig.add_subplot(grid[1, 2 * col + 1], sharey=main)))
+    return fig, panels
+
+
 def save_png(fig: Any, path: Path, dpi: int = 90) -> None:
     """Save ``fig`` as a PNG through a temporary file beside ``path``, then close it.
 
@@ -130,12 +150,18 @@ def save_png(fig: Any, path: Path, dpi: int = 90) -> None:
     Raises:
         WriteError: ``path`` cannot be written (named in the message).
     """
-    import matplotlib.pyplot as plt
-
     from cnnlab.files.atomic import output_errors, replacing
 
     try:
         with output_errors(path), replacing(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
+
+
+def save_text(path: Path, text: str) -> None:
+    """Write a page or its ``results.json`` all or nothing; WriteError names the file."""
+    from cnnlab.files.atomic import output_errors, write_text_atomic
+
+    with output_errors(path):
+        write_text_atomic(path, text)

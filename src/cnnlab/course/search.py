@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cnnlab.course.compare import grid_side
 from cnnlab.course.studies import Sweep, TrialResult, read_trials, run_sweep
 
 METHODS = ("grid", "random", "tpe")
@@ -49,9 +50,7 @@ def search_sweeps(
     Raises:
         ValueError: ``trials`` is not a square (the grid is k x k).
     """
-    k = math.isqrt(trials)
-    if k * k != trials or k < 2:
-        raise ValueError(f"{trials} is not a square >= 4; the grid is k x k")
+    k = grid_side(trials)
     common = [f"experiment={EXPERIMENT}", f"trainer.max_epochs={epochs}", *extra]
     grid = [
         f"optimizer.lr=choice({','.join(map(str, grid_values(*LR_RANGE, k)))})",
@@ -135,26 +134,15 @@ def table(summary: dict[str, dict[str, Any]]) -> list[str]:
 def plot_trials(results: dict[str, dict[int, list[TrialResult]]], path: Path) -> None:
     """The material's figure from real trials: the first seed's trials on the lr x wd plane,
     with the validation accuracy along each axis above and beside it; one panel per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.course.page import save_png
+    from cnnlab.course.page import marginal_panels, save_png
 
     methods = list(results)
-    fig = plt.figure(figsize=(4.2 * len(methods), 4.6))
-    grid = fig.add_gridspec(
-        2, 2 * len(methods), width_ratios=[4, 1] * len(methods), height_ratios=[1, 4], wspace=0.4
-    )
-    for col, method in enumerate(methods):
+    fig, panels = marginal_panels(len(methods), wspace=0.4)
+    for col, (method, (main_ax, top, side)) in enumerate(zip(methods, panels, strict=True)):
         seed, trials = next(iter(results[method].items()))
         lr = [t.params["optimizer.lr"] for t in trials]
         wd = [t.params["optimizer.weight_decay"] for t in trials]
         acc = [t.value for t in trials]
-        main_ax = fig.add_subplot(grid[1, 2 * col])
-        top = fig.add_subplot(grid[0, 2 * col], sharex=main_ax)
-        side = fig.add_subplot(grid[1, 2 * col + 1], sharey=main_ax)
         points = main_ax.scatter(lr, wd, c=acc, cmap="viridis", vmin=0.0, vmax=1.0, s=30)
         main_ax.set(
             xscale="log",

@@ -16,11 +16,14 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import CnnlabError
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,6 @@ class Sweep:
     db: Path
     overrides: tuple[str, ...]
     n_trials: int
-    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def storage(self) -> str:
@@ -100,19 +102,18 @@ def create_folders(*folders: Path) -> None:
             raise CnnlabError(f"{folder}: cannot create: {exc}") from None
 
 
-def finished_trials(sweep: Sweep) -> int:
-    """How many trials of ``sweep``'s study are complete (0 when there is no study yet)."""
+def _complete_trials(sweep: Sweep) -> list[FrozenTrial]:
+    """The complete trials of ``sweep``'s study (none while there is no study yet)."""
     if not sweep.db.exists():
-        return 0
+        return []
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=sweep.name, storage=sweep.storage)
     except KeyError:  # no study of that name in the file yet
-        return 0
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return sum(1 for s in states if s == optuna.trial.TrialState.COMPLETE)
+        return []
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
 def run_sweep(sweep: Sweep, progress: Callable[[str], Any] = print) -> bool:
@@ -121,7 +122,7 @@ def run_sweep(sweep: Sweep, progress: Callable[[str], Any] = print) -> bool:
     Raises:
         CnnlabError: The sweep's command failed (its last output lines are in the message).
     """
-    done = finished_trials(sweep)
+    done = len(_complete_trials(sweep))
     if done >= sweep.n_trials:
         progress(f"{sweep.name}: {done} trials already done, skipped")
         return False
@@ -138,13 +139,8 @@ def run_sweep(sweep: Sweep, progress: Callable[[str], Any] = print) -> bool:
 
 def read_trials(sweep: Sweep) -> list[TrialResult]:
     """The complete trials of ``sweep``'s study, in trial order."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=sweep.name, storage=sweep.storage)
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     results = []
-    for t in sorted(trials, key=lambda t: t.number):
+    for t in sorted(_complete_trials(sweep), key=lambda t: t.number):
         seconds = (t.datetime_complete - t.datetime_start).total_seconds()  # type: ignore[operator]
         results.append(TrialResult(t.number, dict(t.params), float(t.value), seconds))  # type: ignore[arg-type]
     return results

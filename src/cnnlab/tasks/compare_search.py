@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cnnlab.console import OneLineParser
-from cnnlab.errors import CnnlabError, printable
+from cnnlab.console import OneLineParser, exit_on_user_error
+from cnnlab.tasks.runs import outputs_root
 
 NOTE = (
     "objective=synthetic: Optuna's grid, random and TPE samplers minimise the analytic "
@@ -61,6 +59,7 @@ def check_out_folder(parser: argparse.ArgumentParser, flag: str, out: Path) -> N
 
 def main(argv: list[str]) -> int:
     """Run the comparison; print the table; write the plots and the report."""
+    from cnnlab.course.page import save_text
     from cnnlab.course.search import DEFAULT_EPOCHS
 
     parser = OneLineParser(prog="cnnlab compare-search", description=__doc__.split("\n")[0])
@@ -84,21 +83,21 @@ def main(argv: list[str]) -> int:
     )
     # `mode=train`, Hydra-style like the other tasks, is the same as `--mode train`.
     args = parser.parse_args([f"--{a}" if a.startswith("mode=") else a for a in argv])
+    check, run = (_check_train, _train) if args.mode == "train" else (_check_synthetic, _synthetic)
+    out = check(args, parser)
+    check_out_folder(parser, "--out", out)
     # A file that cannot be written (named) is one line and exit 1, in either mode.
-    try:
-        if args.mode == "train":
-            _train_mode(args, parser)
-        else:
-            _synthetic_mode(args, parser)
-    except CnnlabError as exc:
-        print(f"cnnlab compare-search: error: {printable(exc)}", file=sys.stderr)
-        return 1
+    with exit_on_user_error("compare-search", log_it=False):
+        results, report = run(args, out)
+        save_text(out / "results.json", json.dumps(results, indent=2))
+        save_text(out / "report.md", "\n".join(report))
+    print(f"wrote {out}")
     return 0
 
 
-def _synthetic_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """The samplers on the analytic f(x, y), many random problems per budget."""
-    from cnnlab.course.compare import compare, grid_side, summarise
+def _check_synthetic(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
+    """Refuse a budget that is no square or too few repeats (exit 2); return the folder."""
+    from cnnlab.course.compare import grid_side
 
     for budget in args.budgets:
         try:
@@ -107,8 +106,15 @@ def _synthetic_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             parser.error(f"--budgets: {exc}")
     if args.repeats < 2:
         parser.error("--repeats: needs at least 2")
-    out = args.out or _default_out()
-    check_out_folder(parser, "--out", out)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return args.out or outputs_root() / "compare_search" / stamp
+
+
+def _synthetic(args: argparse.Namespace, out: Path) -> tuple[dict[str, Any], list[str]]:
+    """The samplers on the analytic f(x, y), many random problems per budget."""
+    from cnnlab.course.compare import compare, summarise
+    from cnnlab.files.atomic import output_errors
+
     print(NOTE)
     results = compare(args.budgets, args.repeats, args.seed, progress=print)
     table = {
@@ -117,74 +123,40 @@ def _synthetic_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     }
     lines = _table(table, args.budgets)
     print("\n".join(lines))
-    _write_synthetic(out, results, table, args, lines)
-    print(f"wrote {out}")
-
-
-def _write_synthetic(
-    out: Path,
-    results: dict[str, Any],
-    table: dict[str, Any],
-    args: argparse.Namespace,
-    lines: list[str],
-) -> None:
-    """Write the plots, ``results.json`` and ``report.md`` of the synthetic comparison.
-
-    Raises:
-        WriteError: A file cannot be written (named); none is left half-written.
-    """
-    from cnnlab.files.atomic import output_errors
-
     with output_errors(out):
         out.mkdir(parents=True, exist_ok=True)
     _plot_nine(results, args.budgets, out / "nine_trials.png")
     _plot_regret(table, args.budgets, out / "regret.png")
-    _write(
-        out / "results.json",
-        json.dumps(
-            {"note": NOTE, "repeats": args.repeats, "seed": args.seed, "summary": table}, indent=2
-        ),
-    )
-    report = [
-        "# Grid vs random vs TPE",
-        "",
-        NOTE,
-        "",
-        *lines,
-        "",
-        "![nine trials](nine_trials.png)",
-        "",
-        "![regret](regret.png)",
-        "",
-    ]
-    _write(out / "report.md", "\n".join(report))
+    summary = {"note": NOTE, "repeats": args.repeats, "seed": args.seed, "summary": table}
+    report = ["# Grid vs random vs TPE", "", NOTE, "", *lines, ""]
+    return summary, [*report, "![nine trials](nine_trials.png)", "", "![regret](regret.png)", ""]
 
 
-def _default_out() -> Path:
-    import os
+def _check_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
+    """Refuse counts below 1 or a trial count that is no square (exit 2); return the folder."""
+    from cnnlab.course import search
+    from cnnlab.course.compare import grid_side
 
-    root = Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
-    return root / "compare_search" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    for flag, value in (
+        ("--seeds", args.seeds),
+        ("--epochs", args.epochs),
+        ("--limit-batches", args.limit_batches),
+    ):
+        if value is not None and value < 1:
+            parser.error(f"{flag}: needs at least 1, got {value}")
+    try:
+        grid_side(args.trials)
+    except ValueError as exc:
+        parser.error(f"--trials: {exc}")
+    # A fixed default folder: re-running the same command resumes its studies.
+    return args.out or search.default_out()
 
 
-def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def _train(args: argparse.Namespace, out: Path) -> tuple[dict[str, Any], list[str]]:
     """Grid, random and TPE sweeps of real LeNet-5 training, several seeds each."""
     from cnnlab.course import search
     from cnnlab.course.studies import create_folders
 
-    for flag, value, low in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1)):
-        if value < low:
-            parser.error(f"{flag}: needs at least {low}, got {value}")
-    if args.limit_batches is not None and args.limit_batches < 1:
-        parser.error(f"--limit-batches: needs at least 1, got {args.limit_batches}")
-    try:
-        if math.isqrt(args.trials) ** 2 != args.trials or args.trials < 4:
-            raise ValueError(f"{args.trials} is not a square >= 4; the grid is k x k")
-    except ValueError as exc:
-        parser.error(f"--trials: {exc}")
-    # A fixed default folder: re-running the same command resumes its studies.
-    out = args.out or search.default_out()
-    check_out_folder(parser, "--out", out)
     extra = []
     if args.limit_batches is not None:
         n = args.limit_batches
@@ -195,22 +167,6 @@ def _train_mode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
     summary = {method: search.summarise(by_seed) for method, by_seed in results.items()}
     lines = search.table(summary)
     print("\n".join(lines))
-    _write_train(out, args, seeds, sweeps, results, summary, lines)
-    print(f"wrote {out}")
-
-
-def _write_train(
-    out: Path,
-    args: argparse.Namespace,
-    seeds: list[int],
-    sweeps: dict[str, Any],
-    results: dict[str, Any],
-    summary: dict[str, Any],
-    lines: list[str],
-) -> None:
-    """Write the plot, ``results.json`` and ``report.md`` of ``mode=train``."""
-    from cnnlab.course import search
-
     search.plot_trials(results, out / "nine_trials.png")
     commands = {
         method: {str(seed): sweep.command() for seed, sweep in by_seed.items()}
@@ -222,14 +178,10 @@ def _write_train(
         f"decay in {search.WD_RANGE}; the value is each trial's best validation accuracy, "
         f"read from the studies in {out / 'studies.db'}."
     )
-    _write(
-        out / "results.json",
-        json.dumps({"note": note, "summary": summary, "commands": commands}, indent=2),
-    )
     report = ["# Grid vs random vs TPE on real training", "", note, "", *lines, ""]
     report += ["![trials](nine_trials.png)", "", "Commands (one study each):", ""]
     report += [f"- `{c}`" for by_seed in commands.values() for c in by_seed.values()]
-    _write(out / "report.md", "\n".join([*report, ""]))
+    return {"note": note, "summary": summary, "commands": commands}, [*report, ""]
 
 
 def _table(table: dict[str, dict[int, dict[str, float]]], budgets: list[int]) -> list[str]:
@@ -249,29 +201,13 @@ def _table(table: dict[str, dict[int, dict[str, float]]], budgets: list[int]) ->
 
 def _plot_nine(results: dict[str, Any], budgets: list[int], path: Path) -> None:
     """The first problem's trials on the plane, with g along x and h along y."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.course.page import save_png
+    from cnnlab.course.page import marginal_panels, save_png
 
     budget = min(budgets)
-    strategies = list(results)
-    fig = plt.figure(figsize=(4.2 * len(strategies), 4.6))
-    grid = fig.add_gridspec(
-        2,
-        2 * len(strategies),
-        width_ratios=[4, 1] * len(strategies),
-        height_ratios=[1, 4],
-        wspace=0.35,
-    )
+    fig, panels = marginal_panels(len(results), wspace=0.35)
     xs = [i / 200 for i in range(201)]
-    for col, strategy in enumerate(strategies):
+    for strategy, (main_ax, top, side) in zip(results, panels, strict=True):
         outcome = results[strategy][budget][0]
-        main_ax = fig.add_subplot(grid[1, 2 * col])
-        top = fig.add_subplot(grid[0, 2 * col], sharex=main_ax)
-        side = fig.add_subplot(grid[1, 2 * col + 1], sharey=main_ax)
         px, py = zip(*outcome.points, strict=True)
         main_ax.scatter(px, py, s=28, color="tab:blue")
         problem = outcome.problem
@@ -302,14 +238,9 @@ def _plot_nine(results: dict[str, Any], budgets: list[int], path: Path) -> None:
 def _plot_regret(
     table: dict[str, dict[int, dict[str, float]]], budgets: list[int], path: Path
 ) -> None:
-    import matplotlib
+    from cnnlab.course.page import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cnnlab.course.page import save_png
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for strategy, by_budget in table.items():
         mean = [by_budget[b]["mean_regret"] for b in budgets]
         half = [by_budget[b]["ci95"] for b in budgets]
@@ -325,11 +256,3 @@ def _plot_regret(
     ax.legend()
     ax.grid(alpha=0.3)
     save_png(fig, path)
-
-
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, all or nothing; WriteError names the file."""
-    from cnnlab.files.atomic import output_errors, write_text_atomic
-
-    with output_errors(path):
-        write_text_atomic(path, text)

@@ -1,22 +1,14 @@
 """``cnnlab dashboard [STORAGE]``: browse a sweep's study in optuna-dashboard.
 
-The storage defaults to the one a sweep writes (``$CNNLAB_OUTPUTS/optuna.db``,
-else ``./outputs/optuna.db``). The server listens on 127.0.0.1 only and prints
-its URL first; Ctrl-C stops it. Each trial's user attributes hold its run
-folder (``run_dir``) and its W&B run (``wandb_url`` online, ``wandb_offline_run``
-offline), so the dashboard leads from a trial to its files.
+Each trial's user attributes hold its run folder (``run_dir``) and its W&B run
+(``wandb_url`` online, ``wandb_offline_run`` offline), so the dashboard leads from a
+trial to its files.
 
 optuna-dashboard's API can create, rename and delete studies without any login.
 Listening on 127.0.0.1 keeps other machines out, but not a web page on another
 site: through DNS rebinding its name resolves to 127.0.0.1, and the browser then
-sends that page's requests here with the page's own host name in ``Host``. So
-every request whose ``Host`` is not ``127.0.0.1:PORT``, ``localhost:PORT`` or
-``[::1]:PORT`` (the port served) is answered 403 before optuna-dashboard sees it.
-
-``--port 0`` asks the system for a free port; the printed URL names it.
-A PostgreSQL server is given :data:`CONNECT_TIMEOUT` seconds to answer (unless the
-URL sets ``connect_timeout`` itself), so one that accepts and never answers gives
-one line and exit 1 instead of a hang.
+sends that page's requests here with the page's own host name in ``Host``; so
+:func:`loopback_only` answers 403 to every request that names another host.
 """
 
 from __future__ import annotations
@@ -25,13 +17,12 @@ import argparse
 import contextlib
 import os
 import sqlite3
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from cnnlab.console import OneLineParser
-from cnnlab.errors import CnnlabError, ConfigError, DataError, printable
+from cnnlab.console import OneLineParser, exit_on_user_error
+from cnnlab.errors import CnnlabError, ConfigError, DataError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -78,11 +69,8 @@ def main(argv: list[str]) -> int:
         help=f"port, 0 to {MAX_PORT} (default {DEFAULT_PORT}; 0: a free one, printed)",
     )
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error("dashboard", log_it=False):
         server = make_server(args.storage or default_storage(), args.port)
-    except CnnlabError as exc:
-        print(f"cnnlab dashboard: error: {printable(str(exc))}", file=sys.stderr)
-        return 1
     print(f"optuna-dashboard: http://{HOST}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

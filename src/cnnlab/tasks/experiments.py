@@ -10,12 +10,11 @@ writes ``--docs`` (docs/experiments.md) and its plots from the studies' trials.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnnlab.console import OneLineParser
+from cnnlab.console import OneLineParser, exit_on_user_error
+from cnnlab.tasks.runs import outputs_root
 
 if TYPE_CHECKING:
     from cnnlab.course.catalogue import Budget
@@ -40,7 +39,6 @@ def main(argv: list[str]) -> int:
         "--quick", action="store_true", help="1 epoch, 2 seeds, 3 batches: a smoke test"
     )
     parser.add_argument("--only", nargs="+", choices=keys, default=keys, metavar="NAME")
-    root = Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
     parser.add_argument(
         "--out",
         type=Path,
@@ -51,21 +49,17 @@ def main(argv: list[str]) -> int:
         "--docs", type=Path, default=None, help="(docs/experiments.md; --quick: OUT/experiments.md)"
     )
     args = parser.parse_args(argv)
-    out = args.out or root / ("experiments-quick" if args.quick else "experiments")
+    out = args.out or outputs_root() / ("experiments-quick" if args.quick else "experiments")
     # A smoke run never overwrites the real page.
     docs = args.docs or (out / "experiments.md" if args.quick else Path("docs/experiments.md"))
     check_outputs(parser, out, docs)
 
+    from cnnlab.course.page import save_text
     from cnnlab.course.studies import create_folders
-    from cnnlab.errors import CnnlabError, printable
 
-    try:
+    with exit_on_user_error("experiments", log_it=False):
         create_folders(out, docs.with_suffix(""))
-        text = build_page(args.quick, args.only, out, docs)
-        _write(docs, text)
-    except CnnlabError as exc:
-        print(f"cnnlab experiments: error: {printable(exc)}", file=sys.stderr)
-        return 1
+        save_text(docs, build_page(args.quick, args.only, out, docs))
     print(f"wrote {docs}")
     return 0
 
@@ -171,11 +165,3 @@ def _search_section(budget: Budget, out: Path, figures: Path, seeds: list[int]) 
         for seed, sweep in by_seed.items()
     ]
     return [*lines, ""]
-
-
-def _write(path: Path, text: str) -> None:
-    """Write atomically: a page is never left half-written; WriteError names the file."""
-    from cnnlab.files.atomic import output_errors, write_text_atomic
-
-    with output_errors(path):
-        write_text_atomic(path, text)

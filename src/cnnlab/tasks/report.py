@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from cnnlab.errors import CnnlabError, printable
+from cnnlab.console import OneLineParser, exit_on_user_error
+from cnnlab.errors import printable
 
 
 def main(argv: list[str]) -> int:
@@ -16,7 +16,7 @@ def main(argv: list[str]) -> int:
         0 on success, 1 when a folder is not a readable sweep (one line on stderr). A run
         folder of the sweep that cannot be read is left out with a warning line.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnlab report",
         description="Write the report of a sweep folder (outputs/multiruns/<task>/<stamp>).",
     )
@@ -26,11 +26,8 @@ def main(argv: list[str]) -> int:
     from cnnlab.sweeper.report import write_report
 
     for sweep_dir in args.sweep_dirs:
-        try:
+        with exit_on_user_error("report", log_it=False):
             report = write_report(sweep_dir)
-        except CnnlabError as exc:
-            print(f"cnnlab report: error: {printable(exc)}", file=sys.stderr)
-            return 1
         for warning in report.warnings:
             print(f"cnnlab report: warning: {printable(warning)}", file=sys.stderr)
         # Paths in the sweep folder: its name may hold anything, the terminal gets it escaped.

@@ -12,7 +12,6 @@ the run folder (a ``hydra:`` node, other files beside ``config.yaml``) takes par
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
@@ -23,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnlab.console import OneLineParser
 from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line, printable
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def main(argv: list[str]) -> int:
     """Parse ``argv`` (``RUN_DIR [--out DIR] [--rtol R] [--atol A]``) and reproduce the run."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnlab reproduce",
         description="Re-run a training run from its folder and report whether the metrics match.",
     )
@@ -75,6 +75,8 @@ def reproduce(
     Secrets were masked (``***``) when the run was recorded; ``overrides`` supplies them
     again (``db_password=...``), and the re-run masks them in its own files.
     """
+    import yaml
+
     from cnnlab.records.reproduce import load_run
     from cnnlab.records.run_config import CONFIG_FILE, read_run_config
 
@@ -87,8 +89,10 @@ def reproduce(
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     out = (out or original.dir.parent / f"{original.dir.name}-reproduce-{stamp}").resolve()
     with tempfile.TemporaryDirectory(prefix="cnnlab-reproduce-") as checked:
+        # The checked config, as the only file of a fresh config folder.
         config_dir = Path(checked)
-        _write_config(config_dir, config)
+        text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+        (config_dir / "config.yaml").write_text(text, encoding="utf-8")
         _validate(config_dir, config_file, out, overrides)
         _create(out)
         return _rerun(original, config_dir, out, overrides, rtol=rtol, atol=atol)
@@ -130,14 +134,6 @@ def _rerun(
         return 1
     print(f"metrics match: {len(original.metrics)} values (rtol={rtol}, atol={atol})")
     return 0
-
-
-def _write_config(config_dir: Path, config: dict[str, Any]) -> None:
-    """Write the checked config as the only file of a fresh config folder."""
-    import yaml
-
-    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    (config_dir / "config.yaml").write_text(text, encoding="utf-8")
 
 
 def _validate(config_dir: Path, config_file: Path, out: Path, overrides: Sequence[str]) -> None:

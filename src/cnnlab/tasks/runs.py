@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.console import OneLineParser
-from cnnlab.errors import CnnlabError, printable
+from cnnlab.console import OneLineParser, exit_on_user_error
+from cnnlab.errors import CnnlabError, DataError, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -91,12 +91,9 @@ def main(argv: list[str]) -> int:
         count = getattr(args, option)
         if count is not None and count < 1:
             parser.error(f"--{option}: must be at least 1, got {count}")
-    root = args.folder if args.folder is not None else outputs_root()
-    try:
-        return _list(root, args)
-    except CnnlabError as exc:
-        print(f"cnnlab runs: error: {printable(exc)}", file=sys.stderr)
-        return 1
+    with exit_on_user_error("runs", log_it=False):
+        _list(args.folder if args.folder is not None else outputs_root(), args)
+    return 0
 
 
 def outputs_root() -> Path:
@@ -104,7 +101,7 @@ def outputs_root() -> Path:
     return Path(os.environ.get("CNNLAB_OUTPUTS", "outputs"))
 
 
-def _list(root: Path, args: argparse.Namespace) -> int:
+def _list(root: Path, args: argparse.Namespace) -> None:
     from cnnlab.errors import ConfigError
     from cnnlab.records.listing import find_runs
 
@@ -137,25 +134,21 @@ def _list(root: Path, args: argparse.Namespace) -> int:
         print(f"no runs in {printable(root)}" + (" match the filters" if args.filter else ""))
     else:
         _console().print(_table(runs, root))
-    return 0
 
 
 _ABSENT = object()
 
 
-def _warn(line: str) -> None:
-    print(f"cnnlab runs: warning: {printable(line)}", file=sys.stderr)
+def _warn(line: str, command: str = "runs") -> None:
+    print(f"cnnlab {command}: warning: {printable(line)}", file=sys.stderr)
 
 
 def _values(run: RunInfo, groups: bool, warnings: list[str]) -> dict[str, Any]:
     """What --sort and --filter can name: group choices, overrides, config, metrics, columns.
 
-    Args:
-        run: The run.
-        groups: Whether to read the group choices (``.hydra/hydra.yaml``).
-        warnings: Gets a line when ``.hydra/hydra.yaml`` is there but cannot be read.
+    The group choices (``.hydra/hydra.yaml``) only with ``groups``; one that is there but
+    cannot be read adds a line to ``warnings``.
     """
-    from cnnlab.errors import DataError
     from cnnlab.records.listing import flatten, group_choices, override_pairs
 
     values: dict[str, Any] = {}
@@ -298,13 +291,10 @@ def _compare_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from cnnlab.records.listing import read_run
 
-    try:
+    with exit_on_user_error("runs compare", log_it=False):
         a, b = read_run(_locate(args.a)), read_run(_locate(args.b))
-    except CnnlabError as exc:
-        print(f"cnnlab runs compare: error: {printable(exc)}", file=sys.stderr)
-        return 1
     for problem in (*a.problems, *b.problems):
-        print(f"cnnlab runs compare: warning: {printable(problem)}", file=sys.stderr)
+        _warn(problem, "runs compare")
     if args.json:
         print(json.dumps(_comparison_json(a, b), indent=2, default=str))
     else:
@@ -321,9 +311,9 @@ def _locate(folder: Path) -> Path:
 
 
 def _print_comparison(a: RunInfo, b: RunInfo) -> None:
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    from cnnlab.records.listing import MISSING, config_diff, format_value, metric_diff
+    from cnnlab.records.listing import MISSING, config_diff, format_value
 
     console = _console()
     p = printable  # every value below may come from a run folder
@@ -333,27 +323,21 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
         console.print(p(f"   overrides: {' '.join(run.overrides) or '(none)'}"))
     differences = config_diff(a, b)
     if differences:
-        config = Table(title=f"config: {len(differences)} keys differ")
-        for name in ("key", "A", "B"):
-            config.add_column(name)
-        for key, value_a, value_b in differences:
+        config = Table("key", "A", "B", title=f"config: {len(differences)} keys differ")
+        for key, *values in differences:
             config.add_row(
-                p(key),
-                "(absent)" if value_a is MISSING else p(format_value(value_a)),
-                "(absent)" if value_b is MISSING else p(format_value(value_b)),
+                p(key), *("(absent)" if v is MISSING else p(format_value(v)) for v in values)
             )
         console.print(config)
     else:
         console.print("config: the same")
-    rows = metric_diff(a, b)
+    rows = _metric_rows(a, b)
     if not rows:
         console.print("metrics: neither run has metrics.json")
         return
-    metrics = Table(title="metrics")
-    for name in ("metric", "A", "B", "B - A"):
-        metrics.add_column(name, justify="left" if name == "metric" else "right")
-    for key, value_a, value_b in rows:
-        delta = value_b - value_a if value_a is not None and value_b is not None else None
+    right = [Column(name, justify="right") for name in ("A", "B", "B - A")]
+    metrics = Table("metric", *right, title="metrics")
+    for key, value_a, value_b, delta in rows:
         metrics.add_row(
             p(key),
             *("" if v is None else format_value(v) for v in (value_a, value_b)),
@@ -362,26 +346,23 @@ def _print_comparison(a: RunInfo, b: RunInfo) -> None:
     console.print(metrics)
 
 
+def _metric_rows(a: RunInfo, b: RunInfo) -> list[tuple[str, Any, Any, float | None]]:
+    """The metrics of either run: key, A, B (None where absent) and B - A where both have it."""
+    from cnnlab.records.listing import metric_diff
+
+    rows = metric_diff(a, b)
+    return [(k, va, vb, None if va is None or vb is None else vb - va) for k, va, vb in rows]
+
+
 def _comparison_json(a: RunInfo, b: RunInfo) -> dict[str, Any]:
-    from cnnlab.records.listing import MISSING, config_diff, metric_diff
+    from cnnlab.records.listing import MISSING, config_diff
 
     config = [
-        {
-            "key": key,
-            **({"a": va} if va is not MISSING else {}),
-            **({"b": vb} if vb is not MISSING else {}),
-        }
+        {"key": key, **{name: v for name, v in (("a", va), ("b", vb)) if v is not MISSING}}
         for key, va, vb in config_diff(a, b)
     ]
-    metrics = [
-        {
-            "key": key,
-            "a": va,
-            "b": vb,
-            "difference": vb - va if va is not None and vb is not None else None,
-        }
-        for key, va, vb in metric_diff(a, b)
-    ]
+    names = ("key", "a", "b", "difference")
+    metrics = [dict(zip(names, row, strict=True)) for row in _metric_rows(a, b)]
     return {
         "a": str(a.dir.resolve()),
         "b": str(b.dir.resolve()),
@@ -404,9 +385,9 @@ def _sweeps_main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the sweeps as JSON")
     args = parser.parse_args(argv)
     root = args.folder if args.folder is not None else outputs_root()
-    if not root.is_dir():
-        print(f"cnnlab runs sweeps: error: {printable(root)}: no such folder", file=sys.stderr)
-        return 1
+    with exit_on_user_error("runs sweeps", log_it=False):
+        if not root.is_dir():
+            raise DataError(root, "no such folder")
     sweeps = []
     for folder in _sweep_folders(root):
         try:
