@@ -219,7 +219,8 @@ class OptunaSweeperImpl(Sweeper):
             # Kept: what Study does not offer goes through the storage's public methods.
             storage = (
                 shared.open_storage(self.storage_url, self.heartbeat_interval, self.grace_period)
-                or optuna.storages.InMemoryStorage()
+                if self.storage_url is not None
+                else optuna.storages.InMemoryStorage()
             )
             study = optuna.create_study(
                 storage=storage,
