@@ -1,20 +1,13 @@
 """Where studies live, and how a sweep shares its study with other workers.
 
-- :func:`open_storage` turns the ``storage`` setting into an Optuna storage:
-  an SQLAlchemy URL or ``journal:PATH`` for Optuna's journal file.
-  On PostgreSQL the schema is created under an advisory lock, so that workers
-  starting together on a fresh database do not race to create it.
-- :func:`ask_lock` serialises "count the trials, then ask" between processes
-  that share a study (a lock file next to a file storage, an advisory lock on
-  PostgreSQL), so workers never overshoot ``n_trials`` nor take one grid point twice.
-- :class:`Heartbeat` and :func:`recover_abandoned` find trials left RUNNING
-  by a sweep that was killed, mark them FAIL and queue them again. RDB storages
-  use Optuna's own heartbeat (``record_heartbeat``, ``fail_stale_trials`` with
-  :func:`requeue` as its stale-trial callback); other storages a system attribute.
+:func:`open_storage` opens the ``storage`` setting; :func:`ask_lock` serialises "count the
+trials, then ask" between the processes sharing a study, so that they never overshoot
+``n_trials`` nor take one grid point twice; :class:`Heartbeat` and :func:`recover_abandoned`
+find the trials a killed sweep left RUNNING, fail them and queue them again.
 
-Only Optuna's public API: the sweeper opens the storage object itself
-(:func:`open_storage`), hands it to ``optuna.create_study`` and keeps it, and finds a
-trial's storage id from its number with :func:`trial_id`.
+Only Optuna's public API: the sweeper opens the storage object itself (:func:`open_storage`),
+hands it to ``optuna.create_study`` and keeps it, and finds a trial's storage id from its
+number with :func:`trial_id`.
 """
 
 from __future__ import annotations
@@ -312,8 +305,8 @@ def ask_lock(url: str | None) -> Iterator[None]:
     """Hold the study's shared lock: a lock file next to a file-based storage, an
     advisory lock on PostgreSQL (no-op for other servers and for memory).
 
-    Raises:
-        ConfigError: The lock file cannot be created, or the database cannot be reached.
+    A lock file that cannot be created, or a database that cannot be reached, is a
+    ``ConfigError``.
     """
     path = None if url is None else file_path(url)
     if path is None:  # memory or a server: only PostgreSQL has a lock to take
@@ -395,9 +388,8 @@ def storage_write_errors(url: str | None) -> Iterator[None]:
 def fail_trials(storage: BaseStorage, trial_ids: Sequence[int]) -> list[int]:
     """Mark the RUNNING trials ``trial_ids`` FAIL, as far as the storage lets us.
 
-    Returns:
-        The ids left RUNNING because the storage refused the write (a full disk holding the
-        storage itself); the next sweep on this study re-queues them (:func:`recover_abandoned`).
+    Returns the ids left RUNNING because the storage refused the write (a full disk holding the
+    storage itself); the next sweep on this study re-queues them (:func:`recover_abandoned`).
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
@@ -535,10 +527,8 @@ def recover_abandoned(study: optuna.Study, storage: BaseStorage, grace_period: f
     no longer exists on this host, or its heartbeat is older than ``grace_period``
     seconds (Optuna's ``fail_stale_trials`` on a storage with Optuna's heartbeat).
     The copy keeps the parameters (and a grid sampler's grid point). ``storage`` is the
-    storage object the study was created with (:func:`open_storage`).
-
-    Returns:
-        The numbers of the trials that were failed and re-queued.
+    storage object the study was created with (:func:`open_storage`). Returns the numbers of
+    the trials that were failed and re-queued.
     """
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
