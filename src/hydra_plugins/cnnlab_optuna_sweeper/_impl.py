@@ -191,10 +191,10 @@ class OptunaSweeperImpl(Sweeper):
         stops on failures prints its best trial and the report's path as its last lines.
         """
         space = search_space.parse_search_space(self.params, arguments)  # type: ignore[arg-type]
-        sampler, is_grid = self._sampler(space)
+        sampler, grid = self._sampler(space)
         n_trials = self.n_trials
-        if is_grid:
-            grid_size = math.prod(len(values) for values in space.grid().values())
+        if grid:
+            grid_size = math.prod(len(values) for values in grid.values())
             if grid_size < n_trials:
                 log.info("grid of %d points: n_trials %d -> %d", grid_size, n_trials, grid_size)
                 n_trials = grid_size
@@ -427,7 +427,10 @@ class OptunaSweeperImpl(Sweeper):
             ]
         return node
 
-    def _sampler(self, space: search_space.SearchSpace) -> tuple[optuna.samplers.BaseSampler, bool]:
+    def _sampler(
+        self, space: search_space.SearchSpace
+    ) -> tuple[optuna.samplers.BaseSampler, dict[str, list[Any]] | None]:
+        """The sampler, and for a grid search the grid it walks."""
         target = str(self.sampler_cfg.get("_target_", ""))
         if target.endswith(".CmaEsSampler") and importlib.util.find_spec("cmaes") is None:
             # Optuna imports it only at the first trial; fail before any job runs.
@@ -440,9 +443,9 @@ class OptunaSweeperImpl(Sweeper):
                 raise ConfigError(
                     "hydra.sweeper.params", "grid search needs at least one parameter"
                 )
-            return instantiate(self.sampler_cfg, search_space=grid), True
+            return instantiate(self.sampler_cfg, search_space=grid), grid
         # Seeded per trial, so that workers and resumed sweeps never repeat a point.
-        return samplers.build_sampler(self.sampler_cfg), False
+        return samplers.build_sampler(self.sampler_cfg), None
 
     def _write_info(
         self, study_name: str, n_trials: int, space: search_space.SearchSpace, pruner: Any
