@@ -71,16 +71,20 @@ def record_tie_break(trial: Trial, run_dir: str | os.PathLike[str]) -> None:
     from cnnlab.files.read import read_json_object
 
     try:
-        value = read_json_object("metrics.json", inside=run_dir).get(TIE_BREAK_ATTR)
+        value = _finite(read_json_object("metrics.json", inside=run_dir).get(TIE_BREAK_ATTR))
     except DataError:
         return
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        trial.set_user_attr(TIE_BREAK_ATTR, float(value))
+    if value is not None:
+        trial.set_user_attr(TIE_BREAK_ATTR, value)
 
 
 def tie_break_value(trial: FrozenTrial) -> float | None:
     """The trial's recorded tie-break value (lower is better), or None."""
-    value = trial.user_attrs.get(TIE_BREAK_ATTR)
+    return _finite(trial.user_attrs.get(TIE_BREAK_ATTR))
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float if it is a finite number (not a bool), else None."""
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None

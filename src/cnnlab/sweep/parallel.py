@@ -37,12 +37,8 @@ PARALLEL_KEY = "sweep.parallel_jobs"
 
 
 def jobs_at_once(launcher: Mapping[str, Any], batch: int) -> int:
-    """How many trials of a batch of ``batch`` the launcher runs at once on one machine.
-
-    Args:
-        launcher: The ``hydra.launcher`` config node (its ``_target_`` names the launcher).
-        batch: Trials launched together (the sweeper's ``n_jobs`` or fewer).
-    """
+    """How many trials of a batch of ``batch`` (the sweeper's ``n_jobs`` or fewer) the
+    launcher (the ``hydra.launcher`` node) runs at once on one machine."""
     target = str(launcher.get("_target_", ""))
     if target.endswith(("BasicLauncher", "SlurmLauncher")):
         return 1
@@ -61,10 +57,6 @@ def concurrent_launches(launcher: Mapping[str, Any], n_jobs: int) -> int:
     one at once instead of waiting for the slowest trial of a batch. Hydra's basic
     launcher runs a job inside the sweep's process (its working folder, logging and
     Hydra's global config): two at once would share them, so it gets one.
-
-    Args:
-        launcher: The ``hydra.launcher`` config node.
-        n_jobs: The sweeper's ``n_jobs``.
     """
     if str(launcher.get("_target_", "")).endswith("BasicLauncher"):
         return 1
@@ -79,12 +71,9 @@ def parallel_override(launcher: Mapping[str, Any], batch: int) -> str:
 def share_cores(cfg: Any) -> int | None:
     """Give torch this job's share of the cores when trials run side by side.
 
-    Args:
-        cfg: The job's config; ``sweep.parallel_jobs`` is set by cnnlab's sweeper.
-
-    Returns:
-        The number of torch threads set, or None when the job runs alone and torch
-        keeps its own choice.
+    Reads ``sweep.parallel_jobs`` (set by cnnlab's sweeper) from the job's config ``cfg``.
+    Returns the number of torch threads set, or None when the job runs alone and torch
+    keeps its own choice.
     """
     parallel = OmegaConf.select(cfg, PARALLEL_KEY, default=None)
     if parallel is None or int(parallel) <= 1:

@@ -25,13 +25,8 @@ log = logging.getLogger(__name__)
 class TrialReporter:
     """Reports intermediate values of one running trial to its study.
 
-    Args:
-        storage: The sweep's storage URL (``sweep.storage``).
-        study_name: The study's name (``sweep.study_name``).
-        trial_number: The trial's number in the study (``sweep.trial_number``).
-
-    Raises:
-        ConfigError: The study or trial is not in the storage (``sweep.*`` keys).
+    The trial is named by the job's ``sweep`` node (storage URL, study name, trial number);
+    one that is not in the storage is a ``ConfigError`` naming the ``sweep.*`` key.
     """
 
     def __init__(self, storage: str, study_name: str, trial_number: int) -> None:
@@ -67,16 +62,11 @@ class TrialReporter:
         return cls(str(sweep.storage), str(sweep.study_name), int(sweep.trial_number))
 
     def report(self, value: float, step: int, shown: str | None = None) -> None:
-        """Report ``value`` at ``step``; mark the trial PRUNED and raise if it should stop.
+        """Report ``value`` at ``step`` (for Lightning, the 0-based epoch); when the pruner
+        stops the trial, mark it PRUNED in the storage and raise ``optuna.TrialPruned``.
 
-        Args:
-            value: The intermediate value.
-            step: Its step (for Lightning, the 0-based epoch).
-            shown: How the pruning message names the step and value; the caller knows
-                what they mean on screen (an epoch line counts epochs from 1, rounds values).
-
-        Raises:
-            optuna.TrialPruned: The pruner stopped the trial (already PRUNED in storage).
+        ``shown`` is how the pruning message names the step and value: the caller knows what
+        they mean on screen (an epoch line counts epochs from 1, rounds values).
         """
         import optuna
         from optuna.trial import TrialState

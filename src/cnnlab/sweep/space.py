@@ -90,24 +90,16 @@ class SearchSpace:
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """Return the Hydra overrides of one trial: the fixed ones, then ``params``."""
-        lines = list(self.fixed.values())
-        for name, value in params.items():
-            lines.append(f"{self.prefixes.get(name, '')}{name}={format_value(value)}")
-        return lines
+        swept = [f"{self.prefixes.get(k, '')}{k}={format_value(v)}" for k, v in params.items()]
+        return list(self.fixed.values()) + swept
 
 
 def parse_search_space(params: dict[str, Any] | None, arguments: list[str]) -> SearchSpace:
     """Build the search space from ``hydra.sweeper.params`` and command-line overrides.
 
-    A key given on the command line replaces the same key of ``params``.
-
-    Args:
-        params: The ``hydra.sweeper.params`` mapping (key -> override value), or None.
-        arguments: The command line's overrides (sweeps and fixed values).
-
-    Raises:
-        ConfigError: A value cannot be parsed or is not a valid search dimension; the
-            key is ``hydra.sweeper.params.<key>`` or the command line's key.
+    A key given on the command line replaces the same key of ``params``. A value that
+    cannot be parsed or is not a valid search dimension is a ``ConfigError`` naming
+    ``hydra.sweeper.params.<key>`` or the command line's key.
     """
     space = SearchSpace()
     entries = [(f"{k}={v}", f"hydra.sweeper.params.{k}") for k, v in (params or {}).items()]
@@ -119,9 +111,8 @@ def parse_search_space(params: dict[str, Any] | None, arguments: list[str]) -> S
             raise ConfigError(where or line.split("=", 1)[0], str(exc).splitlines()[0]) from None
         name = _name(override)
         key = where or name
-        space.distributions.pop(name, None)
-        space.fixed.pop(name, None)
-        space.range_values.pop(name, None)
+        for table in (space.distributions, space.fixed, space.range_values):
+            table.pop(name, None)
         distribution = distribution_from_override(override, key)
         if distribution is not None and SECRET_KEY_PATTERN.search(name):
             # Optuna stores every trial's parameters in the study, where no mask can reach.

@@ -1,20 +1,13 @@
 """Where studies live, and how a sweep shares its study with other workers.
 
-- :func:`open_storage` turns the ``storage`` setting into an Optuna storage:
-  an SQLAlchemy URL, ``journal:PATH`` for Optuna's journal file, or None.
-  On PostgreSQL the schema is created under an advisory lock, so that workers
-  starting together on a fresh database do not race to create it.
-- :func:`ask_lock` serialises "count the trials, then ask" between processes
-  that share a study (a lock file next to a file storage, an advisory lock on
-  PostgreSQL), so workers never overshoot ``n_trials`` nor take one grid point twice.
-- :class:`Heartbeat` and :func:`recover_abandoned` find trials left RUNNING
-  by a sweep that was killed, mark them FAIL and queue them again. RDB storages
-  use Optuna's own heartbeat (``record_heartbeat``, ``fail_stale_trials`` with
-  :func:`requeue` as its stale-trial callback); other storages a system attribute.
+:func:`open_storage` opens the ``storage`` setting; :func:`ask_lock` serialises "count the
+trials, then ask" between the processes sharing a study, so that they never overshoot
+``n_trials`` nor take one grid point twice; :class:`Heartbeat` and :func:`recover_abandoned`
+find the trials a killed sweep left RUNNING, fail them and queue them again.
 
-Only Optuna's public API: the sweeper opens the storage object itself
-(:func:`open_storage`), hands it to ``optuna.create_study`` and keeps it, and finds a
-trial's storage id from its number with :func:`trial_id`.
+Only Optuna's public API: the sweeper opens the storage object itself (:func:`open_storage`),
+hands it to ``optuna.create_study`` and keeps it, and finds a trial's storage id from its
+number with :func:`trial_id`.
 """
 
 from __future__ import annotations
@@ -32,7 +25,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import CnnlabError, ConfigError, DataError, first_line
 from cnnlab.secrets.mask import scrub_text
@@ -102,40 +95,24 @@ def _storage_errors(url: str) -> Iterator[None]:
     """Turn the errors of a storage that cannot be opened into one ``ConfigError`` line."""
     try:
         yield
-    except (OSError, ImportError, ValueError) as exc:
+    except Exception as exc:  # besides these, SQLAlchemy's ArgumentError, OperationalError, ...
+        if not isinstance(exc, OSError | ImportError | ValueError) and not _from(exc, "sqlalchemy"):
+            raise
         hint = f"; {POSTGRES_HINT}" if isinstance(exc, ImportError) and is_postgres(url) else ""
         raise ConfigError(STORAGE_KEY, scrub_text(f"cannot open {url!r}: {exc}{hint}")) from None
-    except Exception as exc:  # SQLAlchemy's ArgumentError, OperationalError, ...
-        if type(exc).__module__.startswith("sqlalchemy"):
-            raise ConfigError(STORAGE_KEY, scrub_text(f"cannot open {url!r}: {exc}")) from None
-        raise
 
 
-@overload
-def open_storage(
-    url: str, heartbeat_interval: int | None = ..., grace_period: float | None = ...
-) -> BaseStorage: ...
-
-
-@overload
-def open_storage(
-    url: None, heartbeat_interval: int | None = ..., grace_period: float | None = ...
-) -> None: ...
-
-
-@overload
-def open_storage(
-    url: str | None, heartbeat_interval: int | None = ..., grace_period: float | None = ...
-) -> BaseStorage | None: ...
+def _from(exc: BaseException, *packages: str) -> bool:
+    """Whether ``exc`` is an error class of one of ``packages`` (a database layer's own)."""
+    return type(exc).__module__.split(".")[0] in packages
 
 
 def open_storage(
-    url: str | None, heartbeat_interval: int | None = None, grace_period: float | None = None
-) -> BaseStorage | None:
-    """Open the storage named by ``url`` (None: the study lives in memory only).
+    url: str, heartbeat_interval: int | None = None, grace_period: float | None = None
+) -> BaseStorage:
+    """Open the storage named by ``url``: an SQLAlchemy URL or ``journal:PATH``.
 
     Args:
-        url: An SQLAlchemy URL, ``journal:PATH``, or None.
         heartbeat_interval: For RDB storages, turn on Optuna's heartbeat: running trials
             are stamped this often (seconds) and :func:`recover_abandoned` fails and
             re-queues those silent for ``grace_period`` seconds. None: no heartbeat
@@ -147,8 +124,6 @@ def open_storage(
         ConfigError: ``hydra.sweeper.storage`` cannot be opened (bad URL, missing driver,
             unwritable folder).
     """
-    if url is None:
-        return None
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -177,7 +152,12 @@ def open_storage(
             )
         # Workers on one SQLite file wait for each other's writes instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}} if path is not None else None
-        with _schema_lock(url), warnings.catch_warnings():
+        # On PostgreSQL one process at a time creates Optuna's tables: workers starting
+        # together on a fresh database otherwise fail with ``UniqueViolation ... CREATE TYPE``.
+        schema_lock = (
+            _advisory_lock(url, SCHEMA_LOCK_KEY) if is_postgres(url) else contextlib.nullcontext()
+        )
+        with schema_lock, warnings.catch_warnings():
             # The heartbeat arguments are marked experimental; they are what we want.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
@@ -192,19 +172,11 @@ def load_existing_study(url: str, study_name: str, source: str | os.PathLike[str
     must exist and is never appended to; a database server must already hold Optuna's tables
     (a PostgreSQL session is also made read-only). No folder, file or table is made.
 
-    Args:
-        url: The storage as ``sweep.json`` records it (a masked password is restored when
-            this process knows it).
-        study_name: The study to open.
-        source: The file that named the storage, for the messages.
-
-    Raises:
-        DataError: Naming ``source``: the storage does not exist, holds no such study or
-            cannot be read.
+    A masked password in ``url`` is restored when this process knows it. Every problem is a
+    ``DataError`` naming ``source``, the file that named the storage.
     """
     import optuna
 
-    from cnnlab.errors import DataError
     from cnnlab.secrets.mask import restore_url
 
     shown = scrub_text(url)
@@ -222,12 +194,9 @@ def load_existing_study(url: str, study_name: str, source: str | os.PathLike[str
         raise DataError(source, f"{problem}: {exc}") from None
     except KeyError:
         raise DataError(source, f"{problem}: holds no study {study_name!r}") from None
-    except (OSError, ImportError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
-        raise DataError(
-            source, f"{problem}: cannot be read ({scrub_text(first_line(exc))})"
-        ) from None
-    except Exception as exc:  # SQLAlchemy's and sqlite3's errors
-        if type(exc).__module__.split(".")[0] not in ("sqlalchemy", "sqlite3"):
+    except Exception as exc:  # besides these, SQLAlchemy's and sqlite3's errors
+        readable = (OSError, ImportError, ValueError, TypeError, RuntimeError, AttributeError)
+        if not isinstance(exc, readable) and not _from(exc, "sqlalchemy", "sqlite3"):
             raise
         raise DataError(
             source, f"{problem}: cannot be read ({scrub_text(first_line(exc))})"
@@ -309,20 +278,6 @@ def _read_only_rdb(url: str, study_name: str) -> BaseStorage:
 _OPTUNA_TABLES = ("studies", "version_info", "alembic_version")
 
 
-@contextmanager
-def _schema_lock(url: str) -> Iterator[None]:
-    """On PostgreSQL, let one process at a time create Optuna's tables (no-op elsewhere).
-
-    Workers starting together on a fresh database otherwise fail with
-    ``UniqueViolation ... CREATE TYPE studydirection``.
-    """
-    if not is_postgres(url):
-        yield
-        return
-    with _advisory_lock(url, SCHEMA_LOCK_KEY):
-        yield
-
-
 _lock_engines: dict[str, Any] = {}
 
 
@@ -350,20 +305,15 @@ def ask_lock(url: str | None) -> Iterator[None]:
     """Hold the study's shared lock: a lock file next to a file-based storage, an
     advisory lock on PostgreSQL (no-op for other servers and for memory).
 
-    Raises:
-        ConfigError: The lock file cannot be created, or the database cannot be reached.
+    A lock file that cannot be created, or a database that cannot be reached, is a
+    ``ConfigError``.
     """
-    if url is None:
-        yield
-        return
-    path = file_path(url)
-    if path is None:
-        if not is_postgres(url):
-            yield
-            return
+    path = None if url is None else file_path(url)
+    if path is None:  # memory or a server: only PostgreSQL has a lock to take
         with contextlib.ExitStack() as stack:
-            with _storage_errors(url):
-                stack.enter_context(_advisory_lock(url, ASK_LOCK_KEY))
+            if url is not None and is_postgres(url):
+                with _storage_errors(url):
+                    stack.enter_context(_advisory_lock(url, ASK_LOCK_KEY))
             yield
         return
     lock_path = lock_file(path)
@@ -403,8 +353,7 @@ def storage_cause(exc: BaseException) -> str | None:
     innermost = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        module = type(current).__module__
-        if isinstance(current, StorageInternalError) or module.startswith(DRIVER_MODULES):
+        if isinstance(current, StorageInternalError) or _from(current, *DRIVER_MODULES):
             found = True
             innermost = current
         # `raise ... from None` (an error cnnlab already put in one line) ends the chain.
@@ -439,9 +388,8 @@ def storage_write_errors(url: str | None) -> Iterator[None]:
 def fail_trials(storage: BaseStorage, trial_ids: Sequence[int]) -> list[int]:
     """Mark the RUNNING trials ``trial_ids`` FAIL, as far as the storage lets us.
 
-    Returns:
-        The ids left RUNNING because the storage refused the write (a full disk holding the
-        storage itself); the next sweep on this study re-queues them (:func:`recover_abandoned`).
+    Returns the ids left RUNNING because the storage refused the write (a full disk holding the
+    storage itself); the next sweep on this study re-queues them (:func:`recover_abandoned`).
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
@@ -579,10 +527,8 @@ def recover_abandoned(study: optuna.Study, storage: BaseStorage, grace_period: f
     no longer exists on this host, or its heartbeat is older than ``grace_period``
     seconds (Optuna's ``fail_stale_trials`` on a storage with Optuna's heartbeat).
     The copy keeps the parameters (and a grid sampler's grid point). ``storage`` is the
-    storage object the study was created with (:func:`open_storage`).
-
-    Returns:
-        The numbers of the trials that were failed and re-queued.
+    storage object the study was created with (:func:`open_storage`). Returns the numbers of
+    the trials that were failed and re-queued.
     """
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
@@ -634,7 +580,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # alive, another user's
     return True
 
 

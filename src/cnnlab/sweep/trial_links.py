@@ -34,10 +34,7 @@ def wandb_links(run: Any) -> dict[str, str]:
 class TrialLinks(pl.Callback):
     """At the start of fit, record the trial's W&B run on the trial in the study storage.
 
-    Args:
-        storage: The sweep's storage URL (``sweep.storage``).
-        study_name: The study's name (``sweep.study_name``).
-        trial_number: The trial's number (``sweep.trial_number``).
+    The trial is named by the job's ``sweep`` node: storage URL, study name, trial number.
     """
 
     def __init__(self, storage: str, study_name: str, trial_number: int) -> None:
@@ -55,7 +52,7 @@ class TrialLinks(pl.Callback):
         """Write the links of the first W&B logger (a ``DummyLogger`` has none)."""
         from pytorch_lightning.loggers import WandbLogger
 
-        from cnnlab.sweep.storage import open_storage
+        from cnnlab.sweep.storage import open_storage, trial_id
 
         if not trainer.is_global_zero:
             return
@@ -64,8 +61,7 @@ class TrialLinks(pl.Callback):
         if not links:
             return
         backend = open_storage(self.storage)
-        study_id = backend.get_study_id_from_name(self.study_name)
-        trial_id = backend.get_trial_id_from_study_id_trial_number(study_id, self.trial_number)
+        storage_id = trial_id(backend, self.study_name, self.trial_number)
         for key, value in links.items():
-            backend.set_trial_user_attr(trial_id, key, value)
+            backend.set_trial_user_attr(storage_id, key, value)
         log.info("trial %d: %s", self.trial_number, links)

@@ -69,14 +69,11 @@ def record_seed(trial: Trial) -> None:
 
 
 class PerTrialSeedSampler(BaseSampler):
-    """Runs each trial with a fresh sampler seeded from the sweep seed and the trial number.
+    """Runs each trial with a fresh sampler (``make(seed)``) seeded from the sweep seed and
+    the trial number; every sampling call is delegated to the trial's own sampler.
 
     Trials asked together (``n_jobs`` > 1) each keep their own sampler until they are told,
     so parameters suggested later (``custom_search_space``) use the trial's own seed too.
-
-    Args:
-        make: Builds the underlying sampler from a seed.
-        sweep_seed: The configured seed.
     """
 
     def __init__(self, make: Callable[[int], BaseSampler], sweep_seed: int) -> None:
@@ -105,13 +102,11 @@ class PerTrialSeedSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        """Delegate to the trial's sampler."""
         return self._sampler(trial).infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        """Delegate to the trial's sampler."""
         return self._sampler(trial).sample_relative(study, trial, search_space)
 
     def sample_independent(
@@ -121,16 +116,9 @@ class PerTrialSeedSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        """Delegate to the trial's sampler."""
         return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
 
-    def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Any,
-    ) -> None:
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
         """Delegate to the trial's sampler, then let it go."""
         self._sampler(trial).after_trial(study, trial, state, values)
         self._samplers.pop(trial.number, None)

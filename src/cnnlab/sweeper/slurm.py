@@ -100,13 +100,9 @@ def parse_node(line: str) -> Node:
 def fit_launcher(launcher: MutableMapping[str, Any], config: Any, nodes: list[Node]) -> None:
     """Fill the launcher's ``null`` settings from the trainer and check all against ``nodes``.
 
-    Args:
-        launcher: The ``hydra.launcher`` node, changed in place (before the launcher is built).
-        config: The whole composed config (the trainer and data nodes).
-        nodes: The cluster's nodes (:func:`read_nodes`).
-
-    Raises:
-        ConfigError: A setting no node of the partition can meet; the message names it.
+    ``launcher`` (the ``hydra.launcher`` node) is changed in place, before the launcher is
+    built from it; ``config`` is the whole composed config (its trainer and data nodes). A
+    setting no node of the partition can meet is a ``ConfigError`` naming it.
     """
     partition, members = _partition(launcher.get("partition"), nodes)
     if launcher.get("gpus_per_node") is None:

@@ -28,8 +28,9 @@ import os
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -190,36 +191,31 @@ class OptunaSweeperImpl(Sweeper):
         stops on failures prints its best trial and the report's path as its last lines.
         """
         space = search_space.parse_search_space(self.params, arguments)  # type: ignore[arg-type]
-        sampler, is_grid = self._sampler(space)
+        sampler, grid = self._sampler(space)
         n_trials = self.n_trials
-        if is_grid:
-            grid_size = math.prod(len(values) for values in space.grid().values())
+        if grid:
+            grid_size = math.prod(len(values) for values in grid.values())
             if grid_size < n_trials:
                 log.info("grid of %d points: n_trials %d -> %d", grid_size, n_trials, grid_size)
                 n_trials = grid_size
-        pruner_cfg = OmegaConf.to_container(self.pruner_cfg, resolve=True)
-        pruner = instantiate(self.pruner_cfg)
-        study_name = self.study_name or derive_study_name(self.config, space, self.directions)
         # A storage that stops taking writes (a full disk) ends the sweep with one line.
         with shared.storage_write_errors(self.storage_url):
-            return self._sweep(space, sampler, n_trials, pruner, pruner_cfg, study_name)
+            return self._sweep(space, sampler, n_trials)
 
     def _sweep(
-        self,
-        space: search_space.SearchSpace,
-        sampler: optuna.samplers.BaseSampler,
-        n_trials: int,
-        pruner: Any,
-        pruner_cfg: Any,
-        study_name: str,
+        self, space: search_space.SearchSpace, sampler: optuna.samplers.BaseSampler, n_trials: int
     ) -> list[FrozenTrial]:
         """Open (or resume) the study, recover abandoned trials, run the loop, sum up."""
+        pruner_cfg = OmegaConf.to_container(self.pruner_cfg, resolve=True)
+        pruner = instantiate(self.pruner_cfg)  # a bad one fails before the storage is made
+        study_name = self.study_name or derive_study_name(self.config, space, self.directions)
         # Workers starting together would race to create the schema and the study.
         with shared.ask_lock(self.storage_url):
             # Kept: what Study does not offer goes through the storage's public methods.
             storage = (
                 shared.open_storage(self.storage_url, self.heartbeat_interval, self.grace_period)
-                or optuna.storages.InMemoryStorage()
+                if self.storage_url is not None
+                else optuna.storages.InMemoryStorage()
             )
             study = optuna.create_study(
                 storage=storage,
@@ -333,7 +329,7 @@ class OptunaSweeperImpl(Sweeper):
                 # Numbered in the order asked: trial N's folder is job N on a fresh study.
                 run.job_nums[trial.number] = max(self.job_idx, trial.number)
                 self.job_idx = run.job_nums[trial.number] + 1
-            if self._drop_surplus(run, [trial]):
+            if self._keep_within_total(run, trial):
                 return trial
         return None
 
@@ -350,21 +346,20 @@ class OptunaSweeperImpl(Sweeper):
                 f"{failures[-1].error}; their logs: {logs}"
             )
 
-    def _drop_surplus(self, run: _Run, trials: list[Trial]) -> list[Trial]:
-        """Without a shared lock (server databases) workers may ask beyond the total."""
-        run.heartbeat.add([run.trial_id(t) for t in trials])
+    def _keep_within_total(self, run: _Run, trial: Trial) -> bool:
+        """Whether ``trial`` is within ``n_trials``; a surplus one is told FAIL and dropped.
+
+        Without a shared lock (server databases) workers may ask beyond the total.
+        """
+        run.heartbeat.add([run.trial_id(trial)])
         counted = shared.counted_trials(run.study.get_trials(deepcopy=False))
-        kept = []
-        for trial in trials:
-            run.set_system_attr(trial, shared.WORKER_ATTR, shared.worker_id())
-            rank = sum(1 for t in counted if t.number < trial.number)
-            if rank < run.n_trials:
-                kept.append(trial)
-                continue
-            run.set_system_attr(trial, shared.SURPLUS_ATTR, True)
-            run.study.tell(trial, state=TrialState.FAIL)
-            run.heartbeat.discard([run.trial_id(trial)])
-        return kept
+        run.set_system_attr(trial, shared.WORKER_ATTR, shared.worker_id())
+        if sum(1 for t in counted if t.number < trial.number) < run.n_trials:
+            return True
+        run.set_system_attr(trial, shared.SURPLUS_ATTR, True)
+        run.study.tell(trial, state=TrialState.FAIL)
+        run.heartbeat.discard([run.trial_id(trial)])
+        return False
 
     def _launch(self, run: _Run, trial: Trial) -> None:
         """Launch ``trial`` alone through Hydra's launcher, as its job, and tell its outcome."""
@@ -391,7 +386,8 @@ class OptunaSweeperImpl(Sweeper):
             log.warning("the launcher lost trial %d: %s", trial.number, exc)
             ret = LostJob(exc)
         run_dir = self._job_dir(ret, job_num)
-        if str(run_dir) != trial.user_attrs["run_dir"] and _is_running(run, trial):
+        running = run.stored(trial).state == TrialState.RUNNING
+        if str(run_dir) != trial.user_attrs["run_dir"] and running:
             trial.set_user_attr("run_dir", str(run_dir))
         failure = _tell(run, trial, ret, run_dir / f"{self.job_name}.log")
         if failure is not None:
@@ -431,7 +427,10 @@ class OptunaSweeperImpl(Sweeper):
             ]
         return node
 
-    def _sampler(self, space: search_space.SearchSpace) -> tuple[optuna.samplers.BaseSampler, bool]:
+    def _sampler(
+        self, space: search_space.SearchSpace
+    ) -> tuple[optuna.samplers.BaseSampler, dict[str, list[Any]] | None]:
+        """The sampler, and for a grid search the grid it walks."""
         target = str(self.sampler_cfg.get("_target_", ""))
         if target.endswith(".CmaEsSampler") and importlib.util.find_spec("cmaes") is None:
             # Optuna imports it only at the first trial; fail before any job runs.
@@ -444,9 +443,9 @@ class OptunaSweeperImpl(Sweeper):
                 raise ConfigError(
                     "hydra.sweeper.params", "grid search needs at least one parameter"
                 )
-            return instantiate(self.sampler_cfg, search_space=grid), True
+            return instantiate(self.sampler_cfg, search_space=grid), grid
         # Seeded per trial, so that workers and resumed sweeps never repeat a point.
-        return samplers.build_sampler(self.sampler_cfg), False
+        return samplers.build_sampler(self.sampler_cfg), None
 
     def _write_info(
         self, study_name: str, n_trials: int, space: search_space.SearchSpace, pruner: Any
@@ -468,32 +467,24 @@ class OptunaSweeperImpl(Sweeper):
         write_json_atomic(self.sweep_dir / SWEEP_INFO, scrub_secrets(info))
 
 
+@dataclass
 class _Run:
     """State of one sweep process: its study, space, budget and results."""
 
-    def __init__(
-        self,
-        study: optuna.Study,
-        storage: optuna.storages.BaseStorage,
-        space: search_space.SearchSpace,
-        n_trials: int,
-        pruner_cfg: Any,
-        heartbeat: shared.Heartbeat,
-    ) -> None:
-        self.study = study
-        self.storage = storage  # the object the study was created with
-        self.space = space
-        self.n_trials = n_trials
-        self.pruner_cfg = pruner_cfg
-        self.heartbeat = heartbeat
-        self.failures: list[Failure] = []
-        self.trials: list[FrozenTrial] = []
-        self._ids: dict[int, int] = {}
-        # Shared by the workers of _loop: asking is one at a time, in this process too.
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.planned: int | None = None  # trials left to run when the first worker asked
-        self.job_nums: dict[int, int] = {}  # trial number -> Hydra job number
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage  # the object the study was created with
+    space: search_space.SearchSpace
+    n_trials: int
+    pruner_cfg: Any
+    heartbeat: shared.Heartbeat
+    failures: list[Failure] = field(default_factory=list)
+    trials: list[FrozenTrial] = field(default_factory=list)
+    # Shared by the workers of _loop: asking is one at a time, in this process too.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    planned: int | None = None  # trials left to run when the first worker asked
+    job_nums: dict[int, int] = field(default_factory=dict)  # trial number -> Hydra job number
+    _ids: dict[int, int] = field(default_factory=dict)  # trial number -> storage id
 
     def trial_id(self, trial: Trial) -> int:
         """The storage's id of ``trial`` (looked up once, from its number)."""
@@ -531,8 +522,7 @@ class Failure:
 def _tell(run: _Run, trial: Trial, ret: Any, log_path: Path) -> Failure | None:
     """Record one job's outcome: its value(s), PRUNED, or FAIL with the error.
 
-    Returns:
-        The failure, when the trial failed (its traceback is appended to ``log_path``).
+    A failed trial returns its :class:`Failure` (its traceback is appended to ``log_path``).
     """
     study = run.study
     if isinstance(ret, LostJob):
@@ -567,10 +557,7 @@ def _queue_lost_point(run: _Run, trial: Trial) -> bool:
 
     The job's end says nothing about the point, so it is tried once more: the copy replaces
     the failed trial in the study's count (:func:`cnnlab.sweep.storage.requeue`). A copy
-    that is lost in turn stays FAIL, so a point that always kills its job ends.
-
-    Returns:
-        Whether the point was queued.
+    that is lost in turn stays FAIL (returns False), so a point that always kills its job ends.
     """
     stored = run.stored(trial)
     if shared.RETRY_ATTR in stored.system_attrs:
@@ -687,10 +674,6 @@ def _earlier_sweep_dirs(study: optuna.Study, sweep_dir: Path) -> list[str]:
     return sorted(f for f in folders if isinstance(f, str) and f != str(sweep_dir))
 
 
-def _is_running(run: _Run, trial: Trial) -> bool:
-    return run.stored(trial).state == TrialState.RUNNING
-
-
 def _first_line(error: object) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
@@ -782,8 +765,6 @@ def _directions(direction: Any) -> tuple[str, ...]:
 def _name_metrics(study: optuna.Study, names: list[str]) -> None:
     """Store the objectives' names in the study: plots and dataframes then name the metric
     (``val/acc_best``), not "Objective 0"."""
-    import warnings
-
     if names and len(names) == len(study.directions) and study.metric_names != names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -851,8 +832,9 @@ def _warn_on_contradiction(
 
 def outcome_lines(study: optuna.Study, metric_names: list[str]) -> list[str]:
     """What a sweep found: the best value, its trial and its run folder."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    failed = sum(t.state == TrialState.FAIL for t in study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    failed = sum(t.state == TrialState.FAIL for t in trials)
     counts = f"{len(complete)} complete, {failed} failed"
     if not complete:
         return [f"no trial of study {study.study_name} completed ({counts})"]

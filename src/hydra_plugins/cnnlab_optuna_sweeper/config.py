@@ -119,15 +119,14 @@ class MedianPrunerConfig:
 
 
 @dataclass
-class PercentilePrunerConfig:
-    """https://optuna.readthedocs.io/en/stable/reference/generated/optuna.pruners.PercentilePruner.html"""
+class PercentilePrunerConfig(MedianPrunerConfig):
+    """https://optuna.readthedocs.io/en/stable/reference/generated/optuna.pruners.PercentilePruner.html
+
+    The median pruner's settings plus ``percentile`` (the median pruner is its 50th).
+    """
 
     _target_: str = "optuna.pruners.PercentilePruner"
     percentile: float = 25.0
-    n_startup_trials: int = 5
-    n_warmup_steps: int = 0
-    interval_steps: int = 1
-    n_min_trials: int = 1
 
 
 @dataclass
