@@ -31,6 +31,7 @@ GRID = ["hparams_search=grid", "data.batch_size=choice(32)"]
 USER_CALLBACKS = """
 import os
 import signal
+import time
 
 import pytorch_lightning as pl
 
@@ -46,7 +47,8 @@ class FailAtStep(pl.Callback):
             raise RuntimeError(f"user callback failed at step {trainer.global_step}")
 
 
-# SIGKILLs its own process when `epoch` (0-based) starts, the first time only.
+# SIGKILLs its own process when `epoch` (0-based) starts, the first time only, once the
+# last epoch's last.ckpt is on disk (cnnlab writes checkpoints in a background thread).
 class KillOnceAtEpoch(pl.Callback):
 
     def __init__(self, epoch: int, marker: str) -> None:
@@ -54,6 +56,10 @@ class KillOnceAtEpoch(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch and not os.path.exists(self.marker):
+            last = os.path.join(trainer.checkpoint_callback.dirpath, "last.ckpt")
+            deadline = time.monotonic() + 60
+            while not os.path.exists(last) and time.monotonic() < deadline:
+                time.sleep(0.05)
             open(self.marker, "w").close()
             os.kill(os.getpid(), signal.SIGKILL)
 """
