@@ -62,13 +62,13 @@ from cnnlab.sweep.space import (  # noqa: F401
     create_params_from_overrides,
 )
 from cnnlab.sweeper import samplers
+from cnnlab.sweeper.report import SWEEP_INFO
 from cnnlab.sweeper.results import write_optimization_results
 from cnnlab.sweeper.wandb_sweep import log_sweep_summary
 
 log = logging.getLogger(__name__)
 
 DIRECTIONS = ("minimize", "maximize")
-SWEEP_INFO = "sweep.json"
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
