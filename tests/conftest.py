@@ -61,17 +61,29 @@ def run_subprocess(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[
     def _run(
         *args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cnnlab", *args],
-            cwd=cwd or tmp_path,
-            env={**os.environ, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        return cnnlab(
+            *args, env={**os.environ, **(env or {})}, cwd=cwd or tmp_path, timeout=timeout
         )
 
     return _run
+
+
+def cnnlab(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``cnnlab`` command (``python -m cnnlab``) with exactly ``env``.
+
+    For module-scoped fixtures, which cannot use :func:`run_subprocess`.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def only_run_dir(root: Path) -> Path:

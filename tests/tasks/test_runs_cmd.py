@@ -11,13 +11,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import quick
+from tests.conftest import cnnlab, quick
 
 # The single run stops early: nothing improves val/acc by 1.0, and patience 0 stops at once.
 EARLY_STOP = [
@@ -41,19 +40,6 @@ class Runs:
     @property
     def all(self) -> list[Path]:
         return [self.single, *self.jobs]
-
-
-def cnnlab(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the real ``cnnlab`` command (``python -m cnnlab``)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cnnlab", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import cnnlab
 
 SWEEP = [
     "hparams_search=grid",
@@ -30,19 +30,6 @@ class Sweep:
     root: Path
     env: dict[str, str]
     folder: Path
-
-
-def cnnlab(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the real ``cnnlab`` command (``python -m cnnlab``)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cnnlab", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
