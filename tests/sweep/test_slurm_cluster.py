@@ -232,17 +232,14 @@ def _worker(n_trials: int, storage: str, *extra: str) -> list[str]:
     ]
 
 
-def test_an_sbatch_array_of_workers_shares_one_postgres_study(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    # The README's recipe for short trials: each array task is one `cnnlab train -m` worker
-    # that runs many trials in one process, all on one PostgreSQL study (pgserver).
-    n_trials = 4
-    worker = _worker(n_trials, postgres_url)
-    proc = subprocess.run(
+def _submit_workers(
+    tmp_path: Path, worker: list[str], *flags: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``sbatch`` a 2-task array (one CPU each) of ``worker``, logs in ``tmp_path``."""
+    return subprocess.run(
         [
             "sbatch",
-            "--wait",
+            *flags,
             "--parsable",
             "--array=0-1",
             "--cpus-per-task=1",
@@ -253,8 +250,19 @@ def test_an_sbatch_array_of_workers_shares_one_postgres_study(
         env={**os.environ, "CNNLAB_OUTPUTS": str(tmp_path / "outputs")},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
+        check=False,
     )
+
+
+def test_an_sbatch_array_of_workers_shares_one_postgres_study(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The README's recipe for short trials: each array task is one `cnnlab train -m` worker
+    # that runs many trials in one process, all on one PostgreSQL study (pgserver).
+    n_trials = 4
+    worker = _worker(n_trials, postgres_url)
+    proc = _submit_workers(tmp_path, worker, "--wait", timeout=300)
     logs = "\n".join(p.read_text()[-2000:] for p in sorted(tmp_path.glob("worker-*.log")))
     assert proc.returncode == 0, proc.stderr + logs
     array = proc.stdout.strip().split(";")[0]
@@ -314,22 +322,9 @@ def test_a_cancelled_worker_leaves_its_trial_to_the_other(
     worker = _worker(
         n_trials, postgres_url, "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5"
     )
-    array = subprocess.run(
-        [
-            "sbatch",
-            "--parsable",
-            "--array=0-1",
-            "--cpus-per-task=1",
-            f"--output={tmp_path}/worker-%a.log",
-            f"--wrap={shlex.join(worker)}",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "CNNLAB_OUTPUTS": str(tmp_path / "outputs")},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
+    submitted = _submit_workers(tmp_path, worker, timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    array = submitted.stdout.strip()
 
     def running_trials() -> int:
         try:
