@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,20 +95,44 @@ def test_an_error_out_of_the_task_keeps_its_traceback(
     assert composition.value.code == 1
 
 
-@pytest.mark.parametrize("args", [["--help"], ["fly"]])
-def test_the_console_script_freezes_the_heap_before_the_interpreter_tears_it_down(
-    args: list[str],
+# Loaded by the interpreter at start-up (sitecustomize on PYTHONPATH): when the process ends,
+# after cnnlab's own code, it prints whether the heap was frozen.
+FREEZE_PROBE = """
+import atexit, gc
+atexit.register(lambda: print("frozen", gc.get_freeze_count() > 0, flush=True))
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "status"),
+    [
+        ("python -m cnnlab", ["--help"], 0),
+        ("console script", ["fly"], 2),
+        ("python -m cnnlab", ["train", "debug=fast_dev_run", "logger=none"], 0),
+    ],
+)
+def test_the_cnnlab_command_freezes_the_heap_before_the_interpreter_tears_it_down(
+    command: str, args: list[str], status: int, tmp_path: Path
 ) -> None:
-    # What the console script leaves to exit is freeing torch's and Lightning's modules; with
-    # the objects frozen, the interpreter's last garbage collections skip them (seconds).
-    # atexit handlers run after console_main, also when it exits with an error.
-    result = _python(
-        "import atexit, gc, sys; from cnnlab import cli;"
-        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0));"
-        f"sys.argv = ['cnnlab', *{args!r}]; sys.exit(cli.console_main())"
+    # What the command leaves to exit is freeing torch's and Lightning's modules; with the
+    # objects frozen, the interpreter's last garbage collections skip them (seconds).
+    (tmp_path / "sitecustomize.py").write_text(FREEZE_PROBE)
+    program = (
+        [sys.executable, "-m", "cnnlab"]
+        if command.startswith("python")
+        else [str(Path(sys.executable).with_name("cnnlab"))]
     )
-    assert result.stdout.strip().endswith("frozen True"), result.stdout + result.stderr
-    assert result.returncode == (0 if args == ["--help"] else 2)
+    result = subprocess.run(
+        [*program, *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == status, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("frozen True"), result.stdout[-2000:]
 
 
 def test_main_in_process_leaves_the_heap_to_the_collector() -> None:
