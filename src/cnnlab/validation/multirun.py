@@ -13,8 +13,8 @@ So every swept value is checked once against the base config, in ``1 + sum(value
 compositions rather than the sweep's product. For the basic sweeper these are jobs the sweep
 would run; for cnnlab's Optuna sweeper the values are each ``choice``, and the two bounds of
 each ``range`` and ``interval``. A job that varies a number only is the first job's config
-with that number set, not composed again. A value that fails only together with another key's value
-that is not the first is still found by its job (a failed trial).
+with that number set, not composed again. A value that fails only together with another
+key's value that is not the first is still found by its job (a failed trial).
 """
 
 from __future__ import annotations
