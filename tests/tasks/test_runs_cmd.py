@@ -311,3 +311,20 @@ def test_train_says_why_it_stopped_short(
     assert f"stopped: {stopped}" in capsys.readouterr().out.splitlines()
     (run_json,) = (tmp_path / "outputs").glob("runs/train/*/run.json")
     assert json.loads(run_json.read_text())["timings"]["stopped"] == stopped
+
+
+def test_an_error_line_masks_a_secret_and_full_error_keeps_the_traceback(
+    run_subprocess, tmp_path: Path
+) -> None:
+    # `cnnlab runs` reports through exit_on_user_error, like the Hydra tasks.
+    missing = tmp_path / "api_token=hunter22"
+    proc = run_subprocess("runs", str(missing))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"cnnlab runs: error: {tmp_path}/api_token=*** no such folder"
+    ]
+    assert "hunter22" not in proc.stdout + proc.stderr
+
+    traced = run_subprocess("runs", str(tmp_path / "nope"), env={"HYDRA_FULL_ERROR": "1"})
+    assert traced.returncode == 1
+    assert "Traceback" in traced.stderr and "DataError" in traced.stderr
