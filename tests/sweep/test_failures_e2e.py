@@ -34,6 +34,7 @@ import signal
 import time
 
 import pytorch_lightning as pl
+import torch
 
 
 class FailAtStep(pl.Callback):
@@ -47,21 +48,36 @@ class FailAtStep(pl.Callback):
             raise RuntimeError(f"user callback failed at step {trainer.global_step}")
 
 
-# SIGKILLs its own process when `epoch` (0-based) starts, the first time only, once the
-# last epoch's last.ckpt is on disk (cnnlab writes checkpoints in a background thread).
+# SIGKILLs its own process the first time epoch `epoch` (0-based) starts, or a fit of `epoch`
+# epochs ends, once last.ckpt holds epoch `epoch` - 1 (cnnlab writes checkpoints in a
+# background thread).
 class KillOnceAtEpoch(pl.Callback):
 
     def __init__(self, epoch: int, marker: str) -> None:
         self.epoch, self.marker = epoch, marker
 
     def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch and not os.path.exists(self.marker):
-            last = os.path.join(trainer.checkpoint_callback.dirpath, "last.ckpt")
-            deadline = time.monotonic() + 60
-            while not os.path.exists(last) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            open(self.marker, "w").close()
-            os.kill(os.getpid(), signal.SIGKILL)
+        self._kill(trainer)
+
+    def on_train_end(self, trainer, pl_module):
+        self._kill(trainer)
+
+    def _kill(self, trainer):
+        if trainer.current_epoch != self.epoch or os.path.exists(self.marker):
+            return
+        last = os.path.join(trainer.checkpoint_callback.dirpath, "last.ckpt")
+        deadline = time.monotonic() + 60
+        while _saved_epoch(last) != self.epoch - 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        open(self.marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _saved_epoch(path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+    except Exception:  # not written yet
+        return None
 """
 
 
@@ -363,11 +379,11 @@ def test_trial_killed_under_joblib_is_recorded(tmp_path: Path, run_subprocess) -
     _assert_ends_with_outcome(proc, sweep_dir)
 
 
-def test_requeued_trial_continues_from_the_killed_trials_last_checkpoint(
-    tmp_path: Path, run_subprocess
-) -> None:
-    # The job is killed as its second epoch starts, after epoch 1 saved last.ckpt; its
-    # point is queued again, and the copy trains epoch 2 only.
+def _sweep_killed_at(tmp_path: Path, run_subprocess, epoch: int) -> tuple[FrozenTrial, str]:
+    """A one-point sweep of 2-epoch trials whose job is killed once, at ``epoch``.
+
+    Returns the killed trial and its copy's log.
+    """
     proc = run_subprocess(
         "train",
         "-m",
@@ -375,7 +391,7 @@ def test_requeued_trial_continues_from_the_killed_trials_last_checkpoint(
         "optimizer.lr=choice(0.01)",
         "hydra/launcher=joblib",
         "+callbacks.kill._target_=user_callbacks.KillOnceAtEpoch",
-        "+callbacks.kill.epoch=1",
+        f"+callbacks.kill.epoch={epoch}",
         f"+callbacks.kill.marker={tmp_path / 'killed'}",
         "hydra.sweeper.max_failure_rate=0.9",
         "debug=limit",
@@ -390,8 +406,30 @@ def test_requeued_trial_continues_from_the_killed_trials_last_checkpoint(
     assert f"++ckpt_path={last}" in copy.user_attrs["overrides"]
     log = (Path(copy.user_attrs["run_dir"]) / "train.log").read_text()
     assert f"Restored all states from the checkpoint at {last}" in log
+    return killed, log
+
+
+def test_requeued_trial_continues_from_the_killed_trials_last_checkpoint(
+    tmp_path: Path, run_subprocess
+) -> None:
+    # The job is killed as its second epoch starts, after epoch 1 saved last.ckpt; its
+    # point is queued again, and the copy trains epoch 2 only.
+    _, log = _sweep_killed_at(tmp_path, run_subprocess, epoch=1)
     # Epoch 1 is not trained again (Lightning still ends it, with no metrics: an empty line).
     assert "epoch 2/2  train/" in log and "epoch 1/2  train/" not in log, log
+
+
+def test_a_trial_killed_after_its_fit_ended_is_valued_from_its_last_checkpoint(
+    tmp_path: Path, run_subprocess
+) -> None:
+    # Killed after its last epoch, before it was told (a job cancelled at that moment): the
+    # copy has nothing left to train, and its value is the killed trial's best-so-far.
+    killed, log = _sweep_killed_at(tmp_path, run_subprocess, epoch=2)
+    assert "nothing left to train" in log and "/2  train/" not in log, log
+    (copy,) = [t for t in _study(_sweep_dir(tmp_path)).trials if t.number != killed.number]
+    killed_log = (Path(killed.user_attrs["run_dir"]) / "train.log").read_text()
+    (last_epoch,) = [line for line in killed_log.splitlines() if "epoch 2/2  train/" in line]
+    assert f"val/acc_best={copy.value:.4g}" in last_epoch, (copy.value, last_epoch)
 
 
 @pytest.mark.slow

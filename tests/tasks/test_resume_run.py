@@ -146,3 +146,52 @@ def test_a_run_folder_of_an_earlier_release_still_resumes(
     manifest = json.loads((run_dir / "run.json").read_text())
     assert [s["status"] for s in manifest["starts"]] == ["completed", "completed"]
     assert manifest["config"]["trainer"]["max_epochs"] == 3
+
+
+# Zeroes the network before each validation of the fit (not the sanity check's): the epoch
+# it runs in validates a network that predicts one class for every image.
+ZERO_CALLBACK = """
+import pytorch_lightning as pl
+import torch
+
+
+class ZeroBeforeValidation(pl.Callback):
+    def on_validation_epoch_start(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            with torch.no_grad():
+                for parameter in pl_module.parameters():
+                    parameter.zero_()
+"""
+
+
+def test_a_fit_continued_from_a_checkpoint_keeps_its_best_so_far(
+    run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run = ["debug=limit", "logger=none", "test=false", "scheduler=none"]
+    first = tmp_path / "first"
+    run_cli("train", *run, f"hydra.run.dir={first}")
+    done = json.loads((first / "metrics.json").read_text())
+    last = first / "checkpoints" / "last.ckpt"
+    kept = ("val/acc", "val/loss", "val/acc_best", "val/loss_at_best")
+
+    # Nothing left to train (a sweep's trial killed after its last epoch, before it was
+    # told): the checkpoint's validation and best-so-far are the result.
+    ended = tmp_path / "ended"
+    run_cli("train", *run, f"ckpt_path={last}", f"hydra.run.dir={ended}")
+    metrics = json.loads((ended / "metrics.json").read_text())
+    assert {k: metrics[k] for k in kept} == pytest.approx({k: done[k] for k in kept})
+    assert "nothing left to train" in (ended / "train.log").read_text()
+
+    # One more epoch, which makes the network worse: the best is still the checkpoint's.
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "zero_callback.py").write_text(ZERO_CALLBACK)
+    monkeypatch.syspath_prepend(str(tmp_path / "user"))
+    worse = tmp_path / "worse"
+    zero = "+callbacks.zero._target_=zero_callback.ZeroBeforeValidation"
+    run_cli(
+        "train", *run, "trainer.max_epochs=3", f"ckpt_path={last}", zero, f"hydra.run.dir={worse}"
+    )
+    metrics = json.loads((worse / "metrics.json").read_text())
+    assert metrics["val/acc"] < done["val/acc_best"]  # the premise: epoch 3 is worse
+    assert metrics["val/acc_best"] == done["val/acc_best"]
+    assert metrics["val/loss_at_best"] == done["val/loss_at_best"]

@@ -166,12 +166,6 @@ class ImageClassifier(pl.LightningModule):
         self._log_epoch_metrics(Stage.TEST)
 
     @override
-    def on_train_start(self) -> None:
-        # The sanity check ran validation on an untrained network; forget it.
-        self.best.reset()
-        self.loss_at_best.reset()
-
-    @override
     def on_validation_epoch_end(self) -> None:
         values = self._log_epoch_metrics(Stage.VAL)
         # Best-so-far only means something while fitting (not in trainer.validate).
@@ -186,6 +180,20 @@ class ImageClassifier(pl.LightningModule):
         if loss is not None:
             at_best = self.loss_at_best.update(float(current), float(loss))
             self.log(LOSS_AT_BEST_KEY, at_best, sync_dist=True)
+
+    def best_so_far(self) -> dict[str, torch.Tensor]:
+        """The best monitored value of the fit and the loss at it, as logged, if one was seen.
+
+        For a fit that had nothing left to train (its checkpoint ended it): they come from
+        the checkpoint, where an epoch's end logs them.
+        """
+        (best,) = self.best.metric_state.values()  # -inf or inf before any epoch (not 0)
+        if not isinstance(best, torch.Tensor) or not torch.isfinite(best):
+            return {}
+        values = {best_key(self.monitor["metric"]): best.clone()}
+        if self.loss_at_best.loss is not None:
+            values[LOSS_AT_BEST_KEY] = torch.tensor(self.loss_at_best.loss)
+        return values
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -101,6 +101,12 @@ def _fit_and_test(
     timings.update(stop_info(trainer))  # epochs run and why fit stopped
     if trainer.interrupted:
         raise KeyboardInterrupt
+    if ckpt_path and module.train_samples == 0:
+        # The checkpoint had ended its fit (a sweep's lost trial killed after its last
+        # epoch): its weights' validation and its best-so-far are the result.
+        log.info("the checkpoint's fit had ended: nothing left to train; validating it")
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        trainer.callback_metrics.update(module.best_so_far())
     metrics = _scalars(trainer.callback_metrics)
     metrics[PARAMS_KEY] = float(sum(p.numel() for p in module.net.parameters()))
 
