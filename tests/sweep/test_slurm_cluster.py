@@ -111,19 +111,29 @@ def submitted_jobs(folder: Path) -> list[str]:
     return sorted(names - arrays)
 
 
-def running_job(timeout: float = 120) -> str:
-    """Wait for a RUNNING job of ours and return its id."""
+def training_job(tmp_path: Path, timeout: float = 180) -> str:
+    """Wait until a job of the sweep in ``tmp_path`` has trained an epoch; return its id.
+
+    Only this sweep's jobs count (by their working folder): a job of an earlier test may
+    still be RUNNING while its interpreter exits. And the job must be training, not starting:
+    submitit passes over SIGTERM once its handlers are set, so a job cancelled then runs on
+    for SLURM's KillWait (10 s here) and, if it finishes in that time, rightly completes.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run(
-            ["squeue", "--noheader", "--states=RUNNING", "--format=%i"],
+        listed = subprocess.run(
+            ["squeue", "--noheader", "--states=RUNNING", "--format=%i %Z"],
             capture_output=True,
             text=True,
-        ).stdout.split()
-        if out:
-            return out[0]
+        ).stdout.splitlines()
+        for job, _, folder in (line.partition(" ") for line in listed):
+            logs = (tmp_path / "outputs").glob(f"multiruns/train/*/.submitit/{job}/*_log.out")
+            if Path(folder).resolve() == tmp_path.resolve() and any(
+                "epoch 1/" in p.read_text() for p in logs
+            ):
+                return job
         time.sleep(0.5)
-    raise AssertionError("no job started running")
+    raise AssertionError("no job of this sweep trained an epoch")
 
 
 def test_settings_the_cluster_cannot_meet_stop_before_any_trial(tmp_path: Path) -> None:
@@ -176,9 +186,14 @@ def test_four_trial_sweep_runs_each_trial_as_a_completed_job(tmp_path: Path) -> 
 
 
 def _cancel_a_trial(tmp_path: Path, path: str | None = None) -> tuple[str, float]:
-    """A one-trial sweep whose job is cancelled while it runs; its output and cancel time."""
-    proc = cnnlab(tmp_path, *TRIAL, *SLURM, "hydra.sweeper.n_trials=1", path=path)
-    job = running_job()
+    """A one-trial sweep whose job is cancelled while it trains; its output and cancel time.
+
+    Its 60 epochs take well over SLURM's KillWait, so the cancel ends the job; its copy
+    continues from the last checkpoint.
+    """
+    long = ["trainer.max_epochs=60", "callbacks.early_stopping=null"]
+    proc = cnnlab(tmp_path, *TRIAL, *long, *SLURM, "hydra.sweeper.n_trials=1", path=path)
+    job = training_job(tmp_path)
     subprocess.run(["scancel", job], check=True)
     cancelled = time.time()
     return finish(proc, tmp_path, timeout=240), cancelled
@@ -317,10 +332,16 @@ def test_a_cancelled_worker_leaves_its_trial_to_the_other(
 ) -> None:
     # Two array tasks are workers of one PostgreSQL study; one is cancelled (scancel) while
     # both train. Its trial is FAIL and queued again, and the other worker runs the copy:
-    # n_trials points complete, none lost, none left RUNNING.
+    # n_trials points complete, none lost, none left RUNNING. Trials of 20 epochs (a few
+    # seconds): the cancel lands in a fit, not between two trials.
     n_trials = 6
     worker = _worker(
-        n_trials, postgres_url, "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=5"
+        n_trials,
+        postgres_url,
+        "trainer.max_epochs=20",
+        "callbacks.early_stopping=null",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=5",
     )
     submitted = _submit_workers(tmp_path, worker, timeout=60)
     assert submitted.returncode == 0, submitted.stderr
