@@ -195,3 +195,34 @@ def test_a_fit_continued_from_a_checkpoint_keeps_its_best_so_far(
     assert metrics["val/acc"] < done["val/acc_best"]  # the premise: epoch 3 is worse
     assert metrics["val/acc_best"] == done["val/acc_best"]
     assert metrics["val/loss_at_best"] == done["val/loss_at_best"]
+
+
+def test_a_fit_continued_in_another_folder_tests_the_best_checkpoint_of_the_whole_fit(
+    run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A sweep's re-queued trial continues the killed trial's last.ckpt in a folder of its own.
+    # Lightning kept the best checkpoint's path but not its score: the first epoch after the
+    # restore became "best" however bad, and the test tested it.
+    run = ["debug=limit", "logger=none", "scheduler=none", "trainer.deterministic=true"]
+    first = tmp_path / "first"
+    run_cli("train", *run, f"hydra.run.dir={first}")
+    done = json.loads((first / "metrics.json").read_text())
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "zero_callback.py").write_text(ZERO_CALLBACK)
+    monkeypatch.syspath_prepend(str(tmp_path / "user"))
+    worse = tmp_path / "worse"
+    run_cli(
+        "train",
+        *run,
+        "trainer.max_epochs=3",
+        f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
+        "+callbacks.zero._target_=zero_callback.ZeroBeforeValidation",
+        f"hydra.run.dir={worse}",
+    )
+    metrics = json.loads((worse / "metrics.json").read_text())
+    assert metrics["val/acc"] < done["val/acc_best"]  # the premise: epoch 3 is worse
+    tested = {k: v for k, v in metrics.items() if k.startswith("test/")}
+    assert tested == {k: v for k, v in done.items() if k.startswith("test/")}
+    # No worse best.ckpt here; the first run's stays where it was.
+    assert not (worse / "checkpoints" / "best.ckpt").exists()
+    assert (first / "checkpoints" / "best.ckpt").is_file()

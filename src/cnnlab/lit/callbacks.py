@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, ProgressBar, RichProgressBar
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from typing_extensions import override
 
 from cnnlab.files.atomic import replacing
@@ -207,3 +207,47 @@ def log_image(trainer: pl.Trainer, name: str, path: Path) -> None:
 
             image = np.asarray(Image.open(path).convert("RGB"))
             logger.experiment.add_image(name, image, dataformats="HWC")
+
+
+class KeepBestAcrossFolders(Callback):
+    """Keep the best checkpoint of a fit continued from a checkpoint of another folder.
+
+    Lightning reloads a ``ModelCheckpoint``'s ``best_model_path`` but forgets its score when
+    the checkpoint's folder is not its own (a sweep's re-queued trial, ``ckpt_path=`` of
+    another run): the first epoch after the restore was then "best" however bad, and the
+    final test tested it while ``val/acc_best`` named the checkpoint's best. This restores
+    the score too, so only a better epoch writes the new folder's ``best.ckpt``; the
+    checkpoint's own best file stays where it is (Lightning deletes only inside its folder).
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, Any] = {}
+
+    @override
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._states = dict(checkpoint.get("callbacks") or {})
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After the restore: ModelCheckpoint.load_state_dict has run.
+        states, self._states = self._states, {}
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            if isinstance(callback, ModelCheckpoint) and isinstance(state, dict):
+                _restore_best(callback, state)
+
+
+def _restore_best(callback: ModelCheckpoint, state: dict[str, Any]) -> None:
+    """The top-k of ``state`` (another folder's), if its best file is still there."""
+    best, score = state.get("best_model_path"), state.get("best_model_score")
+    if callback.monitor is None or score is None or state.get("dirpath") == callback.dirpath:
+        return  # no best (last.ckpt's callback), or Lightning restored it all
+    if not isinstance(best, str) or not Path(best).is_file():
+        return  # moved without its best file: the new folder's epochs only, as before
+    callback.best_model_path, callback.best_model_score = best, score
+    callback.best_k_models = dict(state.get("best_k_models") or {best: score})
+    callback.kth_best_model_path = str(state.get("kth_best_model_path") or best)
+    callback.kth_value = state.get("kth_value", score)
+    log.info("continuing a fit of %s: its best, %s, is the one to beat", state["dirpath"], best)

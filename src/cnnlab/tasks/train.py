@@ -61,6 +61,7 @@ def _fit_and_test(
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import WandbLogger
 
+    from cnnlab.lit.callbacks import KeepBestAcrossFolders
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.lit.perf import apply_perf
     from cnnlab.records.outcome import stop_info
@@ -89,6 +90,8 @@ def _fit_and_test(
     loggers = build_loggers(cfg.logger)
     callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))
     callbacks += sweep_callbacks(cfg)
+    if ckpt_path:
+        callbacks.append(KeepBestAcrossFolders())
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
     log_hyperparameters(trainer.loggers, to_dict(cfg))
 
