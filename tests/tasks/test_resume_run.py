@@ -226,3 +226,28 @@ def test_a_fit_continued_in_another_folder_tests_the_best_checkpoint_of_the_whol
     # No worse best.ckpt here; the first run's stays where it was.
     assert not (worse / "checkpoints" / "best.ckpt").exists()
     assert (first / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_a_fit_that_early_stopping_ended_stays_ended_when_continued(
+    run_cli, tmp_path: Path
+) -> None:
+    # Early stopping ends the fit at epoch 2 of 4 (no epoch beats the first by 0.5). Its
+    # last.ckpt continued (a sweep's trial killed before it was told the fit had ended)
+    # trained a third epoch, which the uninterrupted run never did.
+    run = ["debug=limit", "logger=none", "scheduler=none", "test=false", "trainer.max_epochs=4"]
+    run += ["callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=0.5"]
+    first, copy = tmp_path / "first", tmp_path / "copy"
+    run_cli("train", *run, f"hydra.run.dir={first}")
+    stopped = json.loads((first / "run.json").read_text())["timings"]
+    assert stopped["epochs"] == 2 and stopped["stopped"].startswith("early stopping at epoch 2")
+
+    run_cli(
+        "train", *run, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={copy}"
+    )
+
+    timings = json.loads((copy / "run.json").read_text())["timings"]
+    assert timings["train_samples"] == 0 and timings["epochs"] == 2, timings
+    assert timings["stopped"] == stopped["stopped"]
+    done, continued = (json.loads((d / "metrics.json").read_text()) for d in (first, copy))
+    kept = ("val/acc", "val/loss", "val/acc_best", "val/loss_at_best")
+    assert {k: continued[k] for k in kept} == pytest.approx({k: done[k] for k in kept})

@@ -251,3 +251,42 @@ def _restore_best(callback: ModelCheckpoint, state: dict[str, Any]) -> None:
     callback.kth_best_model_path = str(state.get("kth_best_model_path") or best)
     callback.kth_value = state.get("kth_value", score)
     log.info("continuing a fit of %s: its best, %s, is the one to beat", state["dirpath"], best)
+
+
+class KeepStopped(Callback):
+    """Save whether the fit was told to stop, and stop a fit continued from such a checkpoint.
+
+    Lightning does not checkpoint ``trainer.should_stop``: a fit that early stopping (or the
+    time-to-accuracy target) ended, continued from its last checkpoint (a sweep's trial
+    killed before it was told its fit had ended), trained another epoch, which the
+    uninterrupted run never did, and its best-so-far could change. The checkpoints are saved
+    after validation, where those callbacks decide, so the flag they hold is the epoch's.
+    """
+
+    def __init__(self) -> None:
+        self._trainer: pl.Trainer | None = None
+        self._stopped = False
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer  # state_dict gets no trainer
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"should_stop": bool(self._trainer is not None and self._trainer.should_stop)}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._stopped = state_dict.get("should_stop") is True
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The end of the checkpoint's own epoch (last.ckpt is saved after its validation):
+        # Lightning ends it after the restore without a batch, and the fit ends there, as it
+        # did (in on_train_start, the epoch would stay unended: one epoch fewer in run.json).
+        if self._stopped:
+            log.info(
+                "the checkpoint's fit had been stopped (early stopping, a target): it stays so"
+            )
+            trainer.should_stop = True
+        self._stopped = False

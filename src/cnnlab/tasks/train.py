@@ -61,7 +61,7 @@ def _fit_and_test(
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import WandbLogger
 
-    from cnnlab.lit.callbacks import KeepBestAcrossFolders
+    from cnnlab.lit.callbacks import KeepBestAcrossFolders, KeepStopped
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.lit.perf import apply_perf
     from cnnlab.records.outcome import stop_info
@@ -90,6 +90,7 @@ def _fit_and_test(
     loggers = build_loggers(cfg.logger)
     callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))
     callbacks += sweep_callbacks(cfg)
+    callbacks.append(KeepStopped())  # in every checkpoint, for a fit continued from it
     if ckpt_path:
         callbacks.append(KeepBestAcrossFolders())
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
