@@ -223,9 +223,12 @@ def test_a_fit_continued_in_another_folder_tests_the_best_checkpoint_of_the_whol
     assert metrics["val/acc"] < done["val/acc_best"]  # the premise: epoch 3 is worse
     tested = {k: v for k, v in metrics.items() if k.startswith("test/")}
     assert tested == {k: v for k, v in done.items() if k.startswith("test/")}
-    # No worse best.ckpt here; the first run's stays where it was.
-    assert not (worse / "checkpoints" / "best.ckpt").exists()
-    assert (first / "checkpoints" / "best.ckpt").is_file()
+    # best.ckpt here is the first run's (which stays), and the folder's checkpoints evaluate.
+    best = (first / "checkpoints" / "best.ckpt").read_bytes()
+    assert (worse / "checkpoints" / "best.ckpt").read_bytes() == best
+    limit = "trainer.limit_test_batches=2"
+    for name in ("best.ckpt", "last.ckpt"):
+        run_cli("eval", f"ckpt_path={worse / 'checkpoints' / name}", "logger=none", limit)
 
 
 def test_a_fit_that_early_stopping_ended_stays_ended_when_continued(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -236,21 +237,31 @@ class KeepBestAcrossFolders(Callback):
         for callback in trainer.checkpoint_callbacks:
             state = states.get(callback.state_key)
             if isinstance(callback, ModelCheckpoint) and isinstance(state, dict):
-                _restore_best(callback, state)
+                _restore_best(trainer, callback, state)
 
 
-def _restore_best(callback: ModelCheckpoint, state: dict[str, Any]) -> None:
-    """The top-k of ``state`` (another folder's), if its best file is still there."""
+def _restore_best(trainer: pl.Trainer, callback: ModelCheckpoint, state: dict[str, Any]) -> None:
+    """The best checkpoint of ``state`` (another folder's), copied into ``callback``'s folder.
+
+    The copy keeps the run folder whole (``cnnlab eval`` of its ``best.ckpt``), and its
+    checkpoints name no file outside it (which :func:`cnnlab.lit.checkpoint.check_callback_paths`
+    refuses). Of a top-k, the best is kept.
+    """
     best, score = state.get("best_model_path"), state.get("best_model_score")
     if callback.monitor is None or score is None or state.get("dirpath") == callback.dirpath:
         return  # no best (last.ckpt's callback), or Lightning restored it all
-    if not isinstance(best, str) or not Path(best).is_file():
+    if callback.dirpath is None or not isinstance(best, str) or not Path(best).is_file():
         return  # moved without its best file: the new folder's epochs only, as before
-    callback.best_model_path, callback.best_model_score = best, score
-    callback.best_k_models = dict(state.get("best_k_models") or {best: score})
-    callback.kth_best_model_path = str(state.get("kth_best_model_path") or best)
-    callback.kth_value = state.get("kth_value", score)
-    log.info("continuing a fit of %s: its best, %s, is the one to beat", state["dirpath"], best)
+    here = Path(callback.dirpath) / Path(best).name
+    if trainer.is_global_zero:
+        here.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(here) as tmp:
+            shutil.copyfile(best, tmp)
+    trainer.strategy.barrier("cnnlab_best_copied")
+    callback.best_model_path = callback.kth_best_model_path = str(here)
+    callback.best_model_score = callback.kth_value = score
+    callback.best_k_models = {str(here): score}
+    log.info("continuing the fit of %s: its best checkpoint, copied here, is the one to beat", best)
 
 
 class KeepStopped(Callback):
