@@ -82,16 +82,19 @@ def test_state_key_is_the_one_earlier_checkpoints_hold() -> None:
     assert TimeToAccuracy(target=0.9).state_key != TimeToAccuracy(target=0.94).state_key
 
 
+# Ended by max_epochs, or by the target (stop=true) at epoch 1 of 3, which a fit continued
+# from its last checkpoint must not undo by training on.
+@pytest.mark.parametrize("stop, epochs", [("false", 1), ("true", 3)])
 def test_a_fit_with_nothing_left_to_train_reports_the_checkpoints_time(
-    run_cli, tmp_path: Path
+    run_cli, tmp_path: Path, stop: str, epochs: int
 ) -> None:
     # A sweep's trial killed after its last epoch: its copy continues the last checkpoint,
     # trains nothing, and must still report when the killed fit reached the target.
     run = [
         *SPEEDRUN_SYNTHETIC,
         "callbacks.time_to_accuracy.target=0.0",
-        "callbacks.time_to_accuracy.stop=false",
-        "trainer.max_epochs=1",
+        f"callbacks.time_to_accuracy.stop={stop}",
+        f"trainer.max_epochs={epochs}",
         "trainer.limit_train_batches=2",
         "trainer.limit_val_batches=1",
         "test=false",

@@ -265,39 +265,38 @@ def _restore_best(trainer: pl.Trainer, callback: ModelCheckpoint, state: dict[st
 
 
 class KeepStopped(Callback):
-    """Save whether the fit was told to stop, and stop a fit continued from such a checkpoint.
+    """Stop a fit continued from a checkpoint that early stopping (or its target) had ended.
 
-    Lightning does not checkpoint ``trainer.should_stop``: a fit that early stopping (or the
-    time-to-accuracy target) ended, continued from its last checkpoint (a sweep's trial
+    Lightning does not checkpoint ``trainer.should_stop``: a fit that early stopping or the
+    time-to-accuracy target ended, continued from its last checkpoint (a sweep's trial
     killed before it was told its fit had ended), trained another epoch, which the
-    uninterrupted run never did, and its best-so-far could change. The checkpoints are saved
-    after validation, where those callbacks decide, so the flag they hold is the epoch's.
+    uninterrupted run never did, and its best-so-far could change. Those callbacks' restored
+    states say they had stopped it; a stop for another reason (``max_time``) is not kept, so
+    a continuation given more time trains on.
     """
-
-    def __init__(self) -> None:
-        self._trainer: pl.Trainer | None = None
-        self._stopped = False
-
-    @override
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._trainer = trainer  # state_dict gets no trainer
-
-    @override
-    def state_dict(self) -> dict[str, Any]:
-        return {"should_stop": bool(self._trainer is not None and self._trainer.should_stop)}
-
-    @override
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._stopped = state_dict.get("should_stop") is True
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # The end of the checkpoint's own epoch (last.ckpt is saved after its validation):
-        # Lightning ends it after the restore without a batch, and the fit ends there, as it
-        # did (in on_train_start, the epoch would stay unended: one epoch fewer in run.json).
-        if self._stopped:
-            log.info(
-                "the checkpoint's fit had been stopped (early stopping, a target): it stays so"
-            )
+        # The end of the checkpoint's own epoch (last.ckpt is saved after its validation),
+        # which Lightning ends after the restore without a batch: the fit ends there, as it
+        # did (in on_train_start, that epoch would stay unended: one fewer in run.json).
+        if trainer.should_stop:
+            return
+        callbacks: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
+        stopped = [type(c).__name__ for c in callbacks if _has_stopped(c)]
+        if stopped:
+            log.info("the checkpoint's fit had been stopped by %s: it stays so", stopped[0])
             trainer.should_stop = True
-        self._stopped = False
+
+
+def _has_stopped(callback: Callback) -> bool:
+    """Whether ``callback``'s state says it stopped the fit."""
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    from cnnlab.lit.time_to_accuracy import TimeToAccuracy
+
+    if isinstance(callback, EarlyStopping):
+        # stopping_reason_message exists from Lightning 2.5; stopped_epoch is 0 until it stops.
+        reason = getattr(callback, "stopping_reason_message", None)
+        return bool(reason) or callback.stopped_epoch > 0
+    return isinstance(callback, TimeToAccuracy) and callback.stop and callback.result is not None

@@ -90,7 +90,7 @@ def _fit_and_test(
     loggers = build_loggers(cfg.logger)
     callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))
     callbacks += sweep_callbacks(cfg)
-    callbacks.append(KeepStopped())  # in every checkpoint, for a fit continued from it
+    callbacks.append(KeepStopped())
     if ckpt_path:
         callbacks.append(KeepBestAcrossFolders())
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
