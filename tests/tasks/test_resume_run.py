@@ -254,3 +254,24 @@ def test_a_fit_that_early_stopping_ended_stays_ended_when_continued(
     done, continued = (json.loads((d / "metrics.json").read_text()) for d in (first, copy))
     kept = ("val/acc", "val/loss", "val/acc_best", "val/loss_at_best")
     assert {k: continued[k] for k in kept} == pytest.approx({k: done[k] for k in kept})
+
+
+def test_a_run_killed_after_its_last_epoch_resumes_without_a_phantom_epoch(
+    run_cli, tmp_path: Path
+) -> None:
+    # Killed after its last validation (during its test, say), the run has nothing left to
+    # train: the resume validates its checkpoint, and logged that validation as one more
+    # epoch's row of metrics.csv.
+    run_dir = tmp_path / "run"
+    run_cli("train", "debug=limit", "scheduler=none", "test=false", f"hydra.run.dir={run_dir}")
+    rows = _rows(run_dir)
+    record = json.loads((run_dir / "run.json").read_text())
+    record["status"] = record["starts"][-1]["status"] = "running"  # as a killed run leaves it
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+    run_cli("train", f"resume={run_dir}")
+
+    assert "nothing left to train" in (run_dir / "train.log").read_text()
+    assert _rows(run_dir) == rows
+    statuses = [s["status"] for s in json.loads((run_dir / "run.json").read_text())["starts"]]
+    assert statuses == ["killed", "completed"]
