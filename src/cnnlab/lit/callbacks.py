@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
+from pytorch_lightning.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    ProgressBar,
+    RichProgressBar,
+)
 from typing_extensions import override
 
 from cnnlab.files.atomic import replacing
@@ -216,9 +222,9 @@ class KeepBestAcrossFolders(Callback):
     Lightning reloads a ``ModelCheckpoint``'s ``best_model_path`` but forgets its score when
     the checkpoint's folder is not its own (a sweep's re-queued trial, ``ckpt_path=`` of
     another run): the first epoch after the restore was then "best" however bad, and the
-    final test tested it while ``val/acc_best`` named the checkpoint's best. This restores
-    the score too, so only a better epoch writes the new folder's ``best.ckpt``; the
-    checkpoint's own best file stays where it is (Lightning deletes only inside its folder).
+    final test tested it while ``val/acc_best`` named the checkpoint's best. This copies that
+    best into the new folder with its score, so only a better epoch replaces it there; the
+    checkpoint's own folder is left as it was.
     """
 
     def __init__(self) -> None:
@@ -291,12 +297,14 @@ class KeepStopped(Callback):
 
 def _has_stopped(callback: Callback) -> bool:
     """Whether ``callback``'s state says it stopped the fit."""
-    from pytorch_lightning.callbacks import EarlyStopping
-
     from cnnlab.lit.time_to_accuracy import TimeToAccuracy
 
     if isinstance(callback, EarlyStopping):
-        # stopping_reason_message exists from Lightning 2.5; stopped_epoch is 0 until it stops.
-        reason = getattr(callback, "stopping_reason_message", None)
-        return bool(reason) or callback.stopped_epoch > 0
+        return early_stopping_stopped(callback)
     return isinstance(callback, TimeToAccuracy) and callback.stop and callback.result is not None
+
+
+def early_stopping_stopped(callback: EarlyStopping) -> bool:
+    """Whether ``callback`` stopped its fit (its state says so after a restore too)."""
+    # stopping_reason_message exists from Lightning 2.5; stopped_epoch stays 0 until it stops.
+    return bool(getattr(callback, "stopping_reason_message", None)) or callback.stopped_epoch > 0
