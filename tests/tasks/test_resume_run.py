@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -265,9 +266,7 @@ def test_a_run_killed_after_its_last_epoch_resumes_without_a_phantom_epoch(
     run_dir = tmp_path / "run"
     run_cli("train", "debug=limit", "scheduler=none", "test=false", f"hydra.run.dir={run_dir}")
     rows = _rows(run_dir)
-    record = json.loads((run_dir / "run.json").read_text())
-    record["status"] = record["starts"][-1]["status"] = "running"  # as a killed run leaves it
-    (run_dir / "run.json").write_text(json.dumps(record))
+    _as_if_killed(run_dir)
 
     run_cli("train", f"resume={run_dir}")
 
@@ -275,3 +274,44 @@ def test_a_run_killed_after_its_last_epoch_resumes_without_a_phantom_epoch(
     assert _rows(run_dir) == rows
     statuses = [s["status"] for s in json.loads((run_dir / "run.json").read_text())["starts"]]
     assert statuses == ["killed", "completed"]
+
+
+def _as_if_killed(run_dir: Path) -> None:
+    """Leave ``run.json`` as a run killed after its last checkpoint leaves it."""
+    record = json.loads((run_dir / "run.json").read_text())
+    record["status"] = record["starts"][-1]["status"] = "running"
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+
+def test_a_moved_run_folder_resumes_with_its_own_best_checkpoint(run_cli, tmp_path: Path) -> None:
+    # Its checkpoints name the best checkpoint where it was: Lightning kept that path, and
+    # the final test failed on a missing file (or a longer fit forgot the best's score).
+    before, run_dir = tmp_path / "before", tmp_path / "moved"
+    run_cli("train", "debug=limit", "scheduler=none", "logger=none", f"hydra.run.dir={before}")
+    done = json.loads((before / "metrics.json").read_text())
+    _as_if_killed(before)
+    before.rename(run_dir)
+
+    run_cli("train", f"resume={run_dir}")
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {k: v for k, v in metrics.items() if k.startswith(("test/", "val/"))} == {
+        k: v for k, v in done.items() if k.startswith(("test/", "val/"))
+    }
+
+
+def test_a_checkpoint_continued_without_its_best_checkpoint_tests_its_weights(
+    run_cli, tmp_path: Path
+) -> None:
+    # last.ckpt kept alone (its run folder deleted): the fit has nothing left to train, and
+    # its test took the best checkpoint it names, which is gone.
+    run = ["debug=limit", "scheduler=none", "logger=none"]
+    run_cli("train", *run, f"hydra.run.dir={tmp_path / 'gone'}")
+    kept = tmp_path / "last.ckpt"
+    (tmp_path / "gone" / "checkpoints" / "last.ckpt").rename(kept)
+    shutil.rmtree(tmp_path / "gone")
+
+    run_cli("train", *run, f"ckpt_path={kept}", f"hydra.run.dir={tmp_path / 'copy'}")
+
+    assert "test/acc" in json.loads((tmp_path / "copy" / "metrics.json").read_text())
+    assert "best checkpoint" in (tmp_path / "copy" / "train.log").read_text()

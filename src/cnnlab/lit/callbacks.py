@@ -247,27 +247,38 @@ class KeepBestAcrossFolders(Callback):
 
 
 def _restore_best(trainer: pl.Trainer, callback: ModelCheckpoint, state: dict[str, Any]) -> None:
-    """The best checkpoint of ``state`` (another folder's), copied into ``callback``'s folder.
+    """The best checkpoint of ``state`` (another folder's), in ``callback``'s folder.
 
-    The copy keeps the run folder whole (``cnnlab eval`` of its ``best.ckpt``), and its
-    checkpoints name no file outside it (which :func:`cnnlab.lit.checkpoint.check_callback_paths`
-    refuses). Of a top-k, the best is kept.
+    From the checkpoint's folder it is copied: the run folder stays whole (``cnnlab eval`` of
+    its ``best.ckpt``), and its checkpoints name no file outside it (which
+    :func:`cnnlab.lit.checkpoint.check_callback_paths` refuses). A run folder that was moved
+    has it already, under the same name. Of a top-k, the best is kept.
     """
-    best, score = state.get("best_model_path"), state.get("best_model_score")
-    if callback.monitor is None or score is None or state.get("dirpath") == callback.dirpath:
+    best, score, folder = (state.get(k) for k in ("best_model_path", "best_model_score", "dirpath"))
+    if callback.monitor is None or score is None or folder == callback.dirpath:
         return  # no best (last.ckpt's callback), or Lightning restored it all
-    if callback.dirpath is None or not isinstance(best, str) or not Path(best).is_file():
-        return  # moved without its best file: the new folder's epochs only, as before
-    here = Path(callback.dirpath) / Path(best).name
-    if trainer.is_global_zero:
-        here.parent.mkdir(parents=True, exist_ok=True)
-        with replacing(here) as tmp:
-            shutil.copyfile(best, tmp)
-    trainer.strategy.barrier("cnnlab_best_copied")
+    if callback.dirpath is None or not isinstance(best, str) or not isinstance(folder, str):
+        return
+    here = Path(callback.dirpath) / Path(best).relative_to(folder)  # inside: read_checkpoint
+    if Path(best).is_file():
+        if trainer.is_global_zero:
+            here.parent.mkdir(parents=True, exist_ok=True)
+            with replacing(here) as tmp:
+                shutil.copyfile(best, tmp)
+        trainer.strategy.barrier("cnnlab_best_copied")
+        log.info("continuing a fit: its best checkpoint %s, copied here, is the one to beat", best)
+    elif not here.is_file():
+        # Lightning kept the path: the final test would fail on a missing file.
+        log.warning(
+            "the continued fit's best checkpoint %s is gone: the best epoch from here on is kept "
+            "(the test takes the last weights if there is none)",
+            best,
+        )
+        callback.best_model_path = ""
+        return
     callback.best_model_path = callback.kth_best_model_path = str(here)
     callback.best_model_score = callback.kth_value = score
     callback.best_k_models = {str(here): score}
-    log.info("continuing the fit of %s: its best checkpoint, copied here, is the one to beat", best)
 
 
 class KeepStopped(Callback):
