@@ -80,3 +80,31 @@ def test_state_key_is_the_one_earlier_checkpoints_hold() -> None:
         "TimeToAccuracy{'monitor': 'val/acc_top5', 'target': 1.0}"
     )
     assert TimeToAccuracy(target=0.9).state_key != TimeToAccuracy(target=0.94).state_key
+
+
+# Ended by max_epochs, or by the target (stop=true) at epoch 1 of 3, which a fit continued
+# from its last checkpoint must not undo by training on.
+@pytest.mark.parametrize("stop, epochs", [("false", 1), ("true", 3)])
+def test_a_fit_with_nothing_left_to_train_reports_the_checkpoints_time(
+    run_cli, tmp_path: Path, stop: str, epochs: int
+) -> None:
+    # A sweep's trial killed after its last epoch: its copy continues the last checkpoint,
+    # trains nothing, and must still report when the killed fit reached the target.
+    run = [
+        *SPEEDRUN_SYNTHETIC,
+        "callbacks.time_to_accuracy.target=0.0",
+        f"callbacks.time_to_accuracy.stop={stop}",
+        f"trainer.max_epochs={epochs}",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "test=false",
+    ]
+    first, copy = tmp_path / "first", tmp_path / "copy"
+    run_cli("train", *run, f"hydra.run.dir={first}")
+    run_cli(
+        "train", *run, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={copy}"
+    )
+    assert "nothing left to train" in (copy / "train.log").read_text()
+    keys = TimeToAccuracy(target=0.0).keys
+    done, continued = (json.loads((d / "metrics.json").read_text()) for d in (first, copy))
+    assert {k: continued.get(k) for k in keys} == pytest.approx({k: done[k] for k in keys})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,3 +196,122 @@ def test_a_fit_continued_from_a_checkpoint_keeps_its_best_so_far(
     assert metrics["val/acc"] < done["val/acc_best"]  # the premise: epoch 3 is worse
     assert metrics["val/acc_best"] == done["val/acc_best"]
     assert metrics["val/loss_at_best"] == done["val/loss_at_best"]
+
+
+def test_a_fit_continued_in_another_folder_tests_the_best_checkpoint_of_the_whole_fit(
+    run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A sweep's re-queued trial continues the killed trial's last.ckpt in a folder of its own.
+    # Lightning kept the best checkpoint's path but not its score: the first epoch after the
+    # restore became "best" however bad, and the test tested it.
+    run = ["debug=limit", "logger=none", "scheduler=none", "trainer.deterministic=true"]
+    first = tmp_path / "first"
+    run_cli("train", *run, f"hydra.run.dir={first}")
+    done = json.loads((first / "metrics.json").read_text())
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "zero_callback.py").write_text(ZERO_CALLBACK)
+    monkeypatch.syspath_prepend(str(tmp_path / "user"))
+    worse = tmp_path / "worse"
+    run_cli(
+        "train",
+        *run,
+        "trainer.max_epochs=3",
+        f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
+        "+callbacks.zero._target_=zero_callback.ZeroBeforeValidation",
+        f"hydra.run.dir={worse}",
+    )
+    metrics = json.loads((worse / "metrics.json").read_text())
+    assert metrics["val/acc"] < done["val/acc_best"]  # the premise: epoch 3 is worse
+    tested = {k: v for k, v in metrics.items() if k.startswith("test/")}
+    assert tested == {k: v for k, v in done.items() if k.startswith("test/")}
+    # best.ckpt here is the first run's (which stays), and the folder's checkpoints evaluate.
+    best = (first / "checkpoints" / "best.ckpt").read_bytes()
+    assert (worse / "checkpoints" / "best.ckpt").read_bytes() == best
+    limit = "trainer.limit_test_batches=2"
+    for name in ("best.ckpt", "last.ckpt"):
+        run_cli("eval", f"ckpt_path={worse / 'checkpoints' / name}", "logger=none", limit)
+
+
+def test_a_fit_that_early_stopping_ended_stays_ended_when_continued(
+    run_cli, tmp_path: Path
+) -> None:
+    # Early stopping ends the fit at epoch 2 of 4 (no epoch beats the first by 0.5). Its
+    # last.ckpt continued (a sweep's trial killed before it was told the fit had ended)
+    # trained a third epoch, which the uninterrupted run never did.
+    run = ["debug=limit", "logger=none", "scheduler=none", "test=false", "trainer.max_epochs=4"]
+    run += ["callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=0.5"]
+    first, copy = tmp_path / "first", tmp_path / "copy"
+    run_cli("train", *run, f"hydra.run.dir={first}")
+    stopped = json.loads((first / "run.json").read_text())["timings"]
+    assert stopped["epochs"] == 2 and stopped["stopped"].startswith("early stopping at epoch 2")
+
+    run_cli(
+        "train", *run, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={copy}"
+    )
+
+    timings = json.loads((copy / "run.json").read_text())["timings"]
+    assert timings["train_samples"] == 0 and timings["epochs"] == 2, timings
+    assert timings["stopped"] == stopped["stopped"]
+    done, continued = (json.loads((d / "metrics.json").read_text()) for d in (first, copy))
+    kept = ("val/acc", "val/loss", "val/acc_best", "val/loss_at_best")
+    assert {k: continued[k] for k in kept} == pytest.approx({k: done[k] for k in kept})
+
+
+def test_a_run_killed_after_its_last_epoch_resumes_without_a_phantom_epoch(
+    run_cli, tmp_path: Path
+) -> None:
+    # Killed after its last validation (during its test, say), the run has nothing left to
+    # train: the resume validates its checkpoint, and logged that validation as one more
+    # epoch's row of metrics.csv.
+    run_dir = tmp_path / "run"
+    run_cli("train", "debug=limit", "scheduler=none", "test=false", f"hydra.run.dir={run_dir}")
+    rows = _rows(run_dir)
+    _as_if_killed(run_dir)
+
+    run_cli("train", f"resume={run_dir}")
+
+    assert "nothing left to train" in (run_dir / "train.log").read_text()
+    assert _rows(run_dir) == rows
+    statuses = [s["status"] for s in json.loads((run_dir / "run.json").read_text())["starts"]]
+    assert statuses == ["killed", "completed"]
+
+
+def _as_if_killed(run_dir: Path) -> None:
+    """Leave ``run.json`` as a run killed after its last checkpoint leaves it."""
+    record = json.loads((run_dir / "run.json").read_text())
+    record["status"] = record["starts"][-1]["status"] = "running"
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+
+def test_a_moved_run_folder_resumes_with_its_own_best_checkpoint(run_cli, tmp_path: Path) -> None:
+    # Its checkpoints name the best checkpoint where it was: Lightning kept that path, and
+    # the final test failed on a missing file (or a longer fit forgot the best's score).
+    before, run_dir = tmp_path / "before", tmp_path / "moved"
+    run_cli("train", "debug=limit", "scheduler=none", "logger=none", f"hydra.run.dir={before}")
+    done = json.loads((before / "metrics.json").read_text())
+    _as_if_killed(before)
+    before.rename(run_dir)
+
+    run_cli("train", f"resume={run_dir}")
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {k: v for k, v in metrics.items() if k.startswith(("test/", "val/"))} == {
+        k: v for k, v in done.items() if k.startswith(("test/", "val/"))
+    }
+
+
+def test_a_checkpoint_continued_without_its_best_checkpoint_tests_its_weights(
+    run_cli, tmp_path: Path
+) -> None:
+    # last.ckpt kept alone (its run folder deleted): the fit has nothing left to train, and
+    # its test took the best checkpoint it names, which is gone.
+    run = ["debug=limit", "scheduler=none", "logger=none"]
+    run_cli("train", *run, f"hydra.run.dir={tmp_path / 'gone'}")
+    kept = tmp_path / "last.ckpt"
+    (tmp_path / "gone" / "checkpoints" / "last.ckpt").rename(kept)
+    shutil.rmtree(tmp_path / "gone")
+
+    run_cli("train", *run, f"ckpt_path={kept}", f"hydra.run.dir={tmp_path / 'copy'}")
+
+    assert "test/acc" in json.loads((tmp_path / "copy" / "metrics.json").read_text())
+    assert "best checkpoint" in (tmp_path / "copy" / "train.log").read_text()

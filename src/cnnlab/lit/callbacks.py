@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, ProgressBar, RichProgressBar
+from pytorch_lightning.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    ProgressBar,
+    RichProgressBar,
+)
 from typing_extensions import override
 
 from cnnlab.files.atomic import replacing
@@ -207,3 +214,108 @@ def log_image(trainer: pl.Trainer, name: str, path: Path) -> None:
 
             image = np.asarray(Image.open(path).convert("RGB"))
             logger.experiment.add_image(name, image, dataformats="HWC")
+
+
+class KeepBestAcrossFolders(Callback):
+    """Keep the best checkpoint of a fit continued from a checkpoint of another folder.
+
+    Lightning reloads a ``ModelCheckpoint``'s ``best_model_path`` but forgets its score when
+    the checkpoint's folder is not its own (a sweep's re-queued trial, ``ckpt_path=`` of
+    another run): the first epoch after the restore was then "best" however bad, and the
+    final test tested it while ``val/acc_best`` named the checkpoint's best. This copies that
+    best into the new folder with its score, so only a better epoch replaces it there; the
+    checkpoint's own folder is left as it was.
+    """
+
+    def __init__(self) -> None:
+        self._states: dict[str, Any] = {}
+
+    @override
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._states = dict(checkpoint.get("callbacks") or {})
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After the restore: ModelCheckpoint.load_state_dict has run.
+        states, self._states = self._states, {}
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            if isinstance(callback, ModelCheckpoint) and isinstance(state, dict):
+                _restore_best(trainer, callback, state)
+
+
+def _restore_best(trainer: pl.Trainer, callback: ModelCheckpoint, state: dict[str, Any]) -> None:
+    """The best checkpoint of ``state`` (another folder's), in ``callback``'s folder.
+
+    From the checkpoint's folder it is copied: the run folder stays whole (``cnnlab eval`` of
+    its ``best.ckpt``), and its checkpoints name no file outside it (which
+    :func:`cnnlab.lit.checkpoint.check_callback_paths` refuses). A run folder that was moved
+    has it already, under the same name. Of a top-k, the best is kept.
+    """
+    best, score, folder = (state.get(k) for k in ("best_model_path", "best_model_score", "dirpath"))
+    if callback.monitor is None or score is None or folder == callback.dirpath:
+        return  # no best (last.ckpt's callback), or Lightning restored it all
+    if callback.dirpath is None or not isinstance(best, str) or not isinstance(folder, str):
+        return
+    here = Path(callback.dirpath) / Path(best).relative_to(folder)  # inside: read_checkpoint
+    if Path(best).is_file():
+        if trainer.is_global_zero:
+            here.parent.mkdir(parents=True, exist_ok=True)
+            with replacing(here) as tmp:
+                shutil.copyfile(best, tmp)
+        trainer.strategy.barrier("cnnlab_best_copied")
+        log.info("continuing a fit: its best checkpoint %s, copied here, is the one to beat", best)
+    elif not here.is_file():
+        # Lightning kept the path: the final test would fail on a missing file.
+        log.warning(
+            "the continued fit's best checkpoint %s is gone: the best epoch from here on is kept "
+            "(the test takes the last weights if there is none)",
+            best,
+        )
+        callback.best_model_path = ""
+        return
+    callback.best_model_path = callback.kth_best_model_path = str(here)
+    callback.best_model_score = callback.kth_value = score
+    callback.best_k_models = {str(here): score}
+
+
+class KeepStopped(Callback):
+    """Stop a fit continued from a checkpoint that early stopping (or its target) had ended.
+
+    Lightning does not checkpoint ``trainer.should_stop``: a fit that early stopping or the
+    time-to-accuracy target ended, continued from its last checkpoint (a sweep's trial
+    killed before it was told its fit had ended), trained another epoch, which the
+    uninterrupted run never did, and its best-so-far could change. Those callbacks' restored
+    states say they had stopped it; a stop for another reason (``max_time``) is not kept, so
+    a continuation given more time trains on.
+    """
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The end of the checkpoint's own epoch (last.ckpt is saved after its validation),
+        # which Lightning ends after the restore without a batch: the fit ends there, as it
+        # did (in on_train_start, that epoch would stay unended: one fewer in run.json).
+        if trainer.should_stop:
+            return
+        callbacks: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
+        stopped = [type(c).__name__ for c in callbacks if _has_stopped(c)]
+        if stopped:
+            log.info("the checkpoint's fit had been stopped by %s: it stays so", stopped[0])
+            trainer.should_stop = True
+
+
+def _has_stopped(callback: Callback) -> bool:
+    """Whether ``callback``'s state says it stopped the fit."""
+    from cnnlab.lit.time_to_accuracy import TimeToAccuracy
+
+    if isinstance(callback, EarlyStopping):
+        return early_stopping_stopped(callback)
+    return isinstance(callback, TimeToAccuracy) and callback.stop and callback.result is not None
+
+
+def early_stopping_stopped(callback: EarlyStopping) -> bool:
+    """Whether ``callback`` stopped its fit (its state says so after a restore too)."""
+    # stopping_reason_message exists from Lightning 2.5; stopped_epoch stays 0 until it stops.
+    return bool(getattr(callback, "stopping_reason_message", None)) or callback.stopped_epoch > 0

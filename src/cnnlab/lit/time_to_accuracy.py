@@ -110,20 +110,28 @@ class TimeToAccuracy(Callback):
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The epoch's metrics are final here (ModelCheckpoint reads them at the same point).
-        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+        if trainer.sanity_checking:
+            return
+        if trainer.state.fn != TrainerFn.FITTING:
+            # A validation after the fit (`cnnlab train` validates a checkpoint that had
+            # nothing left to train) reports the result the checkpoint holds, if any.
+            self._report(trainer)
             return
         if self.result is None:
             value = trainer.callback_metrics.get(self.monitor)
             if value is not None and float(value) >= self.target:
                 self._record(trainer, float(value))
+        self._report(trainer)
+        if self.result is not None and self.stop:
+            trainer.should_stop = True
+        if trainer.training:
+            self._train_tic = time.perf_counter()  # validation inside an epoch: resume the clock
+
+    def _report(self, trainer: pl.Trainer) -> None:
         if self.result is not None:
             # `self.log` is not allowed in this hook; this is the dict `cnnlab train` reads.
             trainer.callback_metrics[self.keys[0]] = torch.tensor(self.result["seconds"])
             trainer.callback_metrics[self.keys[1]] = torch.tensor(self.result["train_seconds"])
-            if self.stop:
-                trainer.should_stop = True
-        if trainer.training:
-            self._train_tic = time.perf_counter()  # validation inside an epoch: resume the clock
 
     def _pause_train_clock(self) -> None:
         if self._train_tic is not None:

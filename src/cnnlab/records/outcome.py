@@ -27,13 +27,15 @@ def stop_info(trainer: pl.Trainer) -> dict[str, Any]:
     """
     from pytorch_lightning.callbacks import EarlyStopping, Timer
 
+    from cnnlab.lit.callbacks import early_stopping_stopped
+
     epochs = int(trainer.current_epoch)
     # Set on the trainer at setup; its stubs do not declare it.
     fast_dev_run = getattr(trainer, "fast_dev_run", False)
     if fast_dev_run:
         return {"epochs": epochs, "stopped": f"fast_dev_run ({int(fast_dev_run)} batch)"}
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
-        if isinstance(callback, EarlyStopping) and _has_stopped(callback):
+        if isinstance(callback, EarlyStopping) and early_stopping_stopped(callback):
             why = callback.stopping_reason_message or f"{callback.monitor} stopped improving"
             # Lightning's message, without its framing ("Monitored metric ... to stop.").
             why = why.replace(" Signaling Trainer to stop.", "").removeprefix("Monitored metric ")
@@ -48,11 +50,6 @@ def stop_info(trainer: pl.Trainer) -> dict[str, Any]:
     if trainer.max_epochs is not None and 0 <= trainer.max_epochs <= epochs:
         return {"epochs": epochs, "stopped": f"max_epochs={trainer.max_epochs} reached"}
     return {"epochs": epochs, "stopped": f"stopped at epoch {epochs}"}
-
-
-def _has_stopped(callback: Any) -> bool:
-    # stopping_reason_message exists from Lightning 2.5; stopped_epoch stays 0 until it stops.
-    return bool(getattr(callback, "stopping_reason_message", None)) or callback.stopped_epoch > 0
 
 
 def print_train_summary(recorder: RunRecorder, metrics: Mapping[str, float]) -> None:

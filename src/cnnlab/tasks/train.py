@@ -61,6 +61,7 @@ def _fit_and_test(
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import WandbLogger
 
+    from cnnlab.lit.callbacks import KeepBestAcrossFolders, KeepStopped
     from cnnlab.lit.module import ImageClassifier
     from cnnlab.lit.perf import apply_perf
     from cnnlab.records.outcome import stop_info
@@ -89,6 +90,9 @@ def _fit_and_test(
     loggers = build_loggers(cfg.logger)
     callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))
     callbacks += sweep_callbacks(cfg)
+    callbacks.append(KeepStopped())
+    if ckpt_path:
+        callbacks.append(KeepBestAcrossFolders())
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
     log_hyperparameters(trainer.loggers, to_dict(cfg))
 
@@ -105,7 +109,13 @@ def _fit_and_test(
         # The checkpoint had ended its fit (a sweep's lost trial killed after its last
         # epoch): its weights' validation and its best-so-far are the result.
         log.info("the checkpoint's fit had ended: nothing left to train; validating it")
-        trainer.validate(module, datamodule=datamodule, verbose=False)
+        # Unlogged: the fit logged this epoch's validation, and another row (metrics.csv)
+        # would add an epoch the fit never had.
+        loggers, trainer.loggers = trainer.loggers, []
+        try:
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+        finally:
+            trainer.loggers = loggers
         trainer.callback_metrics.update(module.best_so_far())
     metrics = _scalars(trainer.callback_metrics)
     metrics[PARAMS_KEY] = float(sum(p.numel() for p in module.net.parameters()))
