@@ -1,0 +1,103 @@
+"""Sweeps stopped mid-trial and resumed, through the real ``cnnlab train -m`` command.
+
+The sweep process itself dies (SIGKILL: under the basic launcher its trial's job runs in it,
+and a user callback kills it) or is stopped with Ctrl-C; the same command, run again on the
+same SQLite study, runs the lost trial's point once more, continuing the lost run from its
+last checkpoint, and sums the study up as if the sweep had never stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from cnnlab.sweep.storage import RETRY_ATTR
+from tests.sweep.test_failures_e2e import GRID, USER_CALLBACKS
+
+# Two epochs of a few batches (debug=limit), one grid point: the lost trial and its copy.
+COMMAND = [*GRID, "optimizer.lr=choice(0.01)", "debug=limit", "logger=none", "test=false"]
+
+# Waits (for Ctrl-C) the first time epoch `epoch` (0-based) starts, once last.ckpt holds
+# epoch `epoch` - 1, and says so on stdout.
+WAIT_CALLBACK = """
+class WaitOnceAtEpoch(pl.Callback):
+
+    def __init__(self, epoch: int, marker: str) -> None:
+        self.epoch, self.marker = epoch, marker
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch != self.epoch or os.path.exists(self.marker):
+            return
+        last = os.path.join(trainer.checkpoint_callback.dirpath, "last.ckpt")
+        deadline = time.monotonic() + 60
+        while _saved_epoch(last) != self.epoch - 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        open(self.marker, "w").close()
+        print("user callback: waiting for Ctrl-C", flush=True)
+        time.sleep(300)
+"""
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose own callbacks are on PYTHONPATH."""
+    folder = tmp_path / "user"
+    folder.mkdir(exist_ok=True)
+    source = textwrap.dedent(USER_CALLBACKS) + textwrap.dedent(WAIT_CALLBACK)
+    (folder / "user_callbacks.py").write_text(source)
+    # In front of the caller's PYTHONPATH, which may name the cnnlab under test.
+    paths = [str(folder), os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def _latest_sweep(tmp_path: Path) -> Path:
+    return sorted((tmp_path / "outputs" / "multiruns" / "train").iterdir())[-1]
+
+
+def _trials(sweep_dir: Path) -> list[FrozenTrial]:
+    url = f"sqlite:///{sweep_dir.parents[2] / 'optuna.db'}"
+    (summary,) = optuna.get_all_study_summaries(url)
+    return optuna.load_study(study_name=summary.study_name, storage=url).trials
+
+
+def _resumed(tmp_path: Path, run_subprocess, *extra: str) -> tuple[FrozenTrial, FrozenTrial, str]:
+    """Run the command again; the lost trial, its copy (the study's only two) and the copy's log.
+
+    The copy ran the same point once, continuing the lost run from its last checkpoint.
+    """
+    proc = run_subprocess("train", "-m", *COMMAND, *extra, env=_env(tmp_path))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    lost, copy = _trials(_latest_sweep(tmp_path))
+    assert lost.state == TrialState.FAIL and copy.state == TrialState.COMPLETE
+    assert copy.system_attrs[RETRY_ATTR] == lost.number and copy.params == lost.params
+    last = Path(lost.user_attrs["run_dir"]) / "checkpoints" / "last.ckpt"
+    log = (Path(copy.user_attrs["run_dir"]) / "train.log").read_text()
+    assert f"Restored all states from the checkpoint at {last}" in log, log
+    return lost, copy, log
+
+
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_a_killed_sweep_rerun_continues_its_lost_trial(
+    tmp_path: Path, run_subprocess, epoch: int
+) -> None:
+    # The sweep's process is killed as epoch 2 starts (1), or after the fit's last epoch,
+    # before the trial was told (2).
+    kill = [
+        "+callbacks.kill._target_=user_callbacks.KillOnceAtEpoch",
+        f"+callbacks.kill.epoch={epoch}",
+        f"+callbacks.kill.marker={tmp_path / 'killed'}",
+    ]
+    proc = run_subprocess("train", "-m", *COMMAND, *kill, env=_env(tmp_path))
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout + proc.stderr)[-3000:]
+
+    lost, copy, _ = _resumed(tmp_path, run_subprocess, *kill)
+    # The pruner heard of the epochs each trained, at their steps: none after the fit's last.
+    assert set(lost.intermediate_values) == set(range(epoch))
+    assert set(copy.intermediate_values) == set(range(epoch, 2))
