@@ -101,3 +101,6 @@ def test_a_killed_sweep_rerun_continues_its_lost_trial(
     # The pruner heard of the epochs each trained, at their steps: none after the fit's last.
     assert set(lost.intermediate_values) == set(range(epoch))
     assert set(copy.intermediate_values) == set(range(epoch, 2))
+    # best.yaml re-runs the point from scratch, not from the lost run's checkpoint.
+    best = (_latest_sweep(tmp_path) / "best.yaml").read_text()
+    assert "lr: 0.01" in best and "ckpt_path" not in best, best

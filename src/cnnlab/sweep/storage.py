@@ -51,6 +51,9 @@ PRUNER_ATTR = "cnnlab:pruner"
 # Set by the re-queued copy of an abandoned trial: the number of the trial it replaces
 # (the key Optuna's RetryHeartbeatStaleTrialCallback uses too).
 RETRY_ATTR = "failed_trial"
+# User attribute of a copy that continues its lost trial's run: the override that does it
+# (``++ckpt_path=<lost run>/checkpoints/last.ckpt``), which re-running the point leaves out.
+CONTINUATION_ATTR = "continuation"
 POSTGRES_HINT = "for PostgreSQL: pip install 'cnnlab[postgres]' (psycopg 3)"
 
 

@@ -371,7 +371,10 @@ class OptunaSweeperImpl(Sweeper):
             self.custom_search_space(self.config, trial)
         overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
         overrides.append(parallel_override(self.config.hydra.launcher, at_once))
-        overrides += _continue_lost_run(run, trial)  # before run_dir names this job's folder
+        continuation = _continue_lost_run(run, trial)  # before run_dir names this job's folder
+        overrides += continuation
+        if continuation:  # not part of the point: best.yaml leaves it out
+            trial.set_user_attr(shared.CONTINUATION_ATTR, scrub_secrets(continuation)[0])
         trial.set_user_attr("overrides", scrub_secrets(overrides))  # stored in the study
         trial.set_user_attr("job_num", job_num)
         trial.set_user_attr("sweep_dir", str(self.sweep_dir))
