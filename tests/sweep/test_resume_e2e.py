@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import optuna
@@ -104,3 +107,54 @@ def test_a_killed_sweep_rerun_continues_its_lost_trial(
     # best.yaml re-runs the point from scratch, not from the lost run's checkpoint.
     best = (_latest_sweep(tmp_path) / "best.yaml").read_text()
     assert "lr: 0.01" in best and "ckpt_path" not in best, best
+
+
+def _interrupt_when_waiting(cwd: Path, env: dict[str, str], *args: str) -> int:
+    """Run ``cnnlab <args>``, press Ctrl-C once its callback waits; its exit code."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+        # As from a terminal (a test run in the background ignores SIGINT, and so would it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    lines: list[str] = []
+    waiting = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "waiting for Ctrl-C" in line:
+                waiting.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert waiting.wait(timeout=240), "".join(lines[-30:])
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=10)
+    assert not any("Traceback" in line for line in lines), "".join(lines[-30:])
+    return code
+
+
+def test_a_sweep_stopped_with_ctrl_c_resumes_its_trial(tmp_path: Path, run_subprocess) -> None:
+    wait = [
+        "+callbacks.wait._target_=user_callbacks.WaitOnceAtEpoch",
+        "+callbacks.wait.epoch=1",
+        f"+callbacks.wait.marker={tmp_path / 'waited'}",
+    ]
+    code = _interrupt_when_waiting(tmp_path, _env(tmp_path), "train", "-m", *COMMAND, *wait)
+    assert code != 0
+
+    lost, copy, log = _resumed(tmp_path, run_subprocess, *wait)
+    assert lost.user_attrs.get("interrupted") is True
+    # The copy finished: it is no interrupted trial, whatever its lost run was.
+    assert "interrupted" not in copy.user_attrs and "error" not in copy.user_attrs
+    assert "epoch 2/2  train/" in log and "epoch 1/2  train/" not in log, log
