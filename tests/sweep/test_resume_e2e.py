@@ -8,6 +8,7 @@ last checkpoint, and sums the study up as if the sweep had never stopped.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -101,6 +102,9 @@ def test_a_killed_sweep_rerun_continues_its_lost_trial(
     assert proc.returncode == -signal.SIGKILL, (proc.stdout + proc.stderr)[-3000:]
 
     lost, copy, _ = _resumed(tmp_path, run_subprocess, *kill)
+    # The lost run's folder no longer says "running" (`cnnlab runs` lists it as failed).
+    record = json.loads((Path(lost.user_attrs["run_dir"]) / "run.json").read_text())
+    assert record["status"] == "failed" and "lost" in record["error"], record
     # The pruner heard of the epochs each trained, at their steps: none after the fit's last.
     assert set(lost.intermediate_values) == set(range(epoch))
     assert set(copy.intermediate_values) == set(range(epoch, 2))

@@ -228,7 +228,7 @@ class OptunaSweeperImpl(Sweeper):
         _check_directions(study, self.directions)
         _name_metrics(study, self.metric_names)
         self._write_info(study_name, n_trials, space, pruner_cfg)
-        recovered = shared.recover_abandoned(study, storage, self.grace_period)
+        recovered = _recover_abandoned(study, storage, self.grace_period)
         log.info(
             "study %s in %s: %d trials so far%s",
             study_name,
@@ -317,7 +317,7 @@ class OptunaSweeperImpl(Sweeper):
         while not run.stop.is_set():
             with run.lock, shared.ask_lock(self.storage_url):
                 # A worker killed meanwhile: fail its trial and queue it again, now.
-                shared.recover_abandoned(run.study, run.storage, self.grace_period)
+                _recover_abandoned(run.study, run.storage, self.grace_period)
                 counted = shared.counted_trials(run.study.get_trials(deepcopy=False))
                 remaining = run.n_trials - len(counted)
                 if run.planned is None:
@@ -715,6 +715,22 @@ def _append_to_job_log(log_path: Path, trial: Trial, error: str, exc: BaseExcept
         log.warning("could not write %s: %s", log_path, err)
 
 
+def _recover_abandoned(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, grace_period: float
+) -> list[int]:
+    """Fail and re-queue the trials of sweeps that died (:func:`shared.recover_abandoned`).
+
+    Their jobs died with them, leaving ``run.json`` saying "running": each says how it ended.
+    """
+    recovered = shared.recover_abandoned(study, storage, grace_period)
+    trials = study.get_trials(deepcopy=False)
+    for number in recovered:
+        run_dir = trials[number].user_attrs.get("run_dir")
+        if isinstance(run_dir, str) and run_dir:
+            _mark_run_lost(Path(run_dir), "the sweep running this trial was lost (killed)")
+    return recovered
+
+
 def _mark_run_lost(run_dir: Path, error: str) -> None:
     """A job killed mid-run left ``run.json`` saying "running": record how it ended."""
     from cnnlab.files.atomic import write_json_atomic
@@ -726,8 +742,12 @@ def _mark_run_lost(run_dir: Path, error: str) -> None:
         manifest = read_json_object("run.json", inside=run_dir)
     except DataError:
         return
-    if manifest.get("status") == "running":
+    if manifest.get("status") != "running":
+        return
+    try:
         write_json_atomic(path, {**manifest, "status": "failed", "error": error})
+    except DataError as exc:  # another user's folder, a full disk: the study records it anyway
+        log.warning("could not record the lost run in %s: %s", path, exc)
 
 
 def derive_study_name(config: DictConfig, space: search_space.SearchSpace, directions: Any) -> str:
