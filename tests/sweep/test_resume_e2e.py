@@ -27,22 +27,24 @@ from tests.sweep.test_failures_e2e import GRID, USER_CALLBACKS
 # Two epochs of a few batches (debug=limit), one grid point: the lost trial and its copy.
 COMMAND = [*GRID, "optimizer.lr=choice(0.01)", "debug=limit", "logger=none", "test=false"]
 
-# Waits (for Ctrl-C) the first time epoch `epoch` (0-based) starts, once last.ckpt holds
-# epoch `epoch` - 1, and says so on stdout.
+# Waits (for Ctrl-C) as epoch `epoch` (0-based) starts, in the first `times` runs that get
+# there, and says so on stdout; in the first, once last.ckpt holds epoch `epoch` - 1.
 WAIT_CALLBACK = """
-class WaitOnceAtEpoch(pl.Callback):
+class WaitAtEpoch(pl.Callback):
 
-    def __init__(self, epoch: int, marker: str) -> None:
-        self.epoch, self.marker = epoch, marker
+    def __init__(self, epoch: int, marker: str, times: int = 1) -> None:
+        self.epoch, self.marker, self.times = epoch, marker, times
 
     def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch != self.epoch or os.path.exists(self.marker):
+        waited = int(open(self.marker).read()) if os.path.exists(self.marker) else 0
+        if trainer.current_epoch != self.epoch or waited >= self.times:
             return
         last = os.path.join(trainer.checkpoint_callback.dirpath, "last.ckpt")
         deadline = time.monotonic() + 60
-        while _saved_epoch(last) != self.epoch - 1 and time.monotonic() < deadline:
+        while not waited and _saved_epoch(last) != self.epoch - 1 and time.monotonic() < deadline:
             time.sleep(0.05)
-        open(self.marker, "w").close()
+        with open(self.marker, "w") as handle:
+            handle.write(str(waited + 1))
         print("user callback: waiting for Ctrl-C", flush=True)
         time.sleep(300)
 """
@@ -150,7 +152,7 @@ def _interrupt_when_waiting(cwd: Path, env: dict[str, str], *args: str) -> int:
 
 def test_a_sweep_stopped_with_ctrl_c_resumes_its_trial(tmp_path: Path, run_subprocess) -> None:
     wait = [
-        "+callbacks.wait._target_=user_callbacks.WaitOnceAtEpoch",
+        "+callbacks.wait._target_=user_callbacks.WaitAtEpoch",
         "+callbacks.wait.epoch=1",
         f"+callbacks.wait.marker={tmp_path / 'waited'}",
     ]
@@ -161,4 +163,31 @@ def test_a_sweep_stopped_with_ctrl_c_resumes_its_trial(tmp_path: Path, run_subpr
     assert lost.user_attrs.get("interrupted") is True
     # The copy finished: it is no interrupted trial, whatever its lost run was.
     assert "interrupted" not in copy.user_attrs and "error" not in copy.user_attrs
+    assert "epoch 2/2  train/" in log and "epoch 1/2  train/" not in log, log
+
+
+def test_a_copy_stopped_before_its_first_checkpoint_leaves_the_lost_runs_progress(
+    tmp_path: Path, run_subprocess
+) -> None:
+    # Ctrl-C in epoch 2; then again in the copy continuing it, before it saved a checkpoint of
+    # its own: the copy's copy still continues from the first run's last.ckpt.
+    wait = [
+        "+callbacks.wait._target_=user_callbacks.WaitAtEpoch",
+        "+callbacks.wait.epoch=1",
+        f"+callbacks.wait.marker={tmp_path / 'waited'}",
+        "+callbacks.wait.times=2",
+    ]
+    for _ in range(2):
+        assert (
+            _interrupt_when_waiting(tmp_path, _env(tmp_path), "train", "-m", *COMMAND, *wait) != 0
+        )
+
+    proc = run_subprocess("train", "-m", *COMMAND, *wait, env=_env(tmp_path))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    first, copy, last_copy = _trials(_latest_sweep(tmp_path))
+    assert [first.state, copy.state] == [TrialState.FAIL, TrialState.FAIL]
+    assert last_copy.state == TrialState.COMPLETE and last_copy.system_attrs[RETRY_ATTR] == 1
+    last = Path(first.user_attrs["run_dir"]) / "checkpoints" / "last.ckpt"
+    log = (Path(last_copy.user_attrs["run_dir"]) / "train.log").read_text()
+    assert f"Restored all states from the checkpoint at {last}" in log, log
     assert "epoch 2/2  train/" in log and "epoch 1/2  train/" not in log, log

@@ -574,20 +574,37 @@ def _continue_lost_run(run: _Run, trial: Trial) -> list[str]:
     """``ckpt_path=`` the last checkpoint of the lost trial that ``trial`` runs again, if any.
 
     A re-queued copy (:func:`_queue_lost_point`, :func:`cnnlab.sweep.storage.recover_abandoned`)
-    carries the lost trial's user attributes, its ``run_dir`` among them. Where that folder
-    has ``checkpoints/last.ckpt`` the copy continues from it (model, optimizer, epoch), in its
-    own job folder, instead of training again from epoch 1; otherwise it starts fresh.
+    names the lost trial it replaces. Where that trial's run folder has
+    ``checkpoints/last.ckpt`` the copy continues from it (model, optimizer, epoch), in its own
+    job folder, instead of training again from epoch 1; otherwise it starts fresh.
+    """
+    found = _lost_checkpoint(run.study, run.stored(trial))
+    if found is None:
+        return []
+    lost, last = found
+    log.info("trial %d continues lost trial %d from %s", trial.number, lost, last)
+    return [f"++ckpt_path={search_space.format_value(str(last))}"]
+
+
+def _lost_checkpoint(study: optuna.Study, copy: FrozenTrial) -> tuple[int, Path] | None:
+    """The newest ``last.ckpt`` of the lost runs ``copy`` replaces, and whose it is.
+
+    A copy lost in turn (Ctrl-C, a killed sweep) before its own first checkpoint holds no
+    progress of its own: the run it continued from, one link further, does.
     """
     from cnnlab.records.resume import LAST_CHECKPOINT
 
-    stored = run.stored(trial)
-    lost = stored.system_attrs.get(shared.RETRY_ATTR)
-    folder = stored.user_attrs.get("run_dir")
-    if lost is None or not folder or not (Path(folder) / LAST_CHECKPOINT).is_file():
-        return []
-    last = Path(folder) / LAST_CHECKPOINT
-    log.info("trial %d continues lost trial %d from %s", trial.number, lost, last)
-    return [f"++ckpt_path={search_space.format_value(str(last))}"]
+    trials = study.get_trials(deepcopy=False)
+    current, seen = copy, set()
+    while True:
+        number = current.system_attrs.get(shared.RETRY_ATTR)
+        if type(number) is not int or not 0 <= number < len(trials) or number in seen:
+            return None
+        seen.add(number)
+        current = trials[number]
+        folder = current.user_attrs.get("run_dir")
+        if isinstance(folder, str) and folder and (Path(folder) / LAST_CHECKPOINT).is_file():
+            return number, Path(folder) / LAST_CHECKPOINT
 
 
 def _job_value(ret: Any) -> Any:
