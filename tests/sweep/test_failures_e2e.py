@@ -402,6 +402,7 @@ def _sweep_killed_at(tmp_path: Path, run_subprocess, epoch: int) -> tuple[Frozen
     killed, copy = _study(_sweep_dir(tmp_path)).trials
     assert killed.state == TrialState.FAIL and copy.state == TrialState.COMPLETE
     assert copy.system_attrs[RETRY_ATTR] == killed.number
+    assert "error" not in copy.user_attrs  # the killed job's error is not the copy's
     last = Path(killed.user_attrs["run_dir"]) / "checkpoints" / "last.ckpt"
     assert f"++ckpt_path={last}" in copy.user_attrs["overrides"]
     log = (Path(copy.user_attrs["run_dir"]) / "train.log").read_text()

@@ -94,6 +94,12 @@ def trial_pruning_callback(cfg: DictConfig) -> pl.Callback:
             self.metric = metric
 
         def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            from pytorch_lightning.trainer.states import TrainerFn
+
+            # The fit's epochs only: a lost trial's copy continued from a checkpoint whose fit
+            # had ended is validated after it (no epoch of its own), not at step max_epochs.
+            if trainer.state.fn != TrainerFn.FITTING:
+                return
             if trainer.sanity_checking or not trainer.is_global_zero:
                 return
             value = trainer.callback_metrics.get(self.metric)

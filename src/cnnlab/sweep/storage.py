@@ -51,6 +51,12 @@ PRUNER_ATTR = "cnnlab:pruner"
 # Set by the re-queued copy of an abandoned trial: the number of the trial it replaces
 # (the key Optuna's RetryHeartbeatStaleTrialCallback uses too).
 RETRY_ATTR = "failed_trial"
+# User attribute of a copy that continues its lost trial's run: the override that does it
+# (``++ckpt_path=<lost run>/checkpoints/last.ckpt``), which re-running the point leaves out.
+CONTINUATION_ATTR = "continuation"
+# User attributes that say how a lost trial's own run went, not what its point is: its copy
+# starts without them (a copy that completes is neither "interrupted" nor in "error").
+RUN_OUTCOME_ATTRS = ("error", "interrupted", CONTINUATION_ATTR)
 POSTGRES_HINT = "for PostgreSQL: pip install 'cnnlab[postgres]' (psycopg 3)"
 
 
@@ -492,19 +498,22 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     Optuna's stale-trial callback on RDB storages, and used for dead workers too. Unlike
     Optuna's ``RetryHeartbeatStaleTrialCallback`` the copy names the trial it replaces
     (not the first of a chain), which is what :func:`counted_trials` needs, and drops the
-    dead worker's own attributes so that the copy is not taken for abandoned in turn.
+    dead worker's own attributes so that the copy is not taken for abandoned in turn, and
+    those of how the lost run ended (:data:`RUN_OUTCOME_ATTRS`).
     """
     import optuna
     from optuna.trial import TrialState
 
     system_attrs = {k: v for k, v in trial.system_attrs.items() if not k.startswith("cnnlab:")}
     system_attrs[RETRY_ATTR] = trial.number
+    # Its run folder (``run_dir``) stays: the copy continues from its last checkpoint.
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in RUN_OUTCOME_ATTRS}
     study.add_trial(
         optuna.trial.create_trial(
             state=TrialState.WAITING,
             params=trial.params,
             distributions=trial.distributions,
-            user_attrs=trial.user_attrs,
+            user_attrs=user_attrs,
             system_attrs=system_attrs,
         )
     )

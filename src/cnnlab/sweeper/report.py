@@ -28,6 +28,7 @@ from cnnlab.errors import DataError, printable
 from cnnlab.files.read import field as checked
 from cnnlab.files.read import read_json_object
 from cnnlab.sweep.objective import ranked_trials, tie_line
+from cnnlab.sweep.storage import CONTINUATION_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -224,6 +225,8 @@ def _write_best(board: list[FrozenTrial], ties: str, sweep_dir: Path) -> Path | 
     best = board[0]
     overrides = best.user_attrs.get("overrides")
     lines = [o for o in overrides if isinstance(o, str)] if isinstance(overrides, list) else []
+    # A lost trial's copy continued the lost run from its checkpoint; re-running starts afresh.
+    lines = [o for o in lines if o != best.user_attrs.get(CONTINUATION_ATTR)]
     metric = f"objective {', '.join(_fmt(v) for v in best.values)}"
     text = experiment_config(best.number, lines, f"{metric} ({ties})" if ties else metric)
     return _write_text(sweep_dir / "best.yaml", text)

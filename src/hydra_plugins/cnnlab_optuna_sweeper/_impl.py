@@ -228,7 +228,7 @@ class OptunaSweeperImpl(Sweeper):
         _check_directions(study, self.directions)
         _name_metrics(study, self.metric_names)
         self._write_info(study_name, n_trials, space, pruner_cfg)
-        recovered = shared.recover_abandoned(study, storage, self.grace_period)
+        recovered = _recover_abandoned(study, storage, self.grace_period)
         log.info(
             "study %s in %s: %d trials so far%s",
             study_name,
@@ -317,7 +317,7 @@ class OptunaSweeperImpl(Sweeper):
         while not run.stop.is_set():
             with run.lock, shared.ask_lock(self.storage_url):
                 # A worker killed meanwhile: fail its trial and queue it again, now.
-                shared.recover_abandoned(run.study, run.storage, self.grace_period)
+                _recover_abandoned(run.study, run.storage, self.grace_period)
                 counted = shared.counted_trials(run.study.get_trials(deepcopy=False))
                 remaining = run.n_trials - len(counted)
                 if run.planned is None:
@@ -371,7 +371,10 @@ class OptunaSweeperImpl(Sweeper):
             self.custom_search_space(self.config, trial)
         overrides = run.space.overrides(trial.params) + self._sweep_node(run, trial)
         overrides.append(parallel_override(self.config.hydra.launcher, at_once))
-        overrides += _continue_lost_run(run, trial)  # before run_dir names this job's folder
+        continuation = _continue_lost_run(run, trial)  # before run_dir names this job's folder
+        overrides += continuation
+        if continuation:  # not part of the point: best.yaml leaves it out
+            trial.set_user_attr(shared.CONTINUATION_ATTR, scrub_secrets(continuation)[0])
         trial.set_user_attr("overrides", scrub_secrets(overrides))  # stored in the study
         trial.set_user_attr("job_num", job_num)
         trial.set_user_attr("sweep_dir", str(self.sweep_dir))
@@ -571,20 +574,37 @@ def _continue_lost_run(run: _Run, trial: Trial) -> list[str]:
     """``ckpt_path=`` the last checkpoint of the lost trial that ``trial`` runs again, if any.
 
     A re-queued copy (:func:`_queue_lost_point`, :func:`cnnlab.sweep.storage.recover_abandoned`)
-    carries the lost trial's user attributes, its ``run_dir`` among them. Where that folder
-    has ``checkpoints/last.ckpt`` the copy continues from it (model, optimizer, epoch), in its
-    own job folder, instead of training again from epoch 1; otherwise it starts fresh.
+    names the lost trial it replaces. Where that trial's run folder has
+    ``checkpoints/last.ckpt`` the copy continues from it (model, optimizer, epoch), in its own
+    job folder, instead of training again from epoch 1; otherwise it starts fresh.
+    """
+    found = _lost_checkpoint(run.study, run.stored(trial))
+    if found is None:
+        return []
+    lost, last = found
+    log.info("trial %d continues lost trial %d from %s", trial.number, lost, last)
+    return [f"++ckpt_path={search_space.format_value(str(last))}"]
+
+
+def _lost_checkpoint(study: optuna.Study, copy: FrozenTrial) -> tuple[int, Path] | None:
+    """The newest ``last.ckpt`` of the lost runs ``copy`` replaces, and whose it is.
+
+    A copy lost in turn (Ctrl-C, a killed sweep) before its own first checkpoint holds no
+    progress of its own: the run it continued from, one link further, does.
     """
     from cnnlab.records.resume import LAST_CHECKPOINT
 
-    stored = run.stored(trial)
-    lost = stored.system_attrs.get(shared.RETRY_ATTR)
-    folder = stored.user_attrs.get("run_dir")
-    if lost is None or not folder or not (Path(folder) / LAST_CHECKPOINT).is_file():
-        return []
-    last = Path(folder) / LAST_CHECKPOINT
-    log.info("trial %d continues lost trial %d from %s", trial.number, lost, last)
-    return [f"++ckpt_path={search_space.format_value(str(last))}"]
+    trials = study.get_trials(deepcopy=False)
+    current, seen = copy, set()
+    while True:
+        number = current.system_attrs.get(shared.RETRY_ATTR)
+        if type(number) is not int or not 0 <= number < len(trials) or number in seen:
+            return None
+        seen.add(number)
+        current = trials[number]
+        folder = current.user_attrs.get("run_dir")
+        if isinstance(folder, str) and folder and (Path(folder) / LAST_CHECKPOINT).is_file():
+            return number, Path(folder) / LAST_CHECKPOINT
 
 
 def _job_value(ret: Any) -> Any:
@@ -712,6 +732,22 @@ def _append_to_job_log(log_path: Path, trial: Trial, error: str, exc: BaseExcept
         log.warning("could not write %s: %s", log_path, err)
 
 
+def _recover_abandoned(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, grace_period: float
+) -> list[int]:
+    """Fail and re-queue the trials of sweeps that died (:func:`shared.recover_abandoned`).
+
+    Their jobs died with them, leaving ``run.json`` saying "running": each says how it ended.
+    """
+    recovered = shared.recover_abandoned(study, storage, grace_period)
+    trials = study.get_trials(deepcopy=False)
+    for number in recovered:
+        run_dir = trials[number].user_attrs.get("run_dir")
+        if isinstance(run_dir, str) and run_dir:
+            _mark_run_lost(Path(run_dir), "the sweep running this trial was lost (killed)")
+    return recovered
+
+
 def _mark_run_lost(run_dir: Path, error: str) -> None:
     """A job killed mid-run left ``run.json`` saying "running": record how it ended."""
     from cnnlab.files.atomic import write_json_atomic
@@ -723,8 +759,12 @@ def _mark_run_lost(run_dir: Path, error: str) -> None:
         manifest = read_json_object("run.json", inside=run_dir)
     except DataError:
         return
-    if manifest.get("status") == "running":
+    if manifest.get("status") != "running":
+        return
+    try:
         write_json_atomic(path, {**manifest, "status": "failed", "error": error})
+    except DataError as exc:  # another user's folder, a full disk: the study records it anyway
+        log.warning("could not record the lost run in %s: %s", path, exc)
 
 
 def derive_study_name(config: DictConfig, space: search_space.SearchSpace, directions: Any) -> str:
