@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,45 @@ def cnnlab(
         timeout=timeout,
         check=False,
     )
+
+
+def ctrl_c_when(
+    marker: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, list[str]]:
+    """Run ``cnnlab <args>`` and press Ctrl-C once a line of its output holds ``marker``.
+
+    Returns its exit code and its output lines. SIGINT is restored to its default in the
+    child, as from a terminal: a test run in the background ignores it, and so would the child.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line.rstrip("\n"))
+            if marker in line:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert seen.wait(timeout=240), "\n".join(lines[-30:])
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=10)
+    return code, lines
 
 
 def only_run_dir(root: Path) -> Path:

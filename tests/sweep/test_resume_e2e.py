@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import optuna
@@ -22,6 +19,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from cnnlab.sweep.storage import RETRY_ATTR
+from tests.conftest import ctrl_c_when
 from tests.sweep.test_failures_e2e import GRID, USER_CALLBACKS
 
 # Two epochs of a few batches (debug=limit), one grid point: the lost trial and its copy.
@@ -115,38 +113,10 @@ def test_a_killed_sweep_rerun_continues_its_lost_trial(
     assert "lr: 0.01" in best and "ckpt_path" not in best, best
 
 
-def _interrupt_when_waiting(cwd: Path, env: dict[str, str], *args: str) -> int:
+def _ctrl_c(tmp_path: Path, *args: str) -> int:
     """Run ``cnnlab <args>``, press Ctrl-C once its callback waits; its exit code."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cnnlab", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **env},
-        # As from a terminal (a test run in the background ignores SIGINT, and so would it).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    lines: list[str] = []
-    waiting = threading.Event()
-
-    def read() -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            lines.append(line)
-            if "waiting for Ctrl-C" in line:
-                waiting.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert waiting.wait(timeout=240), "".join(lines[-30:])
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    reader.join(timeout=10)
-    assert not any("Traceback" in line for line in lines), "".join(lines[-30:])
+    code, lines = ctrl_c_when("waiting for Ctrl-C", *args, cwd=tmp_path, env=_env(tmp_path))
+    assert not any("Traceback" in line for line in lines), "\n".join(lines[-30:])
     return code
 
 
@@ -156,7 +126,7 @@ def test_a_sweep_stopped_with_ctrl_c_resumes_its_trial(tmp_path: Path, run_subpr
         "+callbacks.wait.epoch=1",
         f"+callbacks.wait.marker={tmp_path / 'waited'}",
     ]
-    code = _interrupt_when_waiting(tmp_path, _env(tmp_path), "train", "-m", *COMMAND, *wait)
+    code = _ctrl_c(tmp_path, "train", "-m", *COMMAND, *wait)
     assert code != 0
 
     lost, copy, log = _resumed(tmp_path, run_subprocess, *wait)
@@ -178,9 +148,7 @@ def test_a_copy_stopped_before_its_first_checkpoint_leaves_the_lost_runs_progres
         "+callbacks.wait.times=2",
     ]
     for _ in range(2):
-        assert (
-            _interrupt_when_waiting(tmp_path, _env(tmp_path), "train", "-m", *COMMAND, *wait) != 0
-        )
+        assert _ctrl_c(tmp_path, "train", "-m", *COMMAND, *wait) != 0
 
     proc = run_subprocess("train", "-m", *COMMAND, *wait, env=_env(tmp_path))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]

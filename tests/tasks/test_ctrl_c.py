@@ -7,58 +7,15 @@ of the run, and its last line names the ``resume=`` command that continues it.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+from tests.conftest import ctrl_c_when
+
 # Epochs of three batches: the first epoch line comes quickly, the last one not for minutes.
 LONG = ["debug=limit", "trainer.max_epochs=2000", "logger=none"]
-
-
-def _default_sigint() -> None:
-    # As from a terminal: a test run started in the background ignores SIGINT, and the child
-    # would inherit that and never see the Ctrl-C.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _interrupt_after_first_epoch(cwd: Path, *args: str) -> tuple[int, list[str]]:
-    """Run ``cnnlab <args>``, press Ctrl-C after its first epoch line; its code and lines."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cnnlab", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=os.environ.copy(),
-        preexec_fn=_default_sigint,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    seen = threading.Event()
-
-    def read() -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            lines.append(line.rstrip("\n"))
-            if "epoch 1/" in line:
-                seen.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        assert seen.wait(timeout=240), "\n".join(lines[-30:])
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    reader.join(timeout=10)
-    return code, lines
 
 
 def _last_line(lines: list[str]) -> str:
@@ -66,7 +23,7 @@ def _last_line(lines: list[str]) -> str:
 
 
 def test_ctrl_c_records_an_interrupted_run_and_names_its_resume_command(tmp_path: Path) -> None:
-    code, lines = _interrupt_after_first_epoch(tmp_path, "train", *LONG)
+    code, lines = ctrl_c_when("epoch 1/", "train", *LONG, cwd=tmp_path)
     (run_dir,) = (tmp_path / "outputs" / "runs" / "train").iterdir()
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "interrupted", record
@@ -78,9 +35,8 @@ def test_ctrl_c_records_an_interrupted_run_and_names_its_resume_command(tmp_path
 
 
 def test_ctrl_c_in_a_sweep_leaves_the_trial_to_resume(tmp_path: Path) -> None:
-    code, lines = _interrupt_after_first_epoch(
-        tmp_path, "train", "-m", "hparams_search=random", "hydra.sweeper.n_trials=2", *LONG
-    )
+    sweep = ["-m", "hparams_search=random", "hydra.sweeper.n_trials=2"]
+    code, lines = ctrl_c_when("epoch 1/", "train", *sweep, *LONG, cwd=tmp_path)
     assert code != 0
     assert not any("Traceback" in line for line in lines), "\n".join(lines[-30:])
     (sweep_dir,) = (tmp_path / "outputs" / "multiruns" / "train").iterdir()
