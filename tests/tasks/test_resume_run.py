@@ -165,8 +165,17 @@ class ZeroBeforeValidation(pl.Callback):
 """
 
 
+@pytest.fixture
+def zero_callback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The override that adds :data:`ZERO_CALLBACK`, a user's callback found on sys.path."""
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "zero_callback.py").write_text(ZERO_CALLBACK)
+    monkeypatch.syspath_prepend(str(tmp_path / "user"))
+    return "+callbacks.zero._target_=zero_callback.ZeroBeforeValidation"
+
+
 def test_a_fit_continued_from_a_checkpoint_keeps_its_best_so_far(
-    run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    run_cli, zero_callback: str, tmp_path: Path
 ) -> None:
     run = ["debug=limit", "logger=none", "test=false", "scheduler=none"]
     first = tmp_path / "first"
@@ -184,13 +193,14 @@ def test_a_fit_continued_from_a_checkpoint_keeps_its_best_so_far(
     assert "nothing left to train" in (ended / "train.log").read_text()
 
     # One more epoch, which makes the network worse: the best is still the checkpoint's.
-    (tmp_path / "user").mkdir()
-    (tmp_path / "user" / "zero_callback.py").write_text(ZERO_CALLBACK)
-    monkeypatch.syspath_prepend(str(tmp_path / "user"))
     worse = tmp_path / "worse"
-    zero = "+callbacks.zero._target_=zero_callback.ZeroBeforeValidation"
     run_cli(
-        "train", *run, "trainer.max_epochs=3", f"ckpt_path={last}", zero, f"hydra.run.dir={worse}"
+        "train",
+        *run,
+        "trainer.max_epochs=3",
+        f"ckpt_path={last}",
+        zero_callback,
+        f"hydra.run.dir={worse}",
     )
     metrics = json.loads((worse / "metrics.json").read_text())
     assert metrics["val/acc"] < done["val/acc_best"]  # the premise: epoch 3 is worse
@@ -199,7 +209,7 @@ def test_a_fit_continued_from_a_checkpoint_keeps_its_best_so_far(
 
 
 def test_a_fit_continued_in_another_folder_tests_the_best_checkpoint_of_the_whole_fit(
-    run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    run_cli, zero_callback: str, tmp_path: Path
 ) -> None:
     # A sweep's re-queued trial continues the killed trial's last.ckpt in a folder of its own.
     # Lightning kept the best checkpoint's path but not its score: the first epoch after the
@@ -208,16 +218,13 @@ def test_a_fit_continued_in_another_folder_tests_the_best_checkpoint_of_the_whol
     first = tmp_path / "first"
     run_cli("train", *run, f"hydra.run.dir={first}")
     done = json.loads((first / "metrics.json").read_text())
-    (tmp_path / "user").mkdir()
-    (tmp_path / "user" / "zero_callback.py").write_text(ZERO_CALLBACK)
-    monkeypatch.syspath_prepend(str(tmp_path / "user"))
     worse = tmp_path / "worse"
     run_cli(
         "train",
         *run,
         "trainer.max_epochs=3",
         f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
-        "+callbacks.zero._target_=zero_callback.ZeroBeforeValidation",
+        zero_callback,
         f"hydra.run.dir={worse}",
     )
     metrics = json.loads((worse / "metrics.json").read_text())

@@ -19,6 +19,7 @@ from pytorch_lightning.callbacks import (
 from typing_extensions import override
 
 from cnnlab.files.atomic import replacing
+from cnnlab.lit.time_to_accuracy import TimeToAccuracy
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +309,6 @@ class KeepStopped(Callback):
 
 def _has_stopped(callback: Callback) -> bool:
     """Whether ``callback``'s state says it stopped the fit."""
-    from cnnlab.lit.time_to_accuracy import TimeToAccuracy
-
     if isinstance(callback, EarlyStopping):
         return early_stopping_stopped(callback)
     return isinstance(callback, TimeToAccuracy) and callback.stop and callback.result is not None

@@ -90,9 +90,8 @@ def _fit_and_test(
     loggers = build_loggers(cfg.logger)
     callbacks = build_callbacks(cfg.callbacks, with_logger=bool(loggers))
     callbacks += sweep_callbacks(cfg)
-    callbacks.append(KeepStopped())
-    if ckpt_path:
-        callbacks.append(KeepBestAcrossFolders())
+    if ckpt_path:  # what Lightning does not carry over from a checkpoint
+        callbacks += [KeepStopped(), KeepBestAcrossFolders()]
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
     log_hyperparameters(trainer.loggers, to_dict(cfg))
 
